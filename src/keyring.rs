@@ -1,0 +1,685 @@
+//! The hot-swappable keyring: one current key plus grace keys, rotated without dropping traffic.
+//!
+//! Readers ([`Verifier`](crate::Verifier)) take one lock-free snapshot per request. Writers
+//! ([`Keyring::rotate`], [`Keyring::revoke`], …) build a new immutable key set and publish it
+//! with [`ArcSwap::rcu`], so two concurrent rotations never lose one another.
+
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use chrono::{DateTime, TimeZone, Utc};
+use hmac::{Hmac, KeyInit};
+use sha2::Sha256;
+
+use crate::clock::{Clock, SystemClock};
+use crate::secret::{RevealedSecret, Secret, SecretError};
+
+/// Default longest grace period: one hour, as the platforms that offer one allow.
+pub const DEFAULT_MAX_GRACE: Duration = Duration::from_secs(3600);
+
+/// Default bound on the keys live at once (current plus grace).
+pub const DEFAULT_MAX_KEYS: usize = 8;
+
+/// A keyed HMAC-SHA256 state.
+pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// The non-secret name of one key in a [`Keyring`].
+///
+/// Generated ids look like `key_3f9a0c1d2e4b5a69`; they are random, not derived from the
+/// secret, so they can be logged and shown freely.
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId(Arc<str>);
+
+impl KeyId {
+    /// An id with the given text.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::KeyId;
+    ///
+    /// let id = KeyId::new("stripe-2026-11");
+    /// assert_eq!(id.as_str(), "stripe-2026-11");
+    /// ```
+    pub fn new(id: impl AsRef<str>) -> Self {
+        Self(Arc::from(id.as_ref()))
+    }
+
+    /// A fresh random id.
+    pub fn random() -> Self {
+        static FALLBACK: AtomicU64 = AtomicU64::new(0);
+        // Ids are labels, not secrets: when the OS RNG fails, time plus a counter is unique enough.
+        let n = getrandom::u64().unwrap_or_else(|_| {
+            let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+            nanos ^ FALLBACK.fetch_add(1, Ordering::Relaxed).rotate_left(48)
+        });
+        Self(Arc::from(format!("key_{n:016x}")))
+    }
+
+    /// The id's text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(&*self.0, f)
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// Whether a key is the one senders should use now, or an old one still honoured.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum KeyRole {
+    /// The newest key; it does not expire until rotated away.
+    Current,
+    /// A previous key, accepted until its `expires_at`.
+    Grace,
+}
+
+/// What an operator may know about one live key: everything but the secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct KeyInfo {
+    /// The key's id.
+    pub id: KeyId,
+    /// Current or grace.
+    pub role: KeyRole,
+    /// When the key entered the keyring.
+    pub created_at: DateTime<Utc>,
+    /// When a grace key stops being accepted; `None` for the current key.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The last time a delivery verified with this key (to the second), if ever.
+    pub last_verified: Option<DateTime<Utc>>,
+}
+
+/// The outcome of a rotation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Rotation {
+    /// Id of the new current key.
+    pub new_key: KeyId,
+    /// Id of the key that was current before.
+    pub old_key: KeyId,
+    /// When the old key stops being accepted; `None` when it was invalidated at once.
+    pub old_expires_at: Option<DateTime<Utc>>,
+}
+
+/// Why a keyring change was refused. When it is returned, the keyring is unchanged.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum RotationError {
+    /// The grace period is longer than the keyring allows.
+    #[error("grace period of {}s is out of range (0..={}s)", requested.as_secs(), max.as_secs())]
+    GraceOutOfRange {
+        /// The grace period asked for.
+        requested: Duration,
+        /// The longest allowed.
+        max: Duration,
+    },
+    /// The change would leave more live keys than the keyring allows.
+    #[error("{live} keys would be live, more than the limit of {max}; revoke a grace key or wait for one to expire")]
+    TooManyKeys {
+        /// Keys that would be live after the change.
+        live: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// No live key has this id.
+    #[error("no live key has id {id}")]
+    UnknownKey {
+        /// The id asked for.
+        id: KeyId,
+    },
+    /// The current key cannot be revoked; rotate to a new key instead.
+    #[error("key {id} is the current key; rotate to a new key instead of revoking it")]
+    RevokeCurrent {
+        /// The current key's id.
+        id: KeyId,
+    },
+    /// A grace key was added with an expiry that has already passed.
+    #[error("grace key would expire at {expires_at}, which is not after now ({now})")]
+    AlreadyExpired {
+        /// The expiry asked for.
+        expires_at: DateTime<Utc>,
+        /// The keyring's clock at the time.
+        now: DateTime<Utc>,
+    },
+    /// The id is already used by a live key.
+    #[error("a live key already has id {id}")]
+    DuplicateId {
+        /// The id.
+        id: KeyId,
+    },
+    /// A new secret could not be generated.
+    #[error(transparent)]
+    Secret(#[from] SecretError),
+}
+
+/// One key: its secret, the HMAC keyed with it once, and its bookkeeping.
+pub(crate) struct Key {
+    pub(crate) id: KeyId,
+    pub(crate) created_at: DateTime<Utc>,
+    /// Kept for signing and, later, durable stores; never readable from outside the crate.
+    pub(crate) secret: Secret,
+    /// Keyed once when the key is built; cloned per request instead of re-running the key schedule.
+    pub(crate) mac: HmacSha256,
+    /// Set when the key is invalidated at once (grace 0 or revoke), so a request that took its
+    /// snapshot before the change still cannot be accepted after the change returned.
+    retired: AtomicBool,
+    /// Unix seconds of the last verification, 0 for never.
+    last_verified: AtomicI64,
+    /// Unix seconds of the last grace-key warning, for rate limiting.
+    last_warned: AtomicI64,
+}
+
+impl Key {
+    fn new(id: KeyId, secret: Secret, created_at: DateTime<Utc>) -> Self {
+        let mac = HmacSha256::new_from_slice(secret.expose()).unwrap_or_else(|_| {
+            // HMAC accepts keys of any length; this branch cannot be reached.
+            unreachable!("HMAC accepts keys of any length")
+        });
+        Self {
+            id,
+            created_at,
+            secret,
+            mac,
+            retired: AtomicBool::new(false),
+            last_verified: AtomicI64::new(0),
+            last_warned: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    pub(crate) fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::SeqCst)
+    }
+
+    /// Records a verification; writes only when the second changed, so readers on many cores do
+    /// not fight over the cache line.
+    pub(crate) fn mark_verified(&self, now: DateTime<Utc>) {
+        let secs = now.timestamp();
+        if self.last_verified.load(Ordering::Relaxed) != secs {
+            self.last_verified.store(secs, Ordering::Relaxed);
+        }
+    }
+
+    /// True at most once per `every` for this key, across threads.
+    pub(crate) fn should_warn(&self, now: DateTime<Utc>, every: Duration) -> bool {
+        let secs = now.timestamp();
+        let last = self.last_warned.load(Ordering::Relaxed);
+        let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
+        secs.saturating_sub(last) >= every
+            && self
+                .last_warned
+                .compare_exchange(last, secs, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Key")
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
+            .field("secret", &self.secret)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A key as it stands in one key set: grace keys carry their expiry.
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub(crate) key: Arc<Key>,
+    pub(crate) expires_at: Option<DateTime<Utc>>,
+}
+
+impl Entry {
+    fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.expires_at.is_none_or(|at| now < at)
+    }
+}
+
+/// An immutable set of keys: `entries[0]` is current, the rest are grace keys, newest first.
+#[derive(Debug)]
+pub(crate) struct KeySet {
+    entries: Vec<Entry>,
+}
+
+impl KeySet {
+    /// The keys a request may match at `now`, current first, each with its role.
+    pub(crate) fn live(&self, now: DateTime<Utc>) -> impl Iterator<Item = (&Arc<Key>, KeyRole)> {
+        self.entries
+            .iter()
+            .enumerate()
+            .filter(move |(_, e)| e.is_live(now) && !e.key.is_retired())
+            .map(|(i, e)| (&e.key, role_at(i)))
+    }
+
+    pub(crate) fn current(&self) -> &Arc<Key> {
+        &self.entries[0].key
+    }
+
+    /// The entries still live at `now`, which is what a write starts from (pruning the rest).
+    fn pruned(&self, now: DateTime<Utc>) -> Vec<Entry> {
+        self.entries
+            .iter()
+            .filter(|e| e.is_live(now) && !e.key.is_retired())
+            .cloned()
+            .collect()
+    }
+}
+
+fn role_at(index: usize) -> KeyRole {
+    if index == 0 {
+        KeyRole::Current
+    } else {
+        KeyRole::Grace
+    }
+}
+
+struct Shared {
+    set: ArcSwap<KeySet>,
+    clock: Arc<dyn Clock>,
+    max_grace: Duration,
+    max_keys: usize,
+}
+
+/// The shared, hot-swappable set of signing keys: one current key plus grace keys.
+///
+/// Cloning is cheap (an `Arc`); every clone sees the same keys. Reads never block: a verifier
+/// takes one snapshot per request. Changes ([`rotate`](Keyring::rotate),
+/// [`regenerate`](Keyring::regenerate), [`revoke`](Keyring::revoke),
+/// [`add_grace_key`](Keyring::add_grace_key)) are atomic: a request sees the key set from before
+/// or after, never a mix, and concurrent changes never overwrite one another.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_guard::{KeyRole, Keyring, Secret};
+///
+/// let keyring = Keyring::new(Secret::from_hex("0123456789abcdef0123456789abcdef")?);
+///
+/// // The platform regenerated its secret and keeps the old one valid for ten minutes.
+/// let rotation = keyring.rotate(Secret::from_hex("fedcba9876543210fedcba9876543210")?,
+///                               Duration::from_secs(600))?;
+/// assert!(rotation.old_expires_at.is_some());
+///
+/// let keys = keyring.keys();
+/// assert_eq!(keys.len(), 2);
+/// assert_eq!(keys[0].role, KeyRole::Current);
+/// assert_eq!(keys[1].id, rotation.old_key);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Keyring {
+    shared: Arc<Shared>,
+}
+
+impl Keyring {
+    /// A keyring whose current key is `current`, with the default limits and the system clock.
+    pub fn new(current: Secret) -> Self {
+        Self::builder().build(current)
+    }
+
+    /// A builder to set the limits and the clock.
+    pub fn builder() -> KeyringBuilder {
+        KeyringBuilder::default()
+    }
+
+    /// Makes `new` the current key.
+    ///
+    /// With `grace` zero the old current key is invalidated at once: no request is accepted
+    /// with it after this call returns, even one that was being verified during the call. With
+    /// a positive `grace` it stays valid until `now + grace`, reported in
+    /// [`Rotation::old_expires_at`]. Earlier grace keys keep their own expiry. Expired keys are
+    /// pruned.
+    ///
+    /// # Errors
+    ///
+    /// [`RotationError::GraceOutOfRange`] when `grace` exceeds the maximum (3600 s by
+    /// default); [`RotationError::TooManyKeys`] when the live keys would exceed the maximum
+    /// (8 by default). The keyring is unchanged on error.
+    pub fn rotate(&self, new: Secret, grace: Duration) -> Result<Rotation, RotationError> {
+        self.rotate_with_id(KeyId::random(), new, grace)
+    }
+
+    /// [`rotate`](Keyring::rotate) with an id of the caller's choosing.
+    ///
+    /// # Errors
+    ///
+    /// As for [`rotate`](Keyring::rotate), and [`RotationError::DuplicateId`] when a live key
+    /// already has `id`.
+    pub fn rotate_with_id(
+        &self,
+        id: KeyId,
+        new: Secret,
+        grace: Duration,
+    ) -> Result<Rotation, RotationError> {
+        let shared = &*self.shared;
+        if grace > shared.max_grace {
+            return Err(RotationError::GraceOutOfRange {
+                requested: grace,
+                max: shared.max_grace,
+            });
+        }
+        let now = shared.clock.now();
+        let key = Arc::new(Key::new(id, new, now));
+        let expires_at = (!grace.is_zero()).then(|| add(now, grace));
+        let rotation = self.update(|set| {
+            let mut entries = set.pruned(now);
+            ensure_unique(&entries, &key.id)?;
+            // The current key is never retired nor expiring, so the pruned set still starts with it.
+            let old = Arc::clone(&entries[0].key);
+            match expires_at {
+                Some(at) => entries[0].expires_at = Some(at),
+                None => {
+                    entries.remove(0);
+                }
+            }
+            entries.insert(
+                0,
+                Entry {
+                    key: Arc::clone(&key),
+                    expires_at: None,
+                },
+            );
+            check_count(entries.len(), shared.max_keys)?;
+            Ok((entries, old))
+        })?;
+        if expires_at.is_none() {
+            rotation.retired.store(true, Ordering::SeqCst);
+        }
+        tracing::info!(new_key = %key.id, old_key = %rotation.id, grace_secs = grace.as_secs(), "keyring rotated");
+        Ok(Rotation {
+            new_key: key.id.clone(),
+            old_key: rotation.id.clone(),
+            old_expires_at: expires_at,
+        })
+    }
+
+    /// Generates a fresh 32-byte secret and rotates to it, as a platform's "regenerate secret"
+    /// button does.
+    ///
+    /// The new secret is returned once, as a [`RevealedSecret`]; the keyring keeps no readable
+    /// copy.
+    ///
+    /// # Errors
+    ///
+    /// As for [`rotate`](Keyring::rotate), and [`RotationError::Secret`] when the OS random
+    /// number generator fails.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_guard::Keyring;
+    ///
+    /// let (keyring, _first) = Keyring::generate()?;
+    /// let (revealed, rotation) = keyring.regenerate(Duration::ZERO)?;
+    /// assert_eq!(rotation.old_expires_at, None);
+    /// let shown_once = revealed.into_whsec();
+    /// assert!(shown_once.starts_with("whsec_"));
+    /// # Ok::<(), webhook_guard::RotationError>(())
+    /// ```
+    pub fn regenerate(&self, grace: Duration) -> Result<(RevealedSecret, Rotation), RotationError> {
+        let revealed = Secret::generate()?;
+        let rotation = self.rotate(revealed.secret(), grace)?;
+        Ok((revealed, rotation))
+    }
+
+    /// A keyring with a freshly generated current key, and that key revealed once.
+    ///
+    /// # Errors
+    ///
+    /// [`RotationError::Secret`] when the OS random number generator fails.
+    pub fn generate() -> Result<(Self, RevealedSecret), RotationError> {
+        let revealed = Secret::generate()?;
+        Ok((Self::new(revealed.secret()), revealed))
+    }
+
+    /// Ends a grace key at once, for a secret that leaked.
+    ///
+    /// # Errors
+    ///
+    /// [`RotationError::RevokeCurrent`] for the current key (rotate instead),
+    /// [`RotationError::UnknownKey`] when no live key has `id`.
+    pub fn revoke(&self, id: &KeyId) -> Result<(), RotationError> {
+        let now = self.shared.clock.now();
+        let revoked = self.update(|set| {
+            let mut entries = set.pruned(now);
+            let index = entries
+                .iter()
+                .position(|e| &e.key.id == id)
+                .ok_or_else(|| RotationError::UnknownKey { id: id.clone() })?;
+            if index == 0 {
+                return Err(RotationError::RevokeCurrent { id: id.clone() });
+            }
+            let entry = entries.remove(index);
+            Ok((entries, entry.key))
+        })?;
+        revoked.retired.store(true, Ordering::SeqCst);
+        tracing::warn!(key = %id, "grace key revoked");
+        Ok(())
+    }
+
+    /// Adds an old key that stays valid until `expires_at`, for a service that starts in the
+    /// middle of a sender's grace period (for example with the old and new secrets both in its
+    /// configuration). Returns the new key's id.
+    ///
+    /// # Errors
+    ///
+    /// [`RotationError::AlreadyExpired`] when `expires_at` is not in the future,
+    /// [`RotationError::TooManyKeys`] when the keyring is full.
+    pub fn add_grace_key(
+        &self,
+        secret: Secret,
+        expires_at: DateTime<Utc>,
+    ) -> Result<KeyId, RotationError> {
+        let now = self.shared.clock.now();
+        if expires_at <= now {
+            return Err(RotationError::AlreadyExpired { expires_at, now });
+        }
+        let key = Arc::new(Key::new(KeyId::random(), secret, now));
+        self.update(|set| {
+            let mut entries = set.pruned(now);
+            // Grace keys are ordered by expiry, latest first, after the current key.
+            let at = entries
+                .iter()
+                .skip(1)
+                .position(|e| e.expires_at.is_some_and(|e| e < expires_at))
+                .map_or(entries.len(), |p| p + 1);
+            entries.insert(
+                at,
+                Entry {
+                    key: Arc::clone(&key),
+                    expires_at: Some(expires_at),
+                },
+            );
+            check_count(entries.len(), self.shared.max_keys)?;
+            Ok((entries, ()))
+        })?;
+        Ok(key.id.clone())
+    }
+
+    /// The live keys, current first, then grace keys newest first.
+    pub fn keys(&self) -> Vec<KeyInfo> {
+        let now = self.shared.clock.now();
+        let set = self.shared.set.load();
+        set.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_live(now) && !e.key.is_retired())
+            .map(|(i, e)| KeyInfo {
+                id: e.key.id.clone(),
+                role: role_at(i),
+                created_at: e.key.created_at,
+                expires_at: e.expires_at,
+                last_verified: match e.key.last_verified.load(Ordering::Relaxed) {
+                    0 => None,
+                    secs => Utc.timestamp_opt(secs, 0).single(),
+                },
+            })
+            .collect()
+    }
+
+    /// The id of the current key.
+    pub fn current_id(&self) -> KeyId {
+        self.shared.set.load().current().id.clone()
+    }
+
+    /// The keyring's clock.
+    pub fn clock(&self) -> Arc<dyn Clock> {
+        Arc::clone(&self.shared.clock)
+    }
+
+    /// One snapshot of the key set; a request uses exactly one.
+    pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        self.shared.set.load()
+    }
+
+    /// Publishes the key set `change` builds from the latest one, retrying if another writer
+    /// got there first. Returns what the published attempt returned.
+    fn update<R>(
+        &self,
+        mut change: impl FnMut(&KeySet) -> Result<(Vec<Entry>, R), RotationError>,
+    ) -> Result<R, RotationError> {
+        let mut outcome = None;
+        self.shared.set.rcu(|set| match change(set) {
+            Ok((entries, r)) => {
+                outcome = Some(Ok(r));
+                Arc::new(KeySet { entries })
+            }
+            Err(e) => {
+                outcome = Some(Err(e));
+                // Publishing the same set again changes nothing.
+                Arc::clone(set)
+            }
+        });
+        outcome.unwrap_or_else(|| unreachable!("rcu runs its closure at least once"))
+    }
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("keys", &self.keys())
+            .field("max_grace", &self.shared.max_grace)
+            .field("max_keys", &self.shared.max_keys)
+            .finish()
+    }
+}
+
+/// Builds a [`Keyring`] with non-default limits or clock.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_guard::{Keyring, ManualClock, Secret};
+///
+/// let clock = ManualClock::at_unix(1_700_000_000);
+/// let keyring = Keyring::builder()
+///     .max_grace(Duration::from_secs(7 * 24 * 3600))
+///     .max_keys(4)
+///     .clock(clock.clone())
+///     .build(Secret::from_bytes(b"first secret")?);
+/// assert_eq!(keyring.keys()[0].created_at.timestamp(), 1_700_000_000);
+/// # Ok::<(), webhook_guard::SecretError>(())
+/// ```
+#[derive(Debug)]
+pub struct KeyringBuilder {
+    clock: Arc<dyn Clock>,
+    max_grace: Duration,
+    max_keys: usize,
+    id: Option<KeyId>,
+}
+
+impl Default for KeyringBuilder {
+    fn default() -> Self {
+        Self {
+            clock: Arc::new(SystemClock),
+            max_grace: DEFAULT_MAX_GRACE,
+            max_keys: DEFAULT_MAX_KEYS,
+            id: None,
+        }
+    }
+}
+
+impl KeyringBuilder {
+    /// Longest grace period a rotation may ask for. Default: 3600 s.
+    pub fn max_grace(mut self, max: Duration) -> Self {
+        self.max_grace = max;
+        self
+    }
+
+    /// Most keys live at once, current included; at least 1. Default: 8.
+    pub fn max_keys(mut self, max: usize) -> Self {
+        self.max_keys = max.max(1);
+        self
+    }
+
+    /// The clock for key timestamps and expiry. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The id of the first key. Default: a random id.
+    pub fn key_id(mut self, id: KeyId) -> Self {
+        self.id = Some(id);
+        self
+    }
+
+    /// Builds the keyring with `current` as its current key.
+    pub fn build(self, current: Secret) -> Keyring {
+        let now = self.clock.now();
+        let key = Key::new(self.id.unwrap_or_else(KeyId::random), current, now);
+        let set = KeySet {
+            entries: vec![Entry {
+                key: Arc::new(key),
+                expires_at: None,
+            }],
+        };
+        Keyring {
+            shared: Arc::new(Shared {
+                set: ArcSwap::from_pointee(set),
+                clock: self.clock,
+                max_grace: self.max_grace,
+                max_keys: self.max_keys,
+            }),
+        }
+    }
+}
+
+fn add(now: DateTime<Utc>, by: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(by)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
+fn check_count(live: usize, max: usize) -> Result<(), RotationError> {
+    if live > max {
+        Err(RotationError::TooManyKeys { live, max })
+    } else {
+        Ok(())
+    }
+}
+
+fn ensure_unique(entries: &[Entry], id: &KeyId) -> Result<(), RotationError> {
+    if entries.iter().any(|e| &e.key.id == id) {
+        Err(RotationError::DuplicateId { id: id.clone() })
+    } else {
+        Ok(())
+    }
+}

@@ -1,0 +1,84 @@
+//! [GitHub](https://docs.github.com/en/webhooks/using-webhooks/validating-webhook-deliveries)
+//! webhook signatures.
+//!
+//! `X-Hub-Signature-256: sha256=<hex>`, an HMAC-SHA256 of the raw body keyed with the
+//! webhook's secret as text. GitHub signs no timestamp, so replays cannot be refused by age;
+//! the delivery id (`X-GitHub-Delivery`) is reported in [`Verified`](crate::Verified) for
+//! de-duplication. The legacy SHA-1 `X-Hub-Signature` is not accepted.
+
+use http::header::{HeaderMap, HeaderName};
+
+use super::{header, malformed, required_header, value, Delivery, Encoding, Scheme};
+use crate::sign::SignError;
+use crate::verify::{HeaderProblem, VerifyError};
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
+const DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
+
+/// GitHub's `X-Hub-Signature-256` header.
+///
+/// # Examples
+///
+/// The vector from GitHub's "Validating webhook deliveries" page:
+///
+/// ```
+/// use http::HeaderMap;
+/// use webhook_guard::{scheme::GitHub, Keyring, Secret, Verifier};
+///
+/// let verifier = Verifier::new(GitHub, Keyring::new(Secret::from_bytes("It's a Secret to Everybody")?));
+/// let mut headers = HeaderMap::new();
+/// headers.insert(
+///     "x-hub-signature-256",
+///     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17".parse()?,
+/// );
+/// verifier.verify(&headers, b"Hello, World!")?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GitHub;
+
+impl Scheme for GitHub {
+    fn name(&self) -> &'static str {
+        "github"
+    }
+
+    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+        let text = required_header(headers, &SIGNATURE)?;
+        let sig = text.strip_prefix("sha256=").ok_or_else(|| {
+            malformed(
+                &SIGNATURE,
+                HeaderProblem::MissingPrefix { prefix: "sha256=" },
+            )
+        })?;
+        let mut delivery = Delivery::new();
+        delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)?;
+        if let Some(id) = header(headers, &DELIVERY)? {
+            delivery.set_id(id);
+        }
+        Ok(delivery)
+    }
+
+    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        None
+    }
+
+    fn signed_content(&self, _: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        // GitHub has room for one signature only: the first (current) key's.
+        let sig = signatures.first().copied().unwrap_or_default();
+        let text = format!("sha256={}", Encoding::Hex.encode(sig));
+        headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
+        if let Some(id) = delivery.id() {
+            headers.insert(DELIVERY, value(&DELIVERY, id)?);
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,495 @@
+//! Signature schemes: how each sender puts its signature, timestamp and id in the headers, and
+//! what bytes it signs.
+//!
+//! A [`Scheme`] only parses and lays out; it never sees a key. The
+//! [`Verifier`](crate::Verifier) keys the MAC, feeds it the [signed content](Scheme::signed_content)
+//! and compares in constant time; the [`Signer`](crate::Signer) does the same in reverse with
+//! [`Scheme::signature_headers`].
+//!
+//! | scheme | signature header | signed content | encoding |
+//! |---|---|---|---|
+//! | [`StandardWebhooks`] | `webhook-signature: v1,<sig> …` (or `svix-signature`) | `{id}.{timestamp}.{body}` | base64 |
+//! | [`Stripe`] | `Stripe-Signature: t=<ts>,v1=<sig>…` | `{t}.{body}` | hex |
+//! | [`GitHub`] | `X-Hub-Signature-256: sha256=<sig>` | `{body}` | hex |
+//! | [`Slack`] | `X-Slack-Signature: v0=<sig>` | `v0:{timestamp}:{body}` | hex |
+//! | [`Shopify`] | `X-Shopify-Hmac-Sha256: <sig>` | `{body}` | base64 |
+//! | [`Custom`] | any | any [`Template`] | hex or base64 |
+
+use std::fmt;
+
+use base64::engine::general_purpose::STANDARD;
+use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+use base64::Engine as _;
+use chrono::{DateTime, Utc};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use crate::sign::SignError;
+use crate::verify::{HeaderProblem, VerifyError};
+
+mod custom;
+mod github;
+mod shopify;
+mod slack;
+mod standard;
+mod stripe;
+
+pub use custom::{Custom, Template, TemplateError, TimestampUnit};
+pub use github::GitHub;
+pub use shopify::Shopify;
+pub use slack::Slack;
+pub use standard::StandardWebhooks;
+pub use stripe::Stripe;
+
+/// Most signatures one delivery may carry; more is refused as malformed. Senders put one per
+/// live secret, and no platform keeps more than a few live.
+pub const MAX_SIGNATURES: usize = 16;
+
+/// Longest signature, in decoded bytes, a candidate may have (HMAC-SHA512 and Ed25519 fit).
+pub const MAX_SIGNATURE_LEN: usize = 64;
+
+/// Longest header value the schemes read, in bytes.
+pub const MAX_HEADER_LEN: usize = 8 * 1024;
+
+/// A way of signing webhooks: where the signature, timestamp and id are, and what is signed.
+///
+/// Implement it for a sender this crate does not know; the built-in schemes are examples.
+///
+/// # Examples
+///
+/// A sender that puts a hex HMAC of `{timestamp}|{body}` in `X-Acme-Signature` and the Unix
+/// timestamp in `X-Acme-Timestamp`:
+///
+/// ```
+/// use http::{HeaderMap, HeaderName, HeaderValue};
+/// use webhook_guard::scheme::{header, required_header, Delivery, Encoding, Scheme};
+/// use webhook_guard::{SignError, VerifyError};
+///
+/// #[derive(Debug)]
+/// struct Acme;
+///
+/// const SIGNATURE: HeaderName = HeaderName::from_static("x-acme-signature");
+/// const TIMESTAMP: HeaderName = HeaderName::from_static("x-acme-timestamp");
+///
+/// impl Scheme for Acme {
+///     fn name(&self) -> &'static str {
+///         "acme"
+///     }
+///
+///     fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+///         let mut delivery = Delivery::new();
+///         delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
+///         let signature = required_header(headers, &SIGNATURE)?;
+///         delivery.push_signature(&SIGNATURE, signature, Encoding::Hex)?;
+///         Ok(delivery)
+///     }
+///
+///     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+///         out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+///         out(b"|");
+///         out(body);
+///     }
+///
+///     fn signature_headers(
+///         &self,
+///         delivery: &Delivery<'_>,
+///         signatures: &[&[u8]],
+///         headers: &mut HeaderMap,
+///     ) -> Result<(), SignError> {
+///         let ts = delivery.timestamp_text().unwrap_or_default();
+///         headers.insert(TIMESTAMP, HeaderValue::from_str(ts).map_err(|_| SignError::InvalidHeaderValue { name: TIMESTAMP })?);
+///         let sig = Encoding::Hex.encode(signatures.first().copied().unwrap_or_default());
+///         headers.insert(SIGNATURE, HeaderValue::from_str(&sig).map_err(|_| SignError::InvalidHeaderValue { name: SIGNATURE })?);
+///         Ok(())
+///     }
+/// }
+/// ```
+pub trait Scheme: fmt::Debug + Send + Sync + 'static {
+    /// A short lowercase name for logs and error reports, such as `"stripe"`.
+    fn name(&self) -> &'static str;
+
+    /// Reads the candidate signatures, timestamp and id from `headers`.
+    ///
+    /// Use [`header`] or [`required_header`] to read a header: they refuse duplicated, overlong
+    /// and non-ASCII values.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::MissingHeader`], [`VerifyError::DuplicateHeader`] or
+    /// [`VerifyError::MalformedHeader`].
+    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError>;
+
+    /// The timestamp text a sender writes for `at`, or `None` when the scheme signs no
+    /// timestamp. Default: whole Unix seconds.
+    fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
+        Some(at.timestamp().to_string())
+    }
+
+    /// Feeds the signed content to `out`, piece by piece, in order. The pieces are MACed as one
+    /// message, so nothing is copied to assemble them.
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8]));
+
+    /// Writes the headers a sender sends: the signatures (one per live key, in the order
+    /// given), the timestamp and id where the scheme has them.
+    ///
+    /// # Errors
+    ///
+    /// [`SignError`] when a value cannot be a header value.
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError>;
+}
+
+impl<S: Scheme + ?Sized> Scheme for Box<S> {
+    fn name(&self) -> &'static str {
+        (**self).name()
+    }
+    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+        (**self).parse(headers)
+    }
+    fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
+        (**self).timestamp_text(at)
+    }
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        (**self).signed_content(delivery, body, out)
+    }
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        (**self).signature_headers(delivery, signatures, headers)
+    }
+}
+
+/// How a signature is written in its header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Encoding {
+    /// Hexadecimal; either case is read, lowercase is written.
+    Hex,
+    /// Standard base64 alphabet; padding optional when read, written padded.
+    Base64,
+}
+
+impl Encoding {
+    /// Decodes `text` into `out`, returning the number of bytes, or `None` when it is not valid
+    /// in this encoding or longer than `out`.
+    pub fn decode(self, text: &str, out: &mut [u8]) -> Option<usize> {
+        match self {
+            Self::Hex => {
+                let len = text.len() / 2;
+                if !text.len().is_multiple_of(2) || len > out.len() {
+                    return None;
+                }
+                hex::decode_to_slice(text, &mut out[..len]).ok()?;
+                Some(len)
+            }
+            Self::Base64 => {
+                // Checked first: base64 refuses an output buffer that might be too small.
+                if text.len() > out.len().div_ceil(3) * 4 {
+                    return None;
+                }
+                LENIENT_BASE64.decode_slice(text, out).ok()
+            }
+        }
+    }
+
+    /// Encodes `bytes`.
+    pub fn encode(self, bytes: &[u8]) -> String {
+        match self {
+            Self::Hex => hex::encode(bytes),
+            Self::Base64 => STANDARD.encode(bytes),
+        }
+    }
+
+    /// The encoding's name, for error messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Hex => "hex",
+            Self::Base64 => "base64",
+        }
+    }
+}
+
+const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
+    &base64::alphabet::STANDARD,
+    GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+);
+
+/// One candidate signature, decoded, held inline so parsing does not allocate.
+#[derive(Clone, Copy)]
+pub(crate) struct Candidate {
+    bytes: [u8; MAX_SIGNATURE_LEN],
+    len: u8,
+}
+
+impl Candidate {
+    pub(crate) fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..usize::from(self.len)]
+    }
+}
+
+/// A delivery's signature headers, parsed: candidate signatures, timestamp and id.
+///
+/// A [`Scheme`] builds one in [`Scheme::parse`]; the verifier reads it.
+#[derive(Clone)]
+pub struct Delivery<'h> {
+    candidates: [Candidate; MAX_SIGNATURES],
+    count: usize,
+    timestamp: Option<(i64, &'h str)>,
+    id: Option<&'h str>,
+}
+
+impl Default for Delivery<'_> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<'h> Delivery<'h> {
+    /// An empty delivery: no signature, timestamp or id.
+    pub fn new() -> Self {
+        Self {
+            candidates: [Candidate {
+                bytes: [0; MAX_SIGNATURE_LEN],
+                len: 0,
+            }; MAX_SIGNATURES],
+            count: 0,
+            timestamp: None,
+            id: None,
+        }
+    }
+
+    /// Decodes one candidate signature from header `name` and adds it.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::MalformedHeader`] when `text` is not valid in `encoding`, is empty, is
+    /// longer than [`MAX_SIGNATURE_LEN`] bytes, or would be signature number
+    /// [`MAX_SIGNATURES`]` + 1`.
+    pub fn push_signature(
+        &mut self,
+        name: &HeaderName,
+        text: &str,
+        encoding: Encoding,
+    ) -> Result<(), VerifyError> {
+        if self.count == MAX_SIGNATURES {
+            return Err(malformed(
+                name,
+                HeaderProblem::TooManySignatures {
+                    max: MAX_SIGNATURES,
+                },
+            ));
+        }
+        if text.is_empty() {
+            return Err(malformed(name, HeaderProblem::EmptySignature));
+        }
+        let slot = &mut self.candidates[self.count];
+        let len = encoding
+            .decode(text, &mut slot.bytes)
+            .ok_or_else(|| malformed(name, HeaderProblem::BadEncoding { encoding }))?;
+        if len == 0 {
+            return Err(malformed(name, HeaderProblem::EmptySignature));
+        }
+        // `len` fits: it is at most MAX_SIGNATURE_LEN (64).
+        slot.len = len as u8;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Sets the timestamp from header `name`, whole seconds since the Unix epoch.
+    ///
+    /// The text is kept as it was sent, since that is what the sender signed.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::MalformedHeader`] unless `text` is 1 to 18 ASCII digits.
+    pub fn set_timestamp(&mut self, name: &HeaderName, text: &'h str) -> Result<(), VerifyError> {
+        self.set_timestamp_in(name, text, TimestampUnit::Seconds)
+    }
+
+    pub(crate) fn set_timestamp_in(
+        &mut self,
+        name: &HeaderName,
+        text: &'h str,
+        unit: TimestampUnit,
+    ) -> Result<(), VerifyError> {
+        let value =
+            parse_unsigned(text).ok_or_else(|| malformed(name, HeaderProblem::BadTimestamp))?;
+        let secs = match unit {
+            TimestampUnit::Seconds => value,
+            TimestampUnit::Milliseconds => value / 1000,
+        };
+        self.timestamp = Some((secs, text));
+        Ok(())
+    }
+
+    /// Sets the webhook id (the sender's delivery or message id).
+    pub fn set_id(&mut self, id: &'h str) {
+        self.id = Some(id);
+    }
+
+    /// The timestamp, in whole seconds since the Unix epoch.
+    pub fn timestamp(&self) -> Option<i64> {
+        self.timestamp.map(|(secs, _)| secs)
+    }
+
+    /// The timestamp exactly as the sender wrote it.
+    pub fn timestamp_text(&self) -> Option<&'h str> {
+        self.timestamp.map(|(_, text)| text)
+    }
+
+    /// The webhook id, if the scheme has one.
+    pub fn id(&self) -> Option<&'h str> {
+        self.id
+    }
+
+    /// Number of candidate signatures.
+    pub fn signature_count(&self) -> usize {
+        self.count
+    }
+
+    pub(crate) fn candidates(&self) -> &[Candidate] {
+        &self.candidates[..self.count]
+    }
+}
+
+impl fmt::Debug for Delivery<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Delivery")
+            .field("signatures", &self.count)
+            .field("timestamp", &self.timestamp())
+            .field("id", &self.id)
+            .finish()
+    }
+}
+
+/// A delivery to sign: the signer's side of [`Delivery`].
+pub(crate) fn outgoing<'a>(id: Option<&'a str>, timestamp: Option<(i64, &'a str)>) -> Delivery<'a> {
+    let mut delivery = Delivery::new();
+    delivery.id = id;
+    delivery.timestamp = timestamp;
+    delivery
+}
+
+/// Reads header `name`, if present, as text.
+///
+/// # Errors
+///
+/// [`VerifyError::DuplicateHeader`] when it appears more than once (an attacker could otherwise
+/// choose which copy is checked); [`VerifyError::MalformedHeader`] when it is longer than
+/// [`MAX_HEADER_LEN`] or not visible ASCII.
+pub fn header<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'h str>, VerifyError> {
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(VerifyError::DuplicateHeader { name: name.clone() });
+    }
+    if value.len() > MAX_HEADER_LEN {
+        return Err(malformed(
+            name,
+            HeaderProblem::TooLong {
+                len: value.len(),
+                max: MAX_HEADER_LEN,
+            },
+        ));
+    }
+    value
+        .to_str()
+        .map(|text| Some(text.trim()))
+        .map_err(|_| malformed(name, HeaderProblem::NotAscii))
+}
+
+/// Reads header `name`, which must be present.
+///
+/// # Errors
+///
+/// [`VerifyError::MissingHeader`] when it is absent, otherwise as for [`header`].
+pub fn required_header<'h>(
+    headers: &'h HeaderMap,
+    name: &HeaderName,
+) -> Result<&'h str, VerifyError> {
+    header(headers, name)?.ok_or_else(|| VerifyError::MissingHeader { name: name.clone() })
+}
+
+pub(crate) fn malformed(name: &HeaderName, problem: HeaderProblem) -> VerifyError {
+    VerifyError::MalformedHeader {
+        name: name.clone(),
+        problem,
+    }
+}
+
+/// Parses 1 to 18 ASCII digits (no sign, no fraction), small enough never to overflow.
+fn parse_unsigned(text: &str) -> Option<i64> {
+    if text.is_empty() || text.len() > 18 || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
+/// Builds a header value, naming the header on failure.
+pub(crate) fn value(name: &HeaderName, text: &str) -> Result<HeaderValue, SignError> {
+    HeaderValue::from_str(text).map_err(|_| SignError::InvalidHeaderValue { name: name.clone() })
+}
+
+/// Splits a `k=v` list item.
+pub(crate) fn key_value(item: &str, separator: char) -> Option<(&str, &str)> {
+    item.split_once(separator)
+        .map(|(k, v)| (k.trim(), v.trim()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn base64_decodes_into_a_fixed_buffer() {
+        let mut out = [0u8; MAX_SIGNATURE_LEN];
+        assert_eq!(Encoding::Base64.decode("AAEC", &mut out), Some(3));
+        assert_eq!(Encoding::Base64.decode("AAECAw", &mut out), Some(4));
+        assert_eq!(Encoding::Base64.decode("AAECAw==", &mut out), Some(4));
+        assert_eq!(Encoding::Base64.decode("A", &mut out), None);
+        assert_eq!(Encoding::Base64.decode("!!!!", &mut out), None);
+        let long = "A".repeat(200);
+        assert_eq!(Encoding::Base64.decode(&long, &mut out), None);
+        let exactly_64 = STANDARD.encode([7u8; 64]);
+        assert_eq!(Encoding::Base64.decode(&exactly_64, &mut out), Some(64));
+    }
+
+    #[test]
+    fn hex_decodes_into_a_fixed_buffer() {
+        let mut out = [0u8; MAX_SIGNATURE_LEN];
+        assert_eq!(Encoding::Hex.decode("00ff", &mut out), Some(2));
+        assert_eq!(&out[..2], &[0, 255]);
+        assert_eq!(Encoding::Hex.decode("0F", &mut out), Some(1));
+        assert_eq!(Encoding::Hex.decode("0", &mut out), None);
+        assert_eq!(Encoding::Hex.decode("zz", &mut out), None);
+        assert_eq!(Encoding::Hex.decode(&"ab".repeat(65), &mut out), None);
+    }
+
+    #[test]
+    fn timestamps_are_plain_digits() {
+        assert_eq!(parse_unsigned("1614265330"), Some(1_614_265_330));
+        for bad in [
+            "",
+            "-1",
+            "+1",
+            "1.5",
+            "1e9",
+            " 1",
+            "9999999999999999999",
+            "１",
+        ] {
+            assert_eq!(parse_unsigned(bad), None, "{bad:?}");
+        }
+    }
+}

@@ -1,0 +1,71 @@
+//! [Slack](https://api.slack.com/authentication/verifying-requests-from-slack) request signatures.
+//!
+//! `X-Slack-Signature: v0=<hex>`, an HMAC-SHA256 keyed with the app's signing secret (its text
+//! as bytes) over `v0:{X-Slack-Request-Timestamp}:{body}`. Slack asks receivers to refuse
+//! timestamps more than five minutes off, which is the verifier's default tolerance.
+
+use http::header::{HeaderMap, HeaderName};
+
+use super::{malformed, required_header, value, Delivery, Encoding, Scheme};
+use crate::sign::SignError;
+use crate::verify::{HeaderProblem, VerifyError};
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
+const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
+
+/// Slack's `X-Slack-Signature` and `X-Slack-Request-Timestamp` headers.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::{scheme::Slack, Keyring, Secret, Signer, Verifier};
+///
+/// let secret = Secret::from_bytes("8f742231b10e8888abcd99yyyzzz85a5")?;
+/// let at = chrono::DateTime::from_timestamp(1531420618, 0).unwrap();
+/// let headers = Signer::new(Slack, secret.clone()).sign_at(b"token=x", "", at)?;
+/// assert_eq!(headers["x-slack-request-timestamp"], "1531420618");
+/// Verifier::new(Slack, Keyring::new(secret)).verify_at(&headers, b"token=x", at)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Slack;
+
+impl Scheme for Slack {
+    fn name(&self) -> &'static str {
+        "slack"
+    }
+
+    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+        let text = required_header(headers, &SIGNATURE)?;
+        let mut delivery = Delivery::new();
+        delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
+        let sig = text
+            .strip_prefix("v0=")
+            .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingPrefix { prefix: "v0=" }))?;
+        delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)?;
+        Ok(delivery)
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(b"v0:");
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(b":");
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let sig = signatures.first().copied().unwrap_or_default();
+        let text = format!("v0={}", Encoding::Hex.encode(sig));
+        headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
+        headers.insert(
+            TIMESTAMP,
+            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
+        );
+        Ok(())
+    }
+}

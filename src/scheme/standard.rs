@@ -1,0 +1,114 @@
+//! [Standard Webhooks](https://www.standardwebhooks.com/) (and Svix, which it came from).
+//!
+//! Follows the specification's "Verifying webhook authenticity" section
+//! (<https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-webhooks.md>):
+//! `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature`, a space-separated
+//! list of `version,signature` pairs. `v1` is base64 HMAC-SHA256 over `{id}.{timestamp}.{body}`
+//! keyed with the base64-decoded part of a `whsec_` secret ([`Secret::from_whsec`]); other
+//! versions (such as the asymmetric `v1a`) are skipped here. Svix sends the same headers
+//! under `svix-*` names, which are read when no `webhook-signature` is present.
+//!
+//! [`Secret::from_whsec`]: crate::Secret::from_whsec
+
+use http::header::{HeaderMap, HeaderName};
+
+use super::{header, malformed, required_header, value, Delivery, Encoding, Scheme};
+use crate::sign::SignError;
+use crate::verify::{HeaderProblem, VerifyError};
+
+const ID: HeaderName = HeaderName::from_static("webhook-id");
+const TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");
+const SIGNATURE: HeaderName = HeaderName::from_static("webhook-signature");
+const SVIX_ID: HeaderName = HeaderName::from_static("svix-id");
+const SVIX_TIMESTAMP: HeaderName = HeaderName::from_static("svix-timestamp");
+const SVIX_SIGNATURE: HeaderName = HeaderName::from_static("svix-signature");
+
+/// Standard Webhooks `v1` signatures, also under Svix's `svix-*` header names.
+///
+/// # Examples
+///
+/// The reference libraries' test vector (standard-webhooks `libraries/javascript/src/webhook.test.ts`,
+/// "sign function works"):
+///
+/// ```
+/// use http::HeaderMap;
+/// use webhook_guard::{scheme::StandardWebhooks, Keyring, Secret, Verifier};
+///
+/// let keyring = Keyring::new(Secret::from_whsec("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?);
+/// let verifier = Verifier::new(StandardWebhooks, keyring);
+///
+/// let mut headers = HeaderMap::new();
+/// headers.insert("webhook-id", "msg_p5jXN8AQM9LWM0D4loKWxJek".parse()?);
+/// headers.insert("webhook-timestamp", "1614265330".parse()?);
+/// headers.insert("webhook-signature", "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE=".parse()?);
+///
+/// let at = chrono::DateTime::from_timestamp(1614265330, 0).unwrap();
+/// let verified = verifier.verify_at(&headers, br#"{"test": 2432232314}"#, at)?;
+/// assert_eq!(verified.webhook_id(), Some("msg_p5jXN8AQM9LWM0D4loKWxJek"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StandardWebhooks;
+
+impl Scheme for StandardWebhooks {
+    fn name(&self) -> &'static str {
+        "standard-webhooks"
+    }
+
+    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+        let (id, timestamp, signature) = if headers.contains_key(SIGNATURE) {
+            (ID, TIMESTAMP, SIGNATURE)
+        } else if headers.contains_key(SVIX_SIGNATURE) {
+            (SVIX_ID, SVIX_TIMESTAMP, SVIX_SIGNATURE)
+        } else {
+            return Err(VerifyError::MissingHeader { name: SIGNATURE });
+        };
+        let mut delivery = Delivery::new();
+        delivery.set_id(required_header(headers, &id)?);
+        delivery.set_timestamp(&timestamp, required_header(headers, &timestamp)?)?;
+        let list = header(headers, &signature)?.unwrap_or_default();
+        for item in list.split(' ').filter(|item| !item.is_empty()) {
+            let Some((version, sig)) = item.split_once(',') else {
+                return Err(malformed(&signature, HeaderProblem::Unparsable));
+            };
+            if version == "v1" {
+                delivery.push_signature(&signature, sig, Encoding::Base64)?;
+            }
+        }
+        if delivery.signature_count() == 0 {
+            return Err(malformed(
+                &signature,
+                HeaderProblem::NoSignature { version: "v1" },
+            ));
+        }
+        Ok(delivery)
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(delivery.id().unwrap_or_default().as_bytes());
+        out(b".");
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(b".");
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let list = signatures
+            .iter()
+            .map(|sig| format!("v1,{}", Encoding::Base64.encode(sig)))
+            .collect::<Vec<_>>()
+            .join(" ");
+        headers.insert(ID, value(&ID, delivery.id().unwrap_or_default())?);
+        headers.insert(
+            TIMESTAMP,
+            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
+        );
+        headers.insert(SIGNATURE, value(&SIGNATURE, &list)?);
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! [Stripe](https://docs.stripe.com/webhooks#verify-manually) webhook signatures.
+//!
+//! `Stripe-Signature: t=<unix seconds>,v1=<hex>[,v1=<hex>…][,v0=…]`. Each `v1` is a hex
+//! HMAC-SHA256 over `{t}.{body}`. Stripe keys the HMAC with the whole endpoint secret string,
+//! `whsec_` prefix included, as bytes, unlike Standard Webhooks, which base64-decodes it; use
+//! [`Stripe::secret`]. Stripe sends several `v1` entries while an endpoint has more than one
+//! live secret (its own rotation with an expiry); any of them may match. `v0` (test-mode legacy)
+//! and unknown schemes are ignored, as Stripe's libraries do.
+
+use http::header::{HeaderMap, HeaderName};
+
+use super::{key_value, malformed, required_header, value, Delivery, Encoding, Scheme};
+use crate::secret::{Secret, SecretError};
+use crate::sign::SignError;
+use crate::verify::{HeaderProblem, VerifyError};
+
+const SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
+
+/// Stripe's `Stripe-Signature` header.
+///
+/// # Examples
+///
+/// The fixed vector from stripe-dotnet's `EventUtilityTest` (secret `webhook_secret`):
+///
+/// ```
+/// use webhook_guard::{scheme::Stripe, Keyring, Signer, Verifier};
+///
+/// let secret = Stripe::secret("whsec_test_secret")?;
+/// let signer = Signer::new(Stripe, secret.clone());
+/// let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+/// let headers = signer.sign_at(b"{}", "evt_1", at)?;
+/// assert!(headers["stripe-signature"].to_str()?.starts_with("t=1700000000,v1="));
+///
+/// let verifier = Verifier::new(Stripe, Keyring::new(secret));
+/// verifier.verify_at(&headers, b"{}", at)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Stripe;
+
+impl Stripe {
+    /// The key Stripe signs with: the endpoint secret's text as bytes, `whsec_` included.
+    ///
+    /// # Errors
+    ///
+    /// As for [`Secret::from_bytes`].
+    pub fn secret(endpoint_secret: &str) -> Result<Secret, SecretError> {
+        Secret::from_bytes(endpoint_secret.trim())
+    }
+}
+
+impl Scheme for Stripe {
+    fn name(&self) -> &'static str {
+        "stripe"
+    }
+
+    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+        let text = required_header(headers, &SIGNATURE)?;
+        let mut delivery = Delivery::new();
+        let mut timestamp = None;
+        for item in text.split(',') {
+            let Some((key, val)) = key_value(item, '=') else {
+                return Err(malformed(&SIGNATURE, HeaderProblem::Unparsable));
+            };
+            match key {
+                "t" if timestamp.is_some() => {
+                    return Err(malformed(
+                        &SIGNATURE,
+                        HeaderProblem::DuplicateField { field: "t" },
+                    ))
+                }
+                "t" => timestamp = Some(val),
+                "v1" => delivery.push_signature(&SIGNATURE, val, Encoding::Hex)?,
+                _ => {}
+            }
+        }
+        let timestamp = timestamp
+            .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingField { field: "t" }))?;
+        delivery.set_timestamp(&SIGNATURE, timestamp)?;
+        if delivery.signature_count() == 0 {
+            return Err(malformed(
+                &SIGNATURE,
+                HeaderProblem::NoSignature { version: "v1" },
+            ));
+        }
+        Ok(delivery)
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(b".");
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let mut text = format!("t={}", delivery.timestamp_text().unwrap_or_default());
+        for sig in signatures {
+            text.push_str(",v1=");
+            text.push_str(&Encoding::Hex.encode(sig));
+        }
+        headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
+        Ok(())
+    }
+}

@@ -1,0 +1,122 @@
+//! Producing signed deliveries: [`Signer`], for senders, tests and examples.
+
+use std::fmt;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use hmac::{KeyInit, Mac};
+use http::header::{HeaderMap, HeaderName};
+
+use crate::clock::{Clock, SystemClock};
+use crate::keyring::HmacSha256;
+use crate::scheme::{outgoing, Scheme};
+use crate::secret::Secret;
+
+/// Signs deliveries the way a sender of one [`Scheme`] does.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::{scheme::GitHub, Secret, Signer};
+///
+/// let signer = Signer::new(GitHub, Secret::from_bytes("It's a Secret to Everybody")?);
+/// let headers = signer.sign(b"Hello, World!")?;
+/// assert_eq!(
+///     headers["x-hub-signature-256"],
+///     "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
+/// );
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Signer {
+    scheme: Arc<dyn Scheme>,
+    keys: Vec<HmacSha256>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Signer {
+    /// A signer for `scheme` with one secret.
+    pub fn new(scheme: impl Scheme, secret: Secret) -> Self {
+        let mac = HmacSha256::new_from_slice(secret.expose())
+            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        Self {
+            scheme: Arc::new(scheme),
+            keys: vec![mac],
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// The clock [`sign`](Signer::sign) stamps deliveries with. Default: the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Signs `body` now, with a fresh random id (`msg_…`) for schemes that carry one.
+    ///
+    /// # Errors
+    ///
+    /// As for [`sign_at`](Signer::sign_at).
+    pub fn sign(&self, body: &[u8]) -> Result<HeaderMap, SignError> {
+        let id = format!(
+            "msg_{}",
+            crate::keyring::KeyId::random()
+                .as_str()
+                .trim_start_matches("key_")
+        );
+        self.sign_at(body, &id, self.clock.now())
+    }
+
+    /// Signs `body` with webhook id `id` (ignored by schemes without one) at `timestamp`,
+    /// returning the headers to send.
+    ///
+    /// # Errors
+    ///
+    /// [`SignError::InvalidHeaderValue`] when `id` cannot be a header value.
+    pub fn sign_at(
+        &self,
+        body: &[u8],
+        id: &str,
+        timestamp: DateTime<Utc>,
+    ) -> Result<HeaderMap, SignError> {
+        let text = self.scheme.timestamp_text(timestamp);
+        let ts = text.as_deref().map(|t| (timestamp.timestamp(), t));
+        let delivery = outgoing((!id.is_empty()).then_some(id), ts);
+        let tags: Vec<_> = self
+            .keys
+            .iter()
+            .map(|key| {
+                let mut mac = key.clone();
+                self.scheme
+                    .signed_content(&delivery, body, &mut |part| mac.update(part));
+                mac.finalize().into_bytes()
+            })
+            .collect();
+        let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
+        let mut headers = HeaderMap::new();
+        self.scheme
+            .signature_headers(&delivery, &tags, &mut headers)?;
+        Ok(headers)
+    }
+}
+
+impl fmt::Debug for Signer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Signer")
+            .field("scheme", &self.scheme)
+            .field("keys", &self.keys.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a delivery could not be signed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SignError {
+    /// A value (usually the webhook id) contains characters a header cannot carry.
+    #[error("value for header {name} is not a valid header value")]
+    InvalidHeaderValue {
+        /// The header.
+        name: HeaderName,
+    },
+}

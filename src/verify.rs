@@ -1,0 +1,391 @@
+//! Checking a delivery: [`Verifier`], its result [`Verified`] and its error [`VerifyError`].
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use hmac::Mac;
+use http::header::{HeaderMap, HeaderName};
+use subtle::{Choice, ConstantTimeEq};
+
+use crate::clock::Clock;
+use crate::keyring::{KeyId, KeyRole, Keyring};
+use crate::scheme::{Delivery, Encoding, Scheme};
+
+/// Default timestamp tolerance, both ways: five minutes, as Stripe, Slack and Standard Webhooks
+/// recommend.
+pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
+
+/// Length of an HMAC-SHA256 tag.
+const MAC_LEN: usize = 32;
+
+/// How often, at most, a match on a grace key is logged at `warn` for the same key.
+const GRACE_WARNING_EVERY: Duration = Duration::from_secs(60);
+
+/// Checks webhook signatures of one [`Scheme`] against the keys of one [`Keyring`].
+///
+/// For each request it takes one snapshot of the keyring, MACs the signed content once per live
+/// key (current key first, each keyed once when it entered the keyring) and compares the result
+/// in constant time with every candidate signature in the headers.
+///
+/// Cloning is cheap; clones share the keyring.
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_guard::{scheme::StandardWebhooks, KeyRole, Keyring, ManualClock, Secret, Signer, Verifier};
+///
+/// let clock = ManualClock::at_unix(1_700_000_000);
+/// let old = Secret::from_bytes("old secret")?;
+/// let keyring = Keyring::builder().clock(clock.clone()).build(old.clone());
+/// let verifier = Verifier::new(StandardWebhooks, keyring.clone())
+///     .tolerance(Duration::from_secs(60));
+///
+/// // The sender still signs with the old secret while we rotate with a grace period.
+/// keyring.rotate(Secret::from_bytes("new secret")?, Duration::from_secs(600))?;
+/// let headers = Signer::new(StandardWebhooks, old).sign_at(b"{}", "msg_1", clock.now())?;
+/// let verified = verifier.verify(&headers, b"{}")?;
+/// assert_eq!(verified.role(), KeyRole::Grace);
+/// # use webhook_guard::Clock;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+pub struct Verifier {
+    scheme: Arc<dyn Scheme>,
+    keyring: Keyring,
+    clock: Arc<dyn Clock>,
+    past: Duration,
+    future: Duration,
+}
+
+impl Verifier {
+    /// A verifier for `scheme` with the keys of `keyring`, a tolerance of five minutes each way
+    /// and the keyring's clock.
+    pub fn new(scheme: impl Scheme, keyring: Keyring) -> Self {
+        Self {
+            scheme: Arc::new(scheme),
+            clock: keyring.clock(),
+            keyring,
+            past: DEFAULT_TOLERANCE,
+            future: DEFAULT_TOLERANCE,
+        }
+    }
+
+    /// How far a timestamp may be from now, in either direction. Default: 300 s.
+    pub fn tolerance(self, tolerance: Duration) -> Self {
+        self.past_tolerance(tolerance).future_tolerance(tolerance)
+    }
+
+    /// How old a timestamp may be. Default: 300 s.
+    pub fn past_tolerance(mut self, tolerance: Duration) -> Self {
+        self.past = tolerance;
+        self
+    }
+
+    /// How far in the future a timestamp may be (sender clock skew). Default: 300 s.
+    pub fn future_tolerance(mut self, tolerance: Duration) -> Self {
+        self.future = tolerance;
+        self
+    }
+
+    /// The clock timestamps are checked against. Default: the keyring's clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The scheme.
+    pub fn scheme(&self) -> &dyn Scheme {
+        &*self.scheme
+    }
+
+    /// The keyring.
+    pub fn keyring(&self) -> &Keyring {
+        &self.keyring
+    }
+
+    /// Verifies a delivery now.
+    ///
+    /// # Errors
+    ///
+    /// See [`VerifyError`].
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, VerifyError> {
+        self.verify_at(headers, body, self.clock.now())
+    }
+
+    /// Verifies a delivery as if it arrived at `now`: timestamps are checked against it and
+    /// keys are live or expired as of it.
+    ///
+    /// # Errors
+    ///
+    /// See [`VerifyError`].
+    pub fn verify_at(
+        &self,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Verified, VerifyError> {
+        let delivery = self.scheme.parse(headers)?;
+        let timestamp = delivery
+            .timestamp()
+            .map(|ts| self.check_time(ts, now))
+            .transpose()?;
+        let set = self.keyring.snapshot();
+        let mut tried = 0;
+        for (key, role) in set.live(now) {
+            tried += 1;
+            let mut mac = key.mac.clone();
+            self.scheme
+                .signed_content(&delivery, body, &mut |part| mac.update(part));
+            let tag = mac.finalize().into_bytes();
+            if bool::from(any_matches(&delivery, &tag)) && !key.is_retired() {
+                key.mark_verified(now);
+                if role == KeyRole::Grace && key.should_warn(now, GRACE_WARNING_EVERY) {
+                    tracing::warn!(
+                        scheme = self.scheme.name(),
+                        key = %key.id,
+                        current = %set.current().id,
+                        "delivery verified with a grace key; the sender has not switched to the current secret yet"
+                    );
+                }
+                return Ok(Verified {
+                    key_id: key.id.clone(),
+                    role,
+                    timestamp,
+                    webhook_id: delivery.id().map(Box::from),
+                });
+            }
+        }
+        Err(no_match(&delivery, tried))
+    }
+
+    fn check_time(&self, ts: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, VerifyError> {
+        let skew = now.timestamp().saturating_sub(ts);
+        if skew > 0 && skew.unsigned_abs() > self.past.as_secs() {
+            return Err(VerifyError::TimestampTooOld {
+                age: Duration::from_secs(skew.unsigned_abs()),
+                tolerance: self.past,
+            });
+        }
+        if skew < 0 && skew.unsigned_abs() > self.future.as_secs() {
+            return Err(VerifyError::TimestampInFuture {
+                ahead: Duration::from_secs(skew.unsigned_abs()),
+                tolerance: self.future,
+            });
+        }
+        // Within tolerance of a representable `now`, so representable too.
+        Ok(DateTime::from_timestamp(ts, 0).unwrap_or(now))
+    }
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier")
+            .field("scheme", &self.scheme)
+            .field("keyring", &self.keyring)
+            .field("past_tolerance", &self.past)
+            .field("future_tolerance", &self.future)
+            .finish_non_exhaustive()
+    }
+}
+
+/// True when any candidate equals `tag`. Every candidate is compared, and each comparison takes
+/// the same time wherever the bytes differ.
+fn any_matches(delivery: &Delivery<'_>, tag: &[u8]) -> Choice {
+    delivery
+        .candidates()
+        .iter()
+        .fold(Choice::from(0), |found, c| found | c.as_bytes().ct_eq(tag))
+}
+
+fn no_match(delivery: &Delivery<'_>, keys: usize) -> VerifyError {
+    let candidates = delivery.candidates();
+    match candidates.first() {
+        Some(first) if candidates.iter().all(|c| c.as_bytes().len() != MAC_LEN) => {
+            VerifyError::SignatureLength {
+                len: first.as_bytes().len(),
+                expected: MAC_LEN,
+            }
+        }
+        _ => VerifyError::NoMatch {
+            signatures: candidates.len(),
+            keys,
+        },
+    }
+}
+
+/// A verified delivery: which key matched, and what the headers said.
+///
+/// The Tower layer puts it in the request's extensions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verified {
+    key_id: KeyId,
+    role: KeyRole,
+    timestamp: Option<DateTime<Utc>>,
+    webhook_id: Option<Box<str>>,
+}
+
+impl Verified {
+    /// The id of the key whose signature matched.
+    pub fn key_id(&self) -> &KeyId {
+        &self.key_id
+    }
+
+    /// Whether that key is the current key or a grace key.
+    pub fn role(&self) -> KeyRole {
+        self.role
+    }
+
+    /// The signed timestamp, for schemes that sign one.
+    pub fn timestamp(&self) -> Option<DateTime<Utc>> {
+        self.timestamp
+    }
+
+    /// The sender's delivery or message id, for schemes that send one. Use it to drop
+    /// duplicates: senders retry.
+    pub fn webhook_id(&self) -> Option<&str> {
+        self.webhook_id.as_deref()
+    }
+}
+
+/// Why a delivery was refused. Messages name headers and numbers, never a secret or an
+/// expected signature.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyError {
+    /// A header the scheme needs is absent.
+    #[error("missing header {name}")]
+    MissingHeader {
+        /// The header.
+        name: HeaderName,
+    },
+    /// A header that must appear once appears several times.
+    #[error("header {name} appears more than once")]
+    DuplicateHeader {
+        /// The header.
+        name: HeaderName,
+    },
+    /// A header could not be read.
+    #[error("malformed header {name}: {problem}")]
+    MalformedHeader {
+        /// The header.
+        name: HeaderName,
+        /// What is wrong with it.
+        problem: HeaderProblem,
+    },
+    /// The timestamp is older than the tolerance.
+    #[error("timestamp is {}s old, beyond the {}s tolerance", age.as_secs(), tolerance.as_secs())]
+    TimestampTooOld {
+        /// How old it is.
+        age: Duration,
+        /// The tolerance.
+        tolerance: Duration,
+    },
+    /// The timestamp is further in the future than the tolerance.
+    #[error("timestamp is {}s in the future, beyond the {}s tolerance", ahead.as_secs(), tolerance.as_secs())]
+    TimestampInFuture {
+        /// How far ahead it is.
+        ahead: Duration,
+        /// The tolerance.
+        tolerance: Duration,
+    },
+    /// Every signature has the wrong length for the MAC (a truncated or foreign signature).
+    #[error("signature is {len} bytes, but the MAC is {expected} bytes")]
+    SignatureLength {
+        /// Length of the (first) signature.
+        len: usize,
+        /// Length of the MAC.
+        expected: usize,
+    },
+    /// No signature matched any live key.
+    #[error("no signature matched: {signatures} signature(s) checked against {keys} live key(s)")]
+    NoMatch {
+        /// Candidate signatures in the headers.
+        signatures: usize,
+        /// Live keys tried.
+        keys: usize,
+    },
+}
+
+impl VerifyError {
+    /// True for errors in the request's form (missing, duplicated or malformed headers), as
+    /// opposed to failed authentication (wrong signature, stale timestamp).
+    pub fn is_malformed(&self) -> bool {
+        matches!(
+            self,
+            Self::MissingHeader { .. }
+                | Self::DuplicateHeader { .. }
+                | Self::MalformedHeader { .. }
+        )
+    }
+}
+
+/// What is wrong with a malformed header.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderProblem {
+    /// Longer than the scheme reads.
+    #[error("{len} bytes, longer than the {max}-byte limit")]
+    TooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// Not visible ASCII.
+    #[error("not visible ASCII")]
+    NotAscii,
+    /// Not in the scheme's syntax.
+    #[error("not in the scheme's syntax")]
+    Unparsable,
+    /// No signature of the version the scheme verifies.
+    #[error("no {version} signature")]
+    NoSignature {
+        /// The version looked for, such as `v1`.
+        version: &'static str,
+    },
+    /// More signatures than the verifier reads.
+    #[error("more than {max} signatures")]
+    TooManySignatures {
+        /// The limit.
+        max: usize,
+    },
+    /// An empty signature.
+    #[error("empty signature")]
+    EmptySignature,
+    /// A signature that is not valid in its encoding, or too long to be a MAC.
+    #[error("signature is not valid {} or is too long", encoding.name())]
+    BadEncoding {
+        /// The encoding expected.
+        encoding: Encoding,
+    },
+    /// The value lacks its fixed prefix.
+    #[error("does not start with {prefix:?}")]
+    MissingPrefix {
+        /// The prefix, such as `sha256=`.
+        prefix: &'static str,
+    },
+    /// The value lacks a configured prefix.
+    #[error("does not start with {prefix:?}")]
+    MissingPrefixText {
+        /// The prefix.
+        prefix: String,
+    },
+    /// A required field of a structured header is absent.
+    #[error("no {field}= field")]
+    MissingField {
+        /// The field.
+        field: &'static str,
+    },
+    /// A field that must appear once appears again.
+    #[error("field {field}= appears more than once")]
+    DuplicateField {
+        /// The field.
+        field: &'static str,
+    },
+    /// The timestamp is not a plain non-negative integer.
+    #[error("timestamp is not a non-negative integer of at most 18 digits")]
+    BadTimestamp,
+}
