@@ -6,6 +6,7 @@
 
 mod clock;
 mod keyring;
+pub mod middleware;
 pub mod scheme;
 mod secret;
 mod sign;

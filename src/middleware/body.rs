@@ -1,0 +1,72 @@
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::Full;
+use pin_project_lite::pin_project;
+
+pin_project! {
+    /// The response body of [`WebhookService`](super::WebhookService): the inner service's body,
+    /// or a rejection's problem document.
+    pub struct ResponseBody<B> {
+        #[pin]
+        inner: Inner<B>,
+    }
+}
+
+pin_project! {
+    #[project = InnerProj]
+    enum Inner<B> {
+        Passed { #[pin] body: B },
+        Rejected { #[pin] body: Full<Bytes> },
+    }
+}
+
+impl<B> ResponseBody<B> {
+    pub(crate) fn passed(body: B) -> Self {
+        Self {
+            inner: Inner::Passed { body },
+        }
+    }
+
+    pub(crate) fn rejected(body: Full<Bytes>) -> Self {
+        Self {
+            inner: Inner::Rejected { body },
+        }
+    }
+}
+
+impl<B> Body for ResponseBody<B>
+where
+    B: Body<Data = Bytes>,
+{
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        match self.project().inner.project() {
+            InnerProj::Passed { body } => body.poll_frame(cx),
+            InnerProj::Rejected { body } => body
+                .poll_frame(cx)
+                .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        match &self.inner {
+            Inner::Passed { body } => body.is_end_stream(),
+            Inner::Rejected { body } => body.is_end_stream(),
+        }
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match &self.inner {
+            Inner::Passed { body } => body.size_hint(),
+            Inner::Rejected { body } => body.size_hint(),
+        }
+    }
+}

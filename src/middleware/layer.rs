@@ -1,0 +1,128 @@
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::Response;
+use http_body_util::Full;
+use tower_layer::Layer;
+
+use super::{Rejection, WebhookService};
+use crate::verify::Verifier;
+
+/// Default body limit: 1 MiB, above what the platforms send (GitHub caps payloads at 25 MB but
+/// typical deliveries are a few KiB; raise it where needed).
+pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
+
+type RejectionFn = dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync;
+
+/// Applies [`WebhookService`] to a service: verify, then pass on or reject.
+///
+/// See the [module docs](crate::middleware) for examples.
+#[derive(Clone)]
+pub struct WebhookLayer {
+    pub(crate) config: Arc<Config>,
+}
+
+pub(crate) struct Config {
+    pub(crate) verifier: Verifier,
+    pub(crate) max_body_size: usize,
+    pub(crate) on_rejection: Option<Arc<RejectionFn>>,
+}
+
+impl Config {
+    pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
+        let scheme = self.verifier.scheme().name();
+        let status = rejection.status().as_u16();
+        tracing::warn!(
+            scheme,
+            status,
+            kind = rejection.kind(),
+            reason = %rejection,
+            current_key = %self.verifier.keyring().current_id(),
+            "webhook rejected"
+        );
+        match &self.on_rejection {
+            Some(f) => f(rejection),
+            None => rejection.into_response(),
+        }
+    }
+}
+
+impl WebhookLayer {
+    /// A layer verifying with `verifier`, with a 1 MiB body limit and problem+json rejections.
+    pub fn new(verifier: Verifier) -> Self {
+        Self {
+            config: Arc::new(Config {
+                verifier,
+                max_body_size: DEFAULT_MAX_BODY_SIZE,
+                on_rejection: None,
+            }),
+        }
+    }
+
+    /// Largest body accepted, in bytes. Default: [`DEFAULT_MAX_BODY_SIZE`] (1 MiB).
+    pub fn max_body_size(mut self, limit: usize) -> Self {
+        self.config_mut().max_body_size = limit;
+        self
+    }
+
+    /// Replaces the rejection response. Default: [`Rejection::into_response`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::Response;
+    /// use http_body_util::Full;
+    /// use webhook_guard::{middleware::WebhookLayer, scheme::Shopify, Keyring, Secret, Verifier};
+    ///
+    /// let verifier = Verifier::new(Shopify, Keyring::new(Secret::from_bytes("s")?));
+    /// // Tell the sender nothing beyond the status.
+    /// let layer = WebhookLayer::new(verifier).on_rejection(|rejection| {
+    ///     let mut response = Response::new(Full::new(Bytes::new()));
+    ///     *response.status_mut() = rejection.status();
+    ///     response
+    /// });
+    /// # Ok::<(), webhook_guard::SecretError>(())
+    /// ```
+    pub fn on_rejection<F>(mut self, f: F) -> Self
+    where
+        F: Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync + 'static,
+    {
+        self.config_mut().on_rejection = Some(Arc::new(f));
+        self
+    }
+
+    fn config_mut(&mut self) -> &mut Config {
+        // Builder methods run before the layer is shared; clone the config if it already is.
+        if Arc::get_mut(&mut self.config).is_none() {
+            self.config = Arc::new(Config {
+                verifier: self.config.verifier.clone(),
+                max_body_size: self.config.max_body_size,
+                on_rejection: self.config.on_rejection.clone(),
+            });
+        }
+        Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
+    }
+}
+
+impl<S> Layer<S> for WebhookLayer {
+    type Service = WebhookService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        WebhookService {
+            inner,
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl fmt::Debug for WebhookLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookLayer")
+            .field("verifier", &self.config.verifier)
+            .field("max_body_size", &self.config.max_body_size)
+            .field("on_rejection", &self.config.on_rejection.is_some())
+            .finish()
+    }
+}

@@ -1,0 +1,82 @@
+//! Tower middleware that verifies webhook signatures before the inner service sees a request.
+//!
+//! [`WebhookLayer`] buffers the request body up to a limit (1 MiB by default), verifies it with a
+//! [`Verifier`](crate::Verifier), and then either calls the inner service with the same bytes
+//! (as an [`http_body_util::Full`] body) and the [`Verified`](crate::Verified) result in the
+//! request's extensions, or answers with an RFC 9457 `application/problem+json` response:
+//!
+//! | outcome | status |
+//! |---|---|
+//! | missing, duplicated or malformed signature headers | 400 Bad Request |
+//! | no signature matched, or timestamp outside the tolerance | 401 Unauthorized |
+//! | body over the limit | 413 Content Too Large |
+//! | body could not be read | 400 Bad Request |
+//!
+//! A request whose `Content-Length` exceeds the limit is refused before any of its body is read.
+//! A body without `Content-Length` (chunked) is read until it passes the limit and refused
+//! then; nothing is passed on. Because the connection may still hold the unread rest of such a
+//! body, the server must not reuse it for another request (hyper closes it), or the remainder
+//! could be read as a smuggled request.
+//!
+//! The rejection response can be replaced with [`WebhookLayer::on_rejection`].
+//!
+//! # Examples
+//!
+//! With axum:
+//!
+//! ```
+//! use axum::{routing::post, Extension, Router};
+//! use webhook_guard::{middleware::WebhookLayer, scheme::GitHub, Keyring, Secret, Verified, Verifier};
+//!
+//! async fn handle(Extension(verified): Extension<Verified>, body: String) -> String {
+//!     format!("verified with key {}: {} bytes", verified.key_id(), body.len())
+//! }
+//!
+//! # fn main() -> Result<(), webhook_guard::SecretError> {
+//! let keyring = Keyring::new(Secret::from_bytes("It's a Secret to Everybody")?);
+//! let app: Router = Router::new()
+//!     .route("/webhooks/github", post(handle))
+//!     .layer(WebhookLayer::new(Verifier::new(GitHub, keyring)).max_body_size(256 * 1024));
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! Directly with tower, showing a rejection:
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{service_fn, ServiceBuilder, ServiceExt};
+//! use webhook_guard::{middleware::WebhookLayer, scheme::GitHub, Keyring, Secret, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let keyring = Keyring::new(Secret::from_bytes("It's a Secret to Everybody")?);
+//! let service = ServiceBuilder::new()
+//!     .layer(WebhookLayer::new(Verifier::new(GitHub, keyring)))
+//!     .service(service_fn(|_: Request<Full<Bytes>>| async {
+//!         Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("ok"))))
+//!     }));
+//!
+//! let forged = Request::post("/")
+//!     .header("x-hub-signature-256", format!("sha256={}", "00".repeat(32)))
+//!     .body(Full::new(Bytes::from("Hello, World!")))?;
+//! let response = service.oneshot(forged).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["content-type"], "application/problem+json");
+//! # Ok(())
+//! # }
+//! ```
+
+mod body;
+mod future;
+mod layer;
+mod rejection;
+mod service;
+
+pub use body::ResponseBody;
+pub use future::ResponseFuture;
+pub use layer::{WebhookLayer, DEFAULT_MAX_BODY_SIZE};
+pub use rejection::Rejection;
+pub use service::WebhookService;

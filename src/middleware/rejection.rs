@@ -1,0 +1,101 @@
+use bytes::Bytes;
+use http::{header, HeaderValue, Response, StatusCode};
+use http_body_util::Full;
+
+use crate::verify::VerifyError;
+
+/// Why the middleware refused a request; turned into an RFC 9457 problem response.
+///
+/// # Examples
+///
+/// ```
+/// use http::StatusCode;
+/// use webhook_guard::middleware::Rejection;
+///
+/// let rejection = Rejection::BodyTooLarge { limit: 1024 };
+/// assert_eq!(rejection.status(), StatusCode::PAYLOAD_TOO_LARGE);
+/// let response = rejection.into_response();
+/// assert_eq!(response.headers()["content-type"], "application/problem+json");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Rejection {
+    /// Verification failed.
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    /// The body is larger than the limit (by `Content-Length` or by what was read).
+    #[error("body is larger than the {limit}-byte limit")]
+    BodyTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
+    /// The body could not be read (the client went away or sent a broken body).
+    #[error("body could not be read: {reason}")]
+    BodyRead {
+        /// The transport's error message.
+        reason: String,
+    },
+}
+
+impl Rejection {
+    /// The response status: 400 for malformed requests, 401 for failed authentication, 413 for
+    /// an oversized body.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::Verify(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
+            Self::Verify(_) => StatusCode::UNAUTHORIZED,
+            Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::BodyRead { .. } => StatusCode::BAD_REQUEST,
+        }
+    }
+
+    /// A stable identifier of the kind of problem, used as the last part of the problem `type`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Verify(VerifyError::MissingHeader { .. }) => "missing-header",
+            Self::Verify(VerifyError::DuplicateHeader { .. }) => "duplicate-header",
+            Self::Verify(VerifyError::MalformedHeader { .. }) => "malformed-header",
+            Self::Verify(VerifyError::TimestampTooOld { .. })
+            | Self::Verify(VerifyError::TimestampInFuture { .. }) => "timestamp-out-of-tolerance",
+            Self::Verify(_) => "invalid-signature",
+            Self::BodyTooLarge { .. } => "body-too-large",
+            Self::BodyRead { .. } => "body-unreadable",
+        }
+    }
+
+    /// A short human summary, the problem `title`.
+    pub fn title(&self) -> &'static str {
+        match self.kind() {
+            "missing-header" => "Missing webhook header",
+            "duplicate-header" => "Duplicated webhook header",
+            "malformed-header" => "Malformed webhook header",
+            "timestamp-out-of-tolerance" => "Webhook timestamp out of tolerance",
+            "invalid-signature" => "Invalid webhook signature",
+            "body-too-large" => "Webhook body too large",
+            _ => "Webhook body unreadable",
+        }
+    }
+
+    /// The RFC 9457 problem document: `type`, `title`, `status` and `detail`.
+    pub fn problem(&self) -> serde_json::Value {
+        serde_json::json!({
+            "type": format!("tag:webhook-guard,2026:{}", self.kind()),
+            "title": self.title(),
+            "status": self.status().as_u16(),
+            "detail": self.to_string(),
+        })
+    }
+
+    /// The default response: the status and the problem document as
+    /// `application/problem+json`.
+    pub fn into_response(self) -> Response<Full<Bytes>> {
+        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
+        let mut response = Response::new(Full::new(Bytes::from(body)));
+        *response.status_mut() = self.status();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        response
+    }
+}

@@ -1,0 +1,96 @@
+use std::fmt;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::{header, Request, Response};
+use http_body::Body;
+use http_body_util::{BodyExt, Full, Limited};
+use tower_service::Service;
+
+use super::future::ResponseFuture;
+use super::layer::Config;
+use super::{Rejection, ResponseBody, WebhookLayer};
+use crate::verify::Verifier;
+
+/// Verifies each request's webhook signature before calling the inner service.
+///
+/// Made by [`WebhookLayer`]; see the [module docs](crate::middleware).
+#[derive(Clone)]
+pub struct WebhookService<S> {
+    pub(crate) inner: S,
+    pub(crate) config: Arc<Config>,
+}
+
+impl<S> WebhookService<S> {
+    /// Wraps `inner` with the default settings; same as `WebhookLayer::new(verifier).layer(inner)`.
+    pub fn new(inner: S, verifier: Verifier) -> Self {
+        tower_layer::Layer::layer(&WebhookLayer::new(verifier), inner)
+    }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// Unwraps the inner service.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for WebhookService<S>
+where
+    S: Service<Request<Full<Bytes>>, Response = Response<ResBody>> + Clone,
+    ReqBody: Body,
+    ReqBody::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    ResBody: Body<Data = Bytes>,
+{
+    type Response = Response<ResponseBody<ResBody>>;
+    type Error = S::Error;
+    type Future = ResponseFuture<S, ReqBody>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        // The service that was driven ready is the one that must be called; keep a fresh clone.
+        let clone = self.inner.clone();
+        let inner = std::mem::replace(&mut self.inner, clone);
+        let limit = self.config.max_body_size;
+        let (parts, body) = request.into_parts();
+        let declared = declared_length(&parts.headers).max(body.size_hint().lower());
+        if declared > limit as u64 {
+            let response = self.config.reject(Rejection::BodyTooLarge { limit });
+            return ResponseFuture::rejected(response, Arc::clone(&self.config));
+        }
+        let collect = Limited::new(body, limit).collect();
+        ResponseFuture::collecting(collect, parts, inner, Arc::clone(&self.config))
+    }
+}
+
+/// The `Content-Length` value when it is one well-formed number, else 0 (the body's own limit
+/// still applies; hyper refuses conflicting lengths before we see them).
+fn declared_length(headers: &http::HeaderMap) -> u64 {
+    let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
+    match (values.next(), values.next()) {
+        (Some(v), None) => v.to_str().ok().and_then(|s| s.parse().ok()).unwrap_or(0),
+        _ => 0,
+    }
+}
+
+impl<S: fmt::Debug> fmt::Debug for WebhookService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebhookService")
+            .field("inner", &self.inner)
+            .field("verifier", &self.config.verifier)
+            .field("max_body_size", &self.config.max_body_size)
+            .finish()
+    }
+}
