@@ -1,0 +1,312 @@
+//! `webhook-guard verify`: verify, and when it fails, say why in terms a receiver can act on.
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use http::{HeaderMap, HeaderName, HeaderValue};
+use serde_json::json;
+use webhook_guard::scheme::Scheme;
+use webhook_guard::{KeyId, KeyRole, Keyring, Secret, Signer, Verifier, VerifyError};
+
+use super::options::{secret_texts, SecretFormat};
+use super::{unix, VerifyArgs};
+
+pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
+    let format = args
+        .secret_format
+        .unwrap_or_else(|| args.scheme.default_secret_format());
+    let texts = secret_texts(&args.secret, &args.secret_env)?;
+    let secrets = texts
+        .iter()
+        .enumerate()
+        .map(|(i, t)| {
+            format
+                .parse(t)
+                .map_err(|e| format!("secret #{}: {e}", i + 1))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let headers = parse_headers(&args.headers)?;
+    let body = args.body.read()?;
+    let now = match args.now {
+        Some(secs) => unix(secs, "--now")?,
+        None => chrono::Utc::now(),
+    };
+    let tolerance = Duration::from_secs(args.tolerance);
+    let check = |secrets: &[Secret], body: &[u8]| -> Result<Result<usize, VerifyError>, String> {
+        let scheme = args.scheme.build()?;
+        Ok(verify_with(scheme, secrets, tolerance, &headers, body, now))
+    };
+
+    let outcome = check(&secrets, &body)?;
+    let expected = if args.show_expected {
+        expected_signatures(&args, &secrets, &headers, &body, now)?
+    } else {
+        Vec::new()
+    };
+    match outcome {
+        Ok(index) => {
+            let role = if index == 0 { "current" } else { "grace" };
+            if args.json {
+                println!(
+                    "{}",
+                    json!({"valid": true, "secret": index + 1, "role": role, "expected": expected})
+                );
+            } else {
+                println!("valid: signature matches secret #{} ({role})", index + 1);
+                print_expected(&expected);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(error) => {
+            let hints = match &error {
+                VerifyError::NoMatch { .. } | VerifyError::SignatureLength { .. } => {
+                    near_misses(&check, &secrets, &texts, format, &body)?
+                }
+                _ => Vec::new(),
+            };
+            if args.json {
+                println!(
+                    "{}",
+                    json!({
+                        "valid": false,
+                        "error": error.to_string(),
+                        "diagnosis": hints,
+                        "expected": expected,
+                    })
+                );
+            } else {
+                println!("invalid: {error}");
+                if matches!(error, VerifyError::NoMatch { .. }) {
+                    println!("no signature matched any of {} key(s)", secrets.len());
+                }
+                for hint in &hints {
+                    println!("hint: {hint}");
+                }
+                print_expected(&expected);
+            }
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// Verifies with `secrets` (the first current, the rest grace), returning the matching index.
+fn verify_with(
+    scheme: Box<dyn Scheme>,
+    secrets: &[Secret],
+    tolerance: Duration,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<usize, VerifyError> {
+    let clock = webhook_guard::ManualClock::new(now);
+    let keyring = Keyring::builder()
+        .clock(clock)
+        .max_keys(secrets.len().max(1))
+        .key_id(KeyId::new("1"))
+        .build(secrets[0].clone());
+    let far = now + chrono::Duration::days(3650);
+    let mut ids = vec![keyring.current_id()];
+    for secret in &secrets[1..] {
+        // Cannot fail: the expiry is in the future and max_keys fits every secret.
+        ids.push(
+            keyring
+                .add_grace_key(secret.clone(), far)
+                .unwrap_or_else(|_| KeyId::new("?")),
+        );
+    }
+    let verified = Verifier::new(scheme, keyring)
+        .tolerance(tolerance)
+        .verify_at(headers, body, now)?;
+    let index = ids
+        .iter()
+        .position(|id| id == verified.key_id())
+        .unwrap_or(0);
+    debug_assert_eq!(index == 0, verified.role() == KeyRole::Current);
+    Ok(index)
+}
+
+type Check<'a> = dyn Fn(&[Secret], &[u8]) -> Result<Result<usize, VerifyError>, String> + 'a;
+
+/// Bodies and keys that differ from what was given in the ways receivers commonly get wrong;
+/// each that would have verified becomes a hint.
+fn near_misses(
+    check: &Check<'_>,
+    secrets: &[Secret],
+    texts: &[String],
+    format: SecretFormat,
+    body: &[u8],
+) -> Result<Vec<String>, String> {
+    let mut hints = Vec::new();
+    // Each distinct body is tried once, so one fix is not reported under two names.
+    let mut tried = vec![body.to_vec()];
+    let mut try_body = |candidate: Option<Vec<u8>>, hint: &str| -> Result<(), String> {
+        if let Some(candidate) = candidate {
+            if !tried.contains(&candidate) {
+                if check(secrets, &candidate)?.is_ok() {
+                    hints.push(hint.to_owned());
+                }
+                tried.push(candidate);
+            }
+        }
+        Ok(())
+    };
+    try_body(
+        body.strip_suffix(b"\n").map(|b| b.strip_suffix(b"\r").unwrap_or(b).to_vec()),
+        "the signature matches the body WITHOUT its trailing newline: something added one after signing (an editor, `echo`, or a client)",
+    )?;
+    try_body(
+        (!body.ends_with(b"\n")).then(|| [body, b"\n"].concat()),
+        "the signature matches the body WITH a trailing newline: the sender signed one that was lost (use --body-file with the exact bytes)",
+    )?;
+    try_body(
+        body.windows(2)
+            .any(|w| w == b"\r\n")
+            .then(|| replace(body, b"\r\n", b"\n")),
+        "the signature matches the body with CRLF line endings turned into LF: the line endings were changed in transit or when saving",
+    )?;
+    try_body(
+        (body.contains(&b'\n') && !body.windows(2).any(|w| w == b"\r\n"))
+            .then(|| replace(body, b"\n", b"\r\n")),
+        "the signature matches the body with LF line endings turned into CRLF: the line endings were changed in transit or when saving",
+    )?;
+    if let Ok(value) = serde_json::from_slice::<serde_json::Value>(body) {
+        let encodings = [
+            ("compact", serde_json::to_vec(&value).ok()),
+            ("pretty-printed", serde_json::to_vec_pretty(&value).ok()),
+            (
+                "Python json.dumps-style (\", \" and \": \")",
+                python_style(&value),
+            ),
+        ];
+        for (style, encoded) in encodings {
+            try_body(
+                encoded,
+                &format!("the body was re-serialized: the signature matches the {style} JSON encoding of it. Verify the raw bytes as received, before any JSON parsing"),
+            )?;
+        }
+    }
+    for other in SecretFormat::ALL.into_iter().filter(|f| *f != format) {
+        let Ok(alternatives) = texts
+            .iter()
+            .map(|t| other.parse(t))
+            .collect::<Result<Vec<_>, _>>()
+        else {
+            continue;
+        };
+        if check(&alternatives, body)?.is_ok() {
+            hints.push(format!(
+                "the signature matches when the secret is read as {} instead of {}: pass --secret-format {}",
+                other.name(),
+                format.name(),
+                other.name()
+            ));
+        }
+    }
+    Ok(hints)
+}
+
+/// JSON as Python's `json.dumps` writes it by default: `, ` and `: ` separators.
+fn python_style(value: &serde_json::Value) -> Option<Vec<u8>> {
+    use serde::Serialize as _;
+    use std::io::Write;
+
+    struct Spaced;
+    impl serde_json::ser::Formatter for Spaced {
+        fn begin_array_value<W: ?Sized + Write>(
+            &mut self,
+            w: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                w.write_all(b", ")
+            }
+        }
+        fn begin_object_key<W: ?Sized + Write>(
+            &mut self,
+            w: &mut W,
+            first: bool,
+        ) -> std::io::Result<()> {
+            if first {
+                Ok(())
+            } else {
+                w.write_all(b", ")
+            }
+        }
+        fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+            w.write_all(b": ")
+        }
+    }
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Spaced);
+    value.serialize(&mut ser).ok()?;
+    Some(out)
+}
+
+fn replace(body: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(body.len() + body.len() / 16);
+    let mut rest = body;
+    while !rest.is_empty() {
+        if rest.starts_with(from) {
+            out.extend_from_slice(to);
+            rest = &rest[from.len()..];
+        } else {
+            out.push(rest[0]);
+            rest = &rest[1..];
+        }
+    }
+    out
+}
+
+/// The headers each secret would have produced for this id, timestamp and body.
+fn expected_signatures(
+    args: &VerifyArgs,
+    secrets: &[Secret],
+    headers: &HeaderMap,
+    body: &[u8],
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Vec<String>, String> {
+    let probe = args.scheme.build()?;
+    let (id, at) = match probe.parse(headers) {
+        Ok(d) => (
+            d.id().unwrap_or_default().to_owned(),
+            d.timestamp()
+                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
+                .unwrap_or(now),
+        ),
+        Err(_) => (String::new(), now),
+    };
+    let mut out = Vec::new();
+    for (i, secret) in secrets.iter().enumerate() {
+        let signed = Signer::new(args.scheme.build()?, secret.clone())
+            .sign_at(body, &id, at)
+            .map_err(|e| e.to_string())?;
+        for (name, value) in &signed {
+            let value = value.to_str().unwrap_or_default();
+            out.push(format!("secret #{}: {name}: {value}", i + 1));
+        }
+    }
+    Ok(out)
+}
+
+fn print_expected(expected: &[String]) {
+    for line in expected {
+        println!("expected {line}");
+    }
+}
+
+fn parse_headers(raw: &[String]) -> Result<HeaderMap, String> {
+    let mut headers = HeaderMap::new();
+    for line in raw {
+        let (name, value) = line
+            .split_once(':')
+            .ok_or_else(|| format!("-H {line:?}: expected `Name: value`"))?;
+        let name = HeaderName::try_from(name.trim())
+            .map_err(|_| format!("-H {line:?}: {:?} is not a valid header name", name.trim()))?;
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|_| format!("-H {line:?}: the value is not a valid header value"))?;
+        headers.append(name, value);
+    }
+    Ok(headers)
+}

@@ -1,0 +1,142 @@
+//! `webhook-guard`: sign webhooks, verify them with a diagnosis of why one was rejected, and
+//! generate secrets. All cryptography is the library's.
+
+use std::process::ExitCode;
+
+use chrono::{DateTime, Utc};
+use clap::{Parser, Subcommand, ValueEnum};
+use webhook_guard::Secret;
+
+mod diagnose;
+mod options;
+mod sign;
+
+use options::{BodyArgs, SchemeArgs, SecretFormat};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "webhook-guard",
+    version,
+    about = "Sign and verify webhooks; explain why one was rejected"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print a fresh 32-byte secret from the OS random number generator, once.
+    GenSecret {
+        /// How to print it.
+        #[arg(long, value_enum, default_value = "whsec")]
+        format: GenFormat,
+    },
+    /// Print the headers a sender would send for a body (or a ready curl command).
+    Sign(SignArgs),
+    /// Verify a delivery; exit 0 if valid, 1 with a diagnosis if not.
+    Verify(VerifyArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum GenFormat {
+    Whsec,
+    Hex,
+    Base64,
+}
+
+#[derive(Debug, clap::Args)]
+struct SignArgs {
+    #[command(flatten)]
+    scheme: SchemeArgs,
+    /// The signing secret (prefer --secret-env to keep it out of the shell history).
+    #[arg(
+        long,
+        required_unless_present = "secret_env",
+        conflicts_with = "secret_env"
+    )]
+    secret: Option<String>,
+    /// Read the secret from this environment variable.
+    #[arg(long, value_name = "NAME")]
+    secret_env: Option<String>,
+    /// How the secret text becomes key bytes; default: whsec for standard, raw otherwise.
+    #[arg(long, value_enum)]
+    secret_format: Option<SecretFormat>,
+    /// The webhook id (default: a random msg_… id).
+    #[arg(long)]
+    id: Option<String>,
+    /// The timestamp, Unix seconds (default: now).
+    #[arg(long)]
+    timestamp: Option<i64>,
+    #[command(flatten)]
+    body: BodyArgs,
+    /// Print a curl command that posts the signed body to URL.
+    #[arg(long, value_name = "URL")]
+    curl: Option<String>,
+    /// Print JSON: {"headers": {...}}.
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Debug, clap::Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    scheme: SchemeArgs,
+    /// A secret to accept; repeat for several live keys (the first is treated as current).
+    #[arg(long)]
+    secret: Vec<String>,
+    /// Read a secret from this environment variable; repeatable.
+    #[arg(long, value_name = "NAME")]
+    secret_env: Vec<String>,
+    /// How the secret texts become key bytes; default: whsec for standard, raw otherwise.
+    #[arg(long, value_enum)]
+    secret_format: Option<SecretFormat>,
+    /// A received header, `Name: value`; repeat for each.
+    #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
+    headers: Vec<String>,
+    #[command(flatten)]
+    body: BodyArgs,
+    /// Check timestamps against this time, Unix seconds (default: now).
+    #[arg(long)]
+    now: Option<i64>,
+    /// Timestamp tolerance in seconds, both ways.
+    #[arg(long, default_value_t = 300)]
+    tolerance: u64,
+    /// Also print the signature each secret would have produced (sensitive).
+    #[arg(long)]
+    show_expected: bool,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::GenSecret { format } => gen_secret(format),
+        Command::Sign(args) => sign::run(args),
+        Command::Verify(args) => diagnose::run(args),
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn gen_secret(format: GenFormat) -> Result<ExitCode, String> {
+    let revealed = Secret::generate().map_err(|e| e.to_string())?;
+    let text = match format {
+        GenFormat::Whsec => revealed.into_whsec(),
+        GenFormat::Hex => revealed.into_hex(),
+        GenFormat::Base64 => revealed.into_base64(),
+    };
+    println!("{}", &*text);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn unix(secs: i64, what: &str) -> Result<DateTime<Utc>, String> {
+    DateTime::from_timestamp(secs, 0).ok_or_else(|| format!("{what} {secs} is out of range"))
+}

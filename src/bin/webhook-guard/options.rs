@@ -1,0 +1,182 @@
+//! Command-line options shared by `sign` and `verify`, turned into library types.
+
+use std::io::Read as _;
+use std::path::PathBuf;
+
+use clap::{Args, ValueEnum};
+use webhook_guard::scheme::{
+    Custom, Encoding, GitHub, Scheme, Shopify, Slack, StandardWebhooks, Stripe, Template,
+    TimestampUnit,
+};
+use webhook_guard::Secret;
+
+/// A built-in scheme or a custom one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SchemeName {
+    /// Standard Webhooks / Svix (webhook-id, webhook-timestamp, webhook-signature).
+    Standard,
+    /// Stripe-Signature.
+    Stripe,
+    /// X-Hub-Signature-256.
+    Github,
+    /// X-Slack-Signature.
+    Slack,
+    /// X-Shopify-Hmac-Sha256.
+    Shopify,
+    /// Described by the --custom-* options.
+    Custom,
+}
+
+/// How the secret text is turned into key bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SecretFormat {
+    /// `whsec_` + base64, decoded (Standard Webhooks).
+    Whsec,
+    /// Hex, decoded.
+    Hex,
+    /// Base64, decoded.
+    Base64,
+    /// The text itself as bytes (Stripe, GitHub, Slack, Shopify).
+    Raw,
+}
+
+impl SecretFormat {
+    pub fn parse(self, text: &str) -> Result<Secret, String> {
+        let parsed = match self {
+            Self::Whsec => Secret::from_whsec(text),
+            Self::Hex => Secret::from_hex(text),
+            Self::Base64 => Secret::from_base64(text),
+            Self::Raw => Secret::from_bytes(text),
+        };
+        parsed.map_err(|e| format!("{e} (--secret-format {})", self.name()))
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Whsec => "whsec",
+            Self::Hex => "hex",
+            Self::Base64 => "base64",
+            Self::Raw => "raw",
+        }
+    }
+
+    pub const ALL: [Self; 4] = [Self::Whsec, Self::Hex, Self::Base64, Self::Raw];
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum EncodingName {
+    Hex,
+    Base64,
+}
+
+/// Which scheme, and for `custom`, how it is laid out.
+#[derive(Debug, Args)]
+pub struct SchemeArgs {
+    /// The signature scheme.
+    #[arg(long, value_enum)]
+    pub scheme: SchemeName,
+    /// Custom scheme: the signature header.
+    #[arg(long, value_name = "NAME", default_value = "x-signature")]
+    pub custom_header: String,
+    /// Custom scheme: text before the signature, such as `sha256=`.
+    #[arg(long, value_name = "TEXT", default_value = "")]
+    pub custom_prefix: String,
+    /// Custom scheme: the signature's encoding.
+    #[arg(long, value_enum, default_value = "hex")]
+    pub custom_encoding: EncodingName,
+    /// Custom scheme: the timestamp header (Unix seconds), if any.
+    #[arg(long, value_name = "NAME")]
+    pub custom_timestamp_header: Option<String>,
+    /// Custom scheme: the id header, if any.
+    #[arg(long, value_name = "NAME")]
+    pub custom_id_header: Option<String>,
+    /// Custom scheme: the signed content, with {id}, {timestamp} and {body}.
+    #[arg(long, value_name = "TEMPLATE", default_value = "{body}")]
+    pub custom_template: String,
+}
+
+impl SchemeArgs {
+    pub fn build(&self) -> Result<Box<dyn Scheme>, String> {
+        Ok(match self.scheme {
+            SchemeName::Standard => Box::new(StandardWebhooks),
+            SchemeName::Stripe => Box::new(Stripe),
+            SchemeName::Github => Box::new(GitHub),
+            SchemeName::Slack => Box::new(Slack),
+            SchemeName::Shopify => Box::new(Shopify),
+            SchemeName::Custom => Box::new(self.custom()?),
+        })
+    }
+
+    fn custom(&self) -> Result<Custom, String> {
+        let bad_name = |e: http::Error| format!("invalid header name: {e}");
+        let mut scheme = Custom::new(&self.custom_header)
+            .map_err(bad_name)?
+            .prefix(self.custom_prefix.clone())
+            .encoding(match self.custom_encoding {
+                EncodingName::Hex => Encoding::Hex,
+                EncodingName::Base64 => Encoding::Base64,
+            });
+        if let Some(name) = &self.custom_timestamp_header {
+            scheme = scheme
+                .timestamp_header(name, TimestampUnit::Seconds)
+                .map_err(bad_name)?;
+        }
+        if let Some(name) = &self.custom_id_header {
+            scheme = scheme.id_header(name).map_err(bad_name)?;
+        }
+        let template = Template::parse(&self.custom_template)
+            .map_err(|e| format!("--custom-template: {e}"))?;
+        scheme
+            .template(template)
+            .map_err(|e| format!("--custom-template: {e}"))
+    }
+
+    /// The usual secret format of the scheme's platform.
+    pub fn default_secret_format(&self) -> SecretFormat {
+        match self.scheme {
+            SchemeName::Standard => SecretFormat::Whsec,
+            _ => SecretFormat::Raw,
+        }
+    }
+}
+
+/// Where the body comes from.
+#[derive(Debug, Args)]
+pub struct BodyArgs {
+    /// The body as text.
+    #[arg(long, conflicts_with = "body_file")]
+    pub body: Option<String>,
+    /// Read the body from a file (bytes as they are); without --body or --body-file, stdin.
+    #[arg(long, value_name = "PATH")]
+    pub body_file: Option<PathBuf>,
+}
+
+impl BodyArgs {
+    pub fn read(&self) -> Result<Vec<u8>, String> {
+        if let Some(body) = &self.body {
+            return Ok(body.clone().into_bytes());
+        }
+        if let Some(path) = &self.body_file {
+            return std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()));
+        }
+        let mut body = Vec::new();
+        std::io::stdin()
+            .read_to_end(&mut body)
+            .map_err(|e| format!("cannot read the body from stdin: {e}"))?;
+        Ok(body)
+    }
+}
+
+/// Resolves `--secret` values and `--secret-env` names, in that order, to their texts.
+pub fn secret_texts(secrets: &[String], envs: &[String]) -> Result<Vec<String>, String> {
+    let mut texts = secrets.to_vec();
+    for name in envs {
+        let text = std::env::var(name)
+            .map_err(|_| format!("environment variable {name} is not set or not UTF-8"))?;
+        texts.push(text);
+    }
+    if texts.is_empty() {
+        return Err("no secret: give --secret or --secret-env".to_owned());
+    }
+    Ok(texts)
+}

@@ -1,0 +1,60 @@
+//! `webhook-guard sign`.
+
+use std::process::ExitCode;
+
+use webhook_guard::Signer;
+
+use super::options::secret_texts;
+use super::{unix, SignArgs};
+
+pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
+    let scheme = args.scheme.build()?;
+    let format = args
+        .secret_format
+        .unwrap_or_else(|| args.scheme.default_secret_format());
+    let texts = secret_texts(args.secret.as_slice(), args.secret_env.as_slice())?;
+    let secret = format.parse(&texts[0])?;
+    let body = args.body.read()?;
+    let at = match args.timestamp {
+        Some(secs) => unix(secs, "--timestamp")?,
+        None => chrono::Utc::now(),
+    };
+    let id = match args.id {
+        Some(id) => id,
+        None => format!("msg_{:016x}", getrandom::u64().map_err(|e| e.to_string())?),
+    };
+    let headers = Signer::new(scheme, secret)
+        .sign_at(&body, &id, at)
+        .map_err(|e| e.to_string())?;
+    let pairs: Vec<(String, String)> = headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
+        .collect();
+    if args.json {
+        let map: serde_json::Map<_, _> = pairs
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::from(v.as_str())))
+            .collect();
+        println!("{}", serde_json::json!({ "headers": map }));
+    } else if let Some(url) = args.curl {
+        let mut cmd = format!("curl -i -X POST {}", shell_quote(&url));
+        for (k, v) in &pairs {
+            cmd.push_str(&format!(" -H {}", shell_quote(&format!("{k}: {v}"))));
+        }
+        match std::str::from_utf8(&body) {
+            Ok(text) => cmd.push_str(&format!(" --data-binary {}", shell_quote(text))),
+            Err(_) => cmd.push_str(" --data-binary @BODY_FILE"),
+        }
+        println!("{cmd}");
+    } else {
+        for (k, v) in &pairs {
+            println!("{k}: {v}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Quotes for a POSIX shell: single quotes, with embedded ones closed and escaped.
+fn shell_quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', r"'\''"))
+}
