@@ -20,12 +20,18 @@ use webhook_guard::{Keyring, Signer, Verified, Verifier};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let port: u16 = std::env::var("PORT").ok().and_then(|p| p.parse().ok()).unwrap_or(3000);
+    let port: u16 = std::env::var("PORT")
+        .ok()
+        .and_then(|p| p.parse().ok())
+        .unwrap_or(3000);
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
 
     let (keyring, revealed) = Keyring::generate()?;
     let secret = revealed.secret();
-    println!("GitHub webhook secret (shown once): {}", &*revealed.into_hex());
+    println!(
+        "GitHub webhook secret (shown once): {}",
+        &*revealed.into_hex()
+    );
     let body = r#"{"zen":"Keep it logically awesome."}"#;
     let signature = Signer::new(GitHub, secret).sign(body.as_bytes())?;
     println!(
@@ -41,7 +47,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .get::<Verified>()
                 .map(|v| v.key_id().to_string())
                 .unwrap_or_default();
-            let mut response = Response::new(Full::new(Bytes::from(format!("verified with {key}\n"))));
+            let mut response =
+                Response::new(Full::new(Bytes::from(format!("verified with {key}\n"))));
             *response.status_mut() = StatusCode::OK;
             Ok::<_, Infallible>(response)
         }));

@@ -33,7 +33,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .init();
 
     let port: u16 = match std::env::var("PORT") {
-        Ok(p) => p.parse().map_err(|e| format!("PORT={p:?} is not a port number: {e}"))?,
+        Ok(p) => p
+            .parse()
+            .map_err(|e| format!("PORT={p:?} is not a port number: {e}"))?,
         Err(_) => 3000,
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
@@ -60,9 +62,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let verifier = Verifier::new(StandardWebhooks, keyring.clone());
     let app = Router::new()
         .route("/webhooks", post(receive))
-        .layer(WebhookLayer::new(verifier).max_body_size(64 * 1024))
+        .route_layer(WebhookLayer::new(verifier).max_body_size(64 * 1024))
         // Outside the verified routes: an operator action, not a webhook.
-        .merge(Router::new().route("/rotate", post(rotate)).with_state((keyring, addr)));
+        .merge(
+            Router::new()
+                .route("/rotate", post(rotate))
+                .with_state((keyring, addr)),
+        );
 
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -96,7 +102,10 @@ async fn rotate(State((keyring, addr)): State<(Keyring, SocketAddr)>) -> String 
     match keyring.regenerate(Duration::from_secs(60)) {
         Ok((revealed, rotation)) => {
             let secret = revealed.secret();
-            println!("new signing secret (shown once): {}", &*revealed.into_whsec());
+            println!(
+                "new signing secret (shown once): {}",
+                &*revealed.into_whsec()
+            );
             if let Err(e) = print_curl(addr, &secret) {
                 eprintln!("cannot sign the sample: {e}");
             }
@@ -104,7 +113,9 @@ async fn rotate(State((keyring, addr)): State<(Keyring, SocketAddr)>) -> String 
                 "rotated to {}; {} stays valid until {}\n",
                 rotation.new_key,
                 rotation.old_key,
-                rotation.old_expires_at.map_or("now".into(), |t| t.to_rfc3339())
+                rotation
+                    .old_expires_at
+                    .map_or("now".into(), |t| t.to_rfc3339())
             )
         }
         Err(e) => format!("rotation refused: {e}\n"),
@@ -115,7 +126,11 @@ fn print_curl(addr: SocketAddr, secret: &Secret) -> Result<(), webhook_guard::Si
     let headers = Signer::new(StandardWebhooks, secret.clone()).sign(SAMPLE_BODY.as_bytes())?;
     let mut cmd = format!("curl -i http://{addr}/webhooks -H 'content-type: application/json'");
     for (name, value) in &headers {
-        cmd.push_str(&format!(" -H '{}: {}'", name, value.to_str().unwrap_or_default()));
+        cmd.push_str(&format!(
+            " -H '{}: {}'",
+            name,
+            value.to_str().unwrap_or_default()
+        ));
     }
     cmd.push_str(&format!(" --data-raw '{SAMPLE_BODY}'"));
     println!("try it (valid for 5 minutes):\n{cmd}");

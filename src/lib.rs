@@ -23,7 +23,7 @@
 //! let keyring = Keyring::new(Secret::from_whsec("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw")?);
 //! let app: Router = Router::new()
 //!     .route("/webhooks", post(handle))
-//!     .layer(WebhookLayer::new(Verifier::new(StandardWebhooks, keyring.clone())));
+//!     .route_layer(WebhookLayer::new(Verifier::new(StandardWebhooks, keyring.clone())));
 //!
 //! // Later, from an admin task: the platform rotated its secret with a one-hour grace period.
 //! let rotation = keyring.rotate(Secret::from_whsec("whsec_c2VjcmV0LW51bWJlci10d28=")?, Duration::from_secs(3600))?;

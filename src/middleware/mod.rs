@@ -22,7 +22,8 @@
 //!
 //! # Examples
 //!
-//! With axum:
+//! With axum, `route_layer` verifies only requests that match a route, so unknown paths still
+//! get 404 instead of a signature error (`layer` would check every request first):
 //!
 //! ```
 //! use axum::{routing::post, Extension, Router};
@@ -36,7 +37,7 @@
 //! let keyring = Keyring::new(Secret::from_bytes("It's a Secret to Everybody")?);
 //! let app: Router = Router::new()
 //!     .route("/webhooks/github", post(handle))
-//!     .layer(WebhookLayer::new(Verifier::new(GitHub, keyring)).max_body_size(256 * 1024));
+//!     .route_layer(WebhookLayer::new(Verifier::new(GitHub, keyring)).max_body_size(256 * 1024));
 //! # Ok(())
 //! # }
 //! ```
