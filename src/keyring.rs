@@ -23,6 +23,9 @@ pub const DEFAULT_MAX_GRACE: Duration = Duration::from_secs(3600);
 /// Default bound on the keys live at once (current plus grace).
 pub const DEFAULT_MAX_KEYS: usize = 8;
 
+/// `last_verified` before any verification.
+const NEVER: i64 = i64::MIN;
+
 /// A keyed HMAC-SHA256 state.
 pub(crate) type HmacSha256 = Hmac<Sha256>;
 
@@ -176,7 +179,7 @@ pub(crate) struct Key {
     /// Set when the key is invalidated at once (grace 0 or revoke), so a request that took its
     /// snapshot before the change still cannot be accepted after the change returned.
     retired: AtomicBool,
-    /// Unix seconds of the last verification, 0 for never.
+    /// Unix seconds of the last verification, [`NEVER`] for never.
     last_verified: AtomicI64,
     /// Unix seconds of the last grace-key warning, for rate limiting.
     last_warned: AtomicI64,
@@ -194,7 +197,7 @@ impl Key {
             secret,
             mac,
             retired: AtomicBool::new(false),
-            last_verified: AtomicI64::new(0),
+            last_verified: AtomicI64::new(NEVER),
             last_warned: AtomicI64::new(i64::MIN),
         }
     }
@@ -479,6 +482,7 @@ impl Keyring {
     /// # Errors
     ///
     /// [`RotationError::AlreadyExpired`] when `expires_at` is not in the future,
+    /// [`RotationError::GraceOutOfRange`] when it is further away than the maximum grace period,
     /// [`RotationError::TooManyKeys`] when the keyring is full.
     pub fn add_grace_key(
         &self,
@@ -488,6 +492,13 @@ impl Keyring {
         let now = self.shared.clock.now();
         if expires_at <= now {
             return Err(RotationError::AlreadyExpired { expires_at, now });
+        }
+        let requested = (expires_at - now).to_std().unwrap_or(Duration::MAX);
+        if requested > self.shared.max_grace {
+            return Err(RotationError::GraceOutOfRange {
+                requested,
+                max: self.shared.max_grace,
+            });
         }
         let key = Arc::new(Key::new(KeyId::random(), secret, now));
         self.update(|set| {
@@ -525,7 +536,7 @@ impl Keyring {
                 created_at: e.key.created_at,
                 expires_at: e.expires_at,
                 last_verified: match e.key.last_verified.load(Ordering::Relaxed) {
-                    0 => None,
+                    NEVER => None,
                     secs => Utc.timestamp_opt(secs, 0).single(),
                 },
             })

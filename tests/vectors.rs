@@ -178,11 +178,17 @@ fn stripe_accepts_any_of_several_v1_and_ignores_v0() {
         .verify_at(&h, body, at(1533204620))
         .unwrap();
     // Only a v0 (Stripe's fake test-mode signature) is not enough.
-    let h = headers(&[("stripe-signature", "t=1533204620,v0=63f3a72374a733066c4be69ed7f8e5ac85c22c9f0a6a612ab9a025a9e4ee7eef")]);
+    let h = headers(&[(
+        "stripe-signature",
+        "t=1533204620,v0=63f3a72374a733066c4be69ed7f8e5ac85c22c9f0a6a612ab9a025a9e4ee7eef",
+    )]);
     let err = verifier(Stripe, &secret)
         .verify_at(&h, body, at(1533204620))
         .unwrap_err();
-    assert_eq!(err.to_string(), "malformed header stripe-signature: no v1 signature");
+    assert_eq!(
+        err.to_string(),
+        "malformed header stripe-signature: no v1 signature"
+    );
 }
 
 // Source: GitHub docs, "Validating webhook deliveries", "Testing the webhook payload validation".
@@ -194,7 +200,9 @@ fn github_docs_vector() {
         ("x-hub-signature-256", sig),
         ("x-github-delivery", "72d3162e-cc78-11e3-81ab-4c9367dc0958"),
     ]);
-    let verified = verifier(GitHub, &secret).verify(&h, b"Hello, World!").unwrap();
+    let verified = verifier(GitHub, &secret)
+        .verify(&h, b"Hello, World!")
+        .unwrap();
     assert_eq!(
         verified.webhook_id(),
         Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
@@ -233,7 +241,10 @@ fn shopify_sdk_vector() {
     let sig = "B23tXN681gZ0qIWNRrgtzBE9XSDo5yaUu6wfmhu3a7g=";
     let h = headers(&[
         ("x-shopify-hmac-sha256", sig),
-        ("x-shopify-webhook-id", "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043"),
+        (
+            "x-shopify-webhook-id",
+            "b54557e4-bdd9-4b37-8a5f-bf7d70bcd043",
+        ),
     ]);
     verifier(Shopify, &secret)
         .verify(&h, br#"{"foo": "bar"}"#)
@@ -242,7 +253,9 @@ fn shopify_sdk_vector() {
     assert!(verifier(Shopify, &secret)
         .verify(&h, br#"{"foo":"bar"}"#)
         .is_err());
-    let signed = Signer::new(Shopify, secret).sign(br#"{"foo": "bar"}"#).unwrap();
+    let signed = Signer::new(Shopify, secret)
+        .sign(br#"{"foo": "bar"}"#)
+        .unwrap();
     assert_eq!(signed["x-shopify-hmac-sha256"], sig);
 }
 
@@ -289,9 +302,12 @@ fn custom_scheme_expresses_shopify_and_plain_hex_headers() {
         "x-signature",
         "757107EA0EB2509FC211221CCE984B8A37570B6D7586C22C46F4379C8B043E17",
     )]);
-    verifier(hex_header, &Secret::from_bytes("It's a Secret to Everybody").unwrap())
-        .verify(&h, b"Hello, World!")
-        .unwrap();
+    verifier(
+        hex_header,
+        &Secret::from_bytes("It's a Secret to Everybody").unwrap(),
+    )
+    .verify(&h, b"Hello, World!")
+    .unwrap();
 }
 
 #[test]
@@ -370,7 +386,12 @@ fn round_trip_every_scheme() {
             "{name}"
         );
         let stranger = Verifier::new(
-            every_scheme().swap_remove(every_scheme().iter().position(|s| s.name() == name).unwrap()),
+            every_scheme().swap_remove(
+                every_scheme()
+                    .iter()
+                    .position(|s| s.name() == name)
+                    .unwrap(),
+            ),
             Keyring::new(Secret::generate().unwrap().secret()),
         );
         assert!(stranger.verify_at(&h, b"{\"a\":1}", now).is_err(), "{name}");

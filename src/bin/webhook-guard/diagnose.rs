@@ -102,6 +102,7 @@ fn verify_with(
     let keyring = Keyring::builder()
         .clock(clock)
         .max_keys(secrets.len().max(1))
+        .max_grace(Duration::from_secs(3650 * 86_400))
         .key_id(KeyId::new("1"))
         .build(secrets[0].clone());
     let far = now + chrono::Duration::days(3650);

@@ -1,0 +1,104 @@
+//! Deliveries shared by the benchmarks: one signed request per scheme and body size.
+#![allow(dead_code)]
+
+use chrono::{DateTime, Utc};
+use http::HeaderMap;
+use webhook_guard::scheme::{
+    Custom, GitHub, Scheme, Shopify, Slack, StandardWebhooks, Stripe, Template, TimestampUnit,
+};
+use webhook_guard::{Keyring, ManualClock, Secret, Signer, Verifier};
+
+pub const NOW: i64 = 1_700_000_000;
+
+pub fn now() -> DateTime<Utc> {
+    DateTime::from_timestamp(NOW, 0).unwrap()
+}
+
+pub const SIZES: [usize; 4] = [64, 1024, 16 * 1024, 1024 * 1024];
+
+pub fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b"{\"a\":1234567890}"[i % 16]).collect()
+}
+
+pub fn secret() -> Secret {
+    Secret::from_bytes(b"0123456789abcdef0123456789abcdef").unwrap()
+}
+
+/// Every built-in scheme, by name.
+pub fn schemes() -> Vec<(&'static str, Box<dyn Scheme>)> {
+    vec![
+        ("standard", Box::new(StandardWebhooks)),
+        ("stripe", Box::new(Stripe)),
+        ("github", Box::new(GitHub)),
+        ("slack", Box::new(Slack)),
+        ("shopify", Box::new(Shopify)),
+        (
+            "custom",
+            Box::new(
+                Custom::new("x-signature")
+                    .unwrap()
+                    .timestamp_header("x-timestamp", TimestampUnit::Seconds)
+                    .unwrap()
+                    .template(Template::parse("{timestamp}.{body}").unwrap())
+                    .unwrap(),
+            ),
+        ),
+    ]
+}
+
+pub fn scheme(name: &str) -> Box<dyn Scheme> {
+    schemes().into_iter().find(|(n, _)| *n == name).unwrap().1
+}
+
+/// A verifier with `keys` live keys whose current key is [`secret`] when `current_matches`,
+/// else the oldest grace key is.
+pub fn verifier(name: &str, keys: usize, match_current: bool) -> Verifier {
+    let clock = ManualClock::new(now());
+    let first = if match_current || keys == 1 {
+        secret()
+    } else {
+        Secret::from_bytes(b"other-0").unwrap()
+    };
+    let keyring = Keyring::builder().clock(clock).build(first);
+    if !match_current && keys > 1 {
+        // The matching key is the oldest: rotate away from it keys-1 times.
+        let keyring2 = Keyring::builder()
+            .clock(ManualClock::new(now()))
+            .build(secret());
+        for i in 1..keys {
+            keyring2
+                .rotate(
+                    Secret::from_bytes(format!("other-{i}")).unwrap(),
+                    std::time::Duration::from_secs(3600),
+                )
+                .unwrap();
+        }
+        return Verifier::new(scheme(name), keyring2);
+    }
+    for i in 1..keys {
+        keyring
+            .add_grace_key(
+                Secret::from_bytes(format!("grace-{i}")).unwrap(),
+                now() + chrono::Duration::hours(1),
+            )
+            .unwrap();
+    }
+    Verifier::new(scheme(name), keyring)
+}
+
+pub fn headers(name: &str, body: &[u8]) -> HeaderMap {
+    Signer::new(scheme(name), secret())
+        .sign_at(body, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now())
+        .unwrap()
+}
+
+/// The bytes the scheme signs before the body, as the scheme lays them out.
+pub fn prefix(name: &str, headers: &HeaderMap) -> (Vec<u8>, Vec<u8>) {
+    let scheme = scheme(name);
+    let delivery = scheme.parse(headers).unwrap();
+    let marker = [0xA5u8; 7];
+    let mut parts: Vec<Vec<u8>> = Vec::new();
+    scheme.signed_content(&delivery, &marker, &mut |p| parts.push(p.to_vec()));
+    let at = parts.iter().position(|p| p == &marker).unwrap();
+    (parts[..at].concat(), parts[at + 1..].concat())
+}
