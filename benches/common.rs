@@ -95,7 +95,8 @@ pub fn headers(name: &str, body: &[u8]) -> HeaderMap {
 /// The bytes the scheme signs before the body, as the scheme lays them out.
 pub fn prefix(name: &str, headers: &HeaderMap) -> (Vec<u8>, Vec<u8>) {
     let scheme = scheme(name);
-    let delivery = scheme.parse(headers).unwrap();
+    let mut delivery = webhook_guard::scheme::Delivery::new();
+    scheme.parse(headers, &mut delivery).unwrap();
     let marker = [0xA5u8; 7];
     let mut parts: Vec<Vec<u8>> = Vec::new();
     scheme.signed_content(&delivery, &marker, &mut |p| parts.push(p.to_vec()));

@@ -308,19 +308,22 @@ impl Scheme for Custom {
         "custom"
     }
 
-    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
         let text = required_header(headers, &self.signature)?;
-        let mut delivery = Delivery::new();
         match self.separator {
             Some(sep) => {
                 for item in text.split(sep).filter(|item| !item.trim().is_empty()) {
-                    self.push(&mut delivery, item)?;
+                    self.push(delivery, item)?;
                 }
                 if delivery.signature_count() == 0 {
                     return Err(malformed(&self.signature, HeaderProblem::EmptySignature));
                 }
             }
-            None => self.push(&mut delivery, text)?,
+            None => self.push(delivery, text)?,
         }
         if let Some((name, unit)) = &self.timestamp {
             delivery.set_timestamp_in(name, required_header(headers, name)?, *unit)?;
@@ -328,7 +331,7 @@ impl Scheme for Custom {
         if let Some(name) = &self.id {
             delivery.set_id(required_header(headers, name)?);
         }
-        Ok(delivery)
+        Ok(())
     }
 
     fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {

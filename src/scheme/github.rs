@@ -42,7 +42,11 @@ impl Scheme for GitHub {
         "github"
     }
 
-    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
         let text = required_header(headers, &SIGNATURE)?;
         let sig = text.strip_prefix("sha256=").ok_or_else(|| {
             malformed(
@@ -50,12 +54,11 @@ impl Scheme for GitHub {
                 HeaderProblem::MissingPrefix { prefix: "sha256=" },
             )
         })?;
-        let mut delivery = Delivery::new();
         delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)?;
         if let Some(id) = header(headers, &DELIVERY)? {
             delivery.set_id(id);
         }
-        Ok(delivery)
+        Ok(())
     }
 
     fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {

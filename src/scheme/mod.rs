@@ -17,6 +17,7 @@
 
 use std::fmt;
 
+use arrayvec::ArrayVec;
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
@@ -75,12 +76,11 @@ pub const MAX_HEADER_LEN: usize = 8 * 1024;
 ///         "acme"
 ///     }
 ///
-///     fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
-///         let mut delivery = Delivery::new();
+///     fn parse<'h>(&self, headers: &'h HeaderMap, delivery: &mut Delivery<'h>) -> Result<(), VerifyError> {
 ///         delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
 ///         let signature = required_header(headers, &SIGNATURE)?;
 ///         delivery.push_signature(&SIGNATURE, signature, Encoding::Hex)?;
-///         Ok(delivery)
+///         Ok(())
 ///     }
 ///
 ///     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
@@ -116,7 +116,11 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
     ///
     /// [`VerifyError::MissingHeader`], [`VerifyError::DuplicateHeader`] or
     /// [`VerifyError::MalformedHeader`].
-    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError>;
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError>;
 
     /// The timestamp text a sender writes for `at`, or `None` when the scheme signs no
     /// timestamp. Default: whole Unix seconds.
@@ -146,8 +150,12 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
     fn name(&self) -> &'static str {
         (**self).name()
     }
-    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
-        (**self).parse(headers)
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        (**self).parse(headers, delivery)
     }
     fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
         (**self).timestamp_text(at)
@@ -235,33 +243,20 @@ impl Candidate {
 
 /// A delivery's signature headers, parsed: candidate signatures, timestamp and id.
 ///
-/// A [`Scheme`] builds one in [`Scheme::parse`]; the verifier reads it.
-#[derive(Clone)]
+/// A [`Scheme`] fills one in [`Scheme::parse`]; the verifier reads it. It lives on the
+/// verifier's stack and is filled in place, so a request costs no allocation and no copy of the
+/// candidate buffer.
+#[derive(Clone, Default)]
 pub struct Delivery<'h> {
-    candidates: [Candidate; MAX_SIGNATURES],
-    count: usize,
+    candidates: ArrayVec<Candidate, MAX_SIGNATURES>,
     timestamp: Option<(i64, &'h str)>,
     id: Option<&'h str>,
-}
-
-impl Default for Delivery<'_> {
-    fn default() -> Self {
-        Self::new()
-    }
 }
 
 impl<'h> Delivery<'h> {
     /// An empty delivery: no signature, timestamp or id.
     pub fn new() -> Self {
-        Self {
-            candidates: [Candidate {
-                bytes: [0; MAX_SIGNATURE_LEN],
-                len: 0,
-            }; MAX_SIGNATURES],
-            count: 0,
-            timestamp: None,
-            id: None,
-        }
+        Self::default()
     }
 
     /// Decodes one candidate signature from header `name` and adds it.
@@ -277,7 +272,7 @@ impl<'h> Delivery<'h> {
         text: &str,
         encoding: Encoding,
     ) -> Result<(), VerifyError> {
-        if self.count == MAX_SIGNATURES {
+        if self.candidates.is_full() {
             return Err(malformed(
                 name,
                 HeaderProblem::TooManySignatures {
@@ -288,16 +283,19 @@ impl<'h> Delivery<'h> {
         if text.is_empty() {
             return Err(malformed(name, HeaderProblem::EmptySignature));
         }
-        let slot = &mut self.candidates[self.count];
+        let mut candidate = Candidate {
+            bytes: [0; MAX_SIGNATURE_LEN],
+            len: 0,
+        };
         let len = encoding
-            .decode(text, &mut slot.bytes)
+            .decode(text, &mut candidate.bytes)
             .ok_or_else(|| malformed(name, HeaderProblem::BadEncoding { encoding }))?;
         if len == 0 {
             return Err(malformed(name, HeaderProblem::EmptySignature));
         }
         // `len` fits: it is at most MAX_SIGNATURE_LEN (64).
-        slot.len = len as u8;
-        self.count += 1;
+        candidate.len = len as u8;
+        self.candidates.push(candidate);
         Ok(())
     }
 
@@ -350,18 +348,18 @@ impl<'h> Delivery<'h> {
 
     /// Number of candidate signatures.
     pub fn signature_count(&self) -> usize {
-        self.count
+        self.candidates.len()
     }
 
     pub(crate) fn candidates(&self) -> &[Candidate] {
-        &self.candidates[..self.count]
+        &self.candidates
     }
 }
 
 impl fmt::Debug for Delivery<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Delivery")
-            .field("signatures", &self.count)
+            .field("signatures", &self.candidates.len())
             .field("timestamp", &self.timestamp())
             .field("id", &self.id)
             .finish()

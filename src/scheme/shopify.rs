@@ -38,8 +38,11 @@ impl Scheme for Shopify {
         "shopify"
     }
 
-    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
-        let mut delivery = Delivery::new();
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
         delivery.push_signature(
             &SIGNATURE,
             required_header(headers, &SIGNATURE)?,
@@ -48,7 +51,7 @@ impl Scheme for Shopify {
         if let Some(id) = header(headers, &ID)? {
             delivery.set_id(id);
         }
-        Ok(delivery)
+        Ok(())
     }
 
     fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {

@@ -35,15 +35,18 @@ impl Scheme for Slack {
         "slack"
     }
 
-    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
         let text = required_header(headers, &SIGNATURE)?;
-        let mut delivery = Delivery::new();
         delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
         let sig = text
             .strip_prefix("v0=")
             .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingPrefix { prefix: "v0=" }))?;
         delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)?;
-        Ok(delivery)
+        Ok(())
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {

@@ -55,18 +55,21 @@ impl Scheme for StandardWebhooks {
         "standard-webhooks"
     }
 
-    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
-        let (id, timestamp, signature) = if headers.contains_key(SIGNATURE) {
-            (ID, TIMESTAMP, SIGNATURE)
-        } else if headers.contains_key(SVIX_SIGNATURE) {
-            (SVIX_ID, SVIX_TIMESTAMP, SVIX_SIGNATURE)
-        } else {
-            return Err(VerifyError::MissingHeader { name: SIGNATURE });
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        // One lookup in the common case: the Standard Webhooks name, then Svix's.
+        let (id, timestamp, signature, list) = match header(headers, &SIGNATURE)? {
+            Some(list) => (ID, TIMESTAMP, SIGNATURE, list),
+            None => match header(headers, &SVIX_SIGNATURE)? {
+                Some(list) => (SVIX_ID, SVIX_TIMESTAMP, SVIX_SIGNATURE, list),
+                None => return Err(VerifyError::MissingHeader { name: SIGNATURE }),
+            },
         };
-        let mut delivery = Delivery::new();
         delivery.set_id(required_header(headers, &id)?);
         delivery.set_timestamp(&timestamp, required_header(headers, &timestamp)?)?;
-        let list = header(headers, &signature)?.unwrap_or_default();
         for item in list.split(' ').filter(|item| !item.is_empty()) {
             let Some((version, sig)) = item.split_once(',') else {
                 return Err(malformed(&signature, HeaderProblem::Unparsable));
@@ -81,7 +84,7 @@ impl Scheme for StandardWebhooks {
                 HeaderProblem::NoSignature { version: "v1" },
             ));
         }
-        Ok(delivery)
+        Ok(())
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {

@@ -54,9 +54,12 @@ impl Scheme for Stripe {
         "stripe"
     }
 
-    fn parse<'h>(&self, headers: &'h HeaderMap) -> Result<Delivery<'h>, VerifyError> {
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
         let text = required_header(headers, &SIGNATURE)?;
-        let mut delivery = Delivery::new();
         let mut timestamp = None;
         for item in text.split(',') {
             let Some((key, val)) = key_value(item, '=') else {
@@ -83,7 +86,7 @@ impl Scheme for Stripe {
                 HeaderProblem::NoSignature { version: "v1" },
             ));
         }
-        Ok(delivery)
+        Ok(())
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {

@@ -269,7 +269,8 @@ fn expected_signatures(
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Vec<String>, String> {
     let probe = args.scheme.build()?;
-    let (id, at) = match probe.parse(headers) {
+    let mut delivery = webhook_guard::scheme::Delivery::new();
+    let (id, at) = match probe.parse(headers, &mut delivery).map(|()| &delivery) {
         Ok(d) => (
             d.id().unwrap_or_default().to_owned(),
             d.timestamp()
