@@ -10,7 +10,7 @@
 //! cargo run --release --example constant_time -- --continuous verify_compare  # until stopped
 //! ```
 
-use dudect_bencher::rand::{Rng, RngExt};
+use dudect_bencher::rand::RngExt;
 use dudect_bencher::{ctbench_main, BenchRng, Class, CtRunner};
 use http::{HeaderMap, HeaderValue};
 use webhook_guard::scheme::GitHub;
