@@ -11,10 +11,14 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use chrono::{DateTime, TimeZone, Utc};
-use hmac::{Hmac, KeyInit};
+use std::sync::OnceLock;
+
+use hmac::{Hmac, KeyInit, Mac};
+use sha1::Sha1;
 use sha2::Sha256;
 
 use crate::clock::{Clock, SystemClock};
+use crate::scheme::Algorithm;
 use crate::secret::{RevealedSecret, Secret, SecretError};
 
 /// Default longest grace period: one hour, as the platforms that offer one allow.
@@ -28,6 +32,9 @@ const NEVER: i64 = i64::MIN;
 
 /// A keyed HMAC-SHA256 state.
 pub(crate) type HmacSha256 = Hmac<Sha256>;
+
+/// A computed MAC, held inline.
+pub(crate) type Tag = arrayvec::ArrayVec<u8, 32>;
 
 /// The non-secret name of one key in a [`Keyring`].
 ///
@@ -175,7 +182,9 @@ pub(crate) struct Key {
     /// Kept for signing and, later, durable stores; never readable from outside the crate.
     pub(crate) secret: Secret,
     /// Keyed once when the key is built; cloned per request instead of re-running the key schedule.
-    pub(crate) mac: HmacSha256,
+    mac: HmacSha256,
+    /// The same for HMAC-SHA1 (Twilio), keyed on first use.
+    sha1: OnceLock<Hmac<Sha1>>,
     /// Set when the key is invalidated at once (grace 0 or revoke), so a request that took its
     /// snapshot before the change still cannot be accepted after the change returned.
     retired: AtomicBool,
@@ -186,7 +195,7 @@ pub(crate) struct Key {
 }
 
 impl Key {
-    fn new(id: KeyId, secret: Secret, created_at: DateTime<Utc>) -> Self {
+    pub(crate) fn new(id: KeyId, secret: Secret, created_at: DateTime<Utc>) -> Self {
         let mac = HmacSha256::new_from_slice(secret.expose()).unwrap_or_else(|_| {
             // HMAC accepts keys of any length; this branch cannot be reached.
             unreachable!("HMAC accepts keys of any length")
@@ -196,9 +205,34 @@ impl Key {
             created_at,
             secret,
             mac,
+            sha1: OnceLock::new(),
             retired: AtomicBool::new(false),
             last_verified: AtomicI64::new(NEVER),
             last_warned: AtomicI64::new(i64::MIN),
+        }
+    }
+
+    /// The MAC of the content `write` feeds, under this key with `algorithm`.
+    pub(crate) fn tag(
+        &self,
+        algorithm: Algorithm,
+        write: impl FnOnce(&mut dyn FnMut(&[u8])),
+    ) -> Tag {
+        match algorithm {
+            Algorithm::HmacSha1 => {
+                let keyed = self.sha1.get_or_init(|| {
+                    Hmac::<Sha1>::new_from_slice(self.secret.expose())
+                        .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
+                });
+                let mut mac = keyed.clone();
+                write(&mut |part| mac.update(part));
+                mac.finalize().into_bytes().iter().copied().collect()
+            }
+            _ => {
+                let mut mac = self.mac.clone();
+                write(&mut |part| mac.update(part));
+                mac.finalize().into_bytes().iter().copied().collect()
+            }
         }
     }
 

@@ -4,11 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use hmac::{KeyInit, Mac};
 use http::header::{HeaderMap, HeaderName};
 
 use crate::clock::{Clock, SystemClock};
-use crate::keyring::HmacSha256;
+use crate::keyring::{Key, KeyId};
 use crate::scheme::{outgoing, Scheme};
 use crate::secret::Secret;
 
@@ -30,20 +29,29 @@ use crate::secret::Secret;
 #[derive(Clone)]
 pub struct Signer {
     scheme: Arc<dyn Scheme>,
-    keys: Vec<HmacSha256>,
+    keys: Vec<Arc<Key>>,
     clock: Arc<dyn Clock>,
+    url: Option<String>,
 }
 
 impl Signer {
     /// A signer for `scheme` with one secret.
     pub fn new(scheme: impl Scheme, secret: Secret) -> Self {
-        let mac = HmacSha256::new_from_slice(secret.expose())
-            .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"));
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let key = Key::new(KeyId::new("signer"), secret, clock.now());
         Self {
             scheme: Arc::new(scheme),
-            keys: vec![mac],
-            clock: Arc::new(SystemClock),
+            keys: vec![Arc::new(key)],
+            clock,
+            url: None,
         }
+    }
+
+    /// The full URL deliveries are posted to, for schemes that sign it (Square, Twilio).
+    /// Default: none.
+    pub fn url(mut self, url: impl Into<String>) -> Self {
+        self.url = Some(url.into());
+        self
     }
 
     /// The clock [`sign`](Signer::sign) stamps deliveries with. Default: the system clock.
@@ -72,25 +80,37 @@ impl Signer {
     ///
     /// # Errors
     ///
-    /// [`SignError::InvalidHeaderValue`] when `id` cannot be a header value.
+    /// [`SignError::InvalidHeaderValue`] when `id` cannot be a header value (or starts or ends
+    /// with white space, which HTTP would strip); [`SignError::UrlRequired`] for a scheme that
+    /// signs the URL when no [`url`](Signer::url) was set.
     pub fn sign_at(
         &self,
         body: &[u8],
         id: &str,
         timestamp: DateTime<Utc>,
     ) -> Result<HeaderMap, SignError> {
-        let text = self.scheme.timestamp_text(timestamp);
+        let scheme = &*self.scheme;
+        if id.trim() != id {
+            return Err(SignError::InvalidId);
+        }
+        if scheme.uses_url() && self.url.is_none() {
+            return Err(SignError::UrlRequired {
+                scheme: scheme.name(),
+            });
+        }
+        let text = scheme.timestamp_text(timestamp);
         let ts = text.as_deref().map(|t| (timestamp.timestamp(), t));
-        let delivery = outgoing((!id.is_empty()).then_some(id), ts);
+        let delivery = outgoing(
+            (!id.is_empty()).then_some(id),
+            ts,
+            self.url.as_deref(),
+            body,
+        );
+        let algorithm = scheme.algorithm();
         let tags: Vec<_> = self
             .keys
             .iter()
-            .map(|key| {
-                let mut mac = key.clone();
-                self.scheme
-                    .signed_content(&delivery, body, &mut |part| mac.update(part));
-                mac.finalize().into_bytes()
-            })
+            .map(|key| key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out)))
             .collect();
         let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
         let mut headers = HeaderMap::new();
@@ -118,5 +138,15 @@ pub enum SignError {
     InvalidHeaderValue {
         /// The header.
         name: HeaderName,
+    },
+    /// The webhook id starts or ends with white space, which HTTP strips in transit, so the
+    /// receiver would check a different id than was signed.
+    #[error("webhook id starts or ends with white space")]
+    InvalidId,
+    /// The scheme signs the request URL, and the signer has none.
+    #[error("scheme {scheme} signs the request URL; set it with Signer::url")]
+    UrlRequired {
+        /// The scheme's name.
+        scheme: &'static str,
     },
 }

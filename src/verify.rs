@@ -5,8 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use hmac::Mac;
 use http::header::{HeaderMap, HeaderName};
+use http::request::Parts;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::clock::Clock;
@@ -16,9 +16,6 @@ use crate::scheme::{Delivery, Encoding, Scheme};
 /// Default timestamp tolerance, both ways: five minutes, as Stripe, Slack and Standard Webhooks
 /// recommend.
 pub const DEFAULT_TOLERANCE: Duration = Duration::from_secs(300);
-
-/// Length of an HMAC-SHA256 tag.
-const MAC_LEN: usize = 32;
 
 /// How often, at most, a match on a grace key is logged at `warn` for the same key.
 const GRACE_WARNING_EVERY: Duration = Duration::from_secs(60);
@@ -58,6 +55,7 @@ pub struct Verifier {
     clock: Arc<dyn Clock>,
     past: Duration,
     future: Duration,
+    public_base_url: Option<String>,
 }
 
 impl Verifier {
@@ -70,6 +68,7 @@ impl Verifier {
             keyring,
             past: DEFAULT_TOLERANCE,
             future: DEFAULT_TOLERANCE,
+            public_base_url: None,
         }
     }
 
@@ -93,6 +92,22 @@ impl Verifier {
     /// The clock timestamps are checked against. Default: the keyring's clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The scheme, host and optional path prefix senders deliver to, such as
+    /// `https://hooks.example.com`, for schemes that sign the request URL (Square, Twilio).
+    ///
+    /// Behind a proxy or load balancer the URL a server sees differs from the one the sender
+    /// used (`http` instead of `https`, an internal host name), and a signature over the URL
+    /// then never matches. Without this setting the URL is the request's own absolute URI or
+    /// `https://` + its `Host` header. A trailing `/` is dropped. Default: none.
+    pub fn public_base_url(mut self, base: impl Into<String>) -> Self {
+        let mut base = base.into();
+        while base.ends_with('/') {
+            base.pop();
+        }
+        self.public_base_url = Some(base);
         self
     }
 
@@ -120,32 +135,113 @@ impl Verifier {
     ///
     /// # Errors
     ///
-    /// See [`VerifyError`].
+    /// See [`VerifyError`]; [`VerifyError::UrlRequired`] for a scheme that signs the request URL
+    /// (use [`verify_request`](Verifier::verify_request) or
+    /// [`verify_url_at`](Verifier::verify_url_at) for those).
     pub fn verify_at(
         &self,
         headers: &HeaderMap,
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Verified, VerifyError> {
+        self.check(headers, None, body, now)
+    }
+
+    /// Verifies a request received by an HTTP server, now. The URL the sender signed (for
+    /// schemes that sign it) is the [public base URL](Verifier::public_base_url) followed by
+    /// the request's path and query.
+    ///
+    /// # Errors
+    ///
+    /// See [`VerifyError`].
+    pub fn verify_request(&self, request: &Parts, body: &[u8]) -> Result<Verified, VerifyError> {
+        self.verify_request_at(request, body, self.clock.now())
+    }
+
+    /// [`verify_request`](Verifier::verify_request) as if the request arrived at `now`.
+    ///
+    /// # Errors
+    ///
+    /// See [`VerifyError`].
+    pub fn verify_request_at(
+        &self,
+        request: &Parts,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Verified, VerifyError> {
+        if !self.scheme.uses_url() {
+            return self.check(&request.headers, None, body, now);
+        }
+        let url = self.public_url(request)?;
+        self.check(&request.headers, Some(&url), body, now)
+    }
+
+    /// Verifies a delivery to `url` (the full URL the sender posted to, query included) as if
+    /// it arrived at `now`.
+    ///
+    /// # Errors
+    ///
+    /// See [`VerifyError`].
+    pub fn verify_url_at(
+        &self,
+        url: &str,
+        headers: &HeaderMap,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Verified, VerifyError> {
+        self.check(headers, Some(url), body, now)
+    }
+
+    /// The URL the sender used: the configured public base URL, or `https://` + `Host`, followed
+    /// by the path and query as received.
+    fn public_url(&self, request: &Parts) -> Result<String, VerifyError> {
+        let path = request.uri.path_and_query().map_or("/", |p| p.as_str());
+        if let Some(base) = &self.public_base_url {
+            return Ok(format!("{base}{path}"));
+        }
+        if let (Some(scheme), Some(authority)) = (request.uri.scheme_str(), request.uri.authority())
+        {
+            return Ok(format!("{scheme}://{authority}{path}"));
+        }
+        let host = crate::scheme::header(&request.headers, &http::header::HOST)?.ok_or(
+            VerifyError::UrlRequired {
+                scheme: self.scheme.name(),
+            },
+        )?;
+        Ok(format!("https://{host}{path}"))
+    }
+
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        url: Option<&str>,
+        body: &[u8],
+        now: DateTime<Utc>,
+    ) -> Result<Verified, VerifyError> {
+        let scheme = &*self.scheme;
+        if url.is_none() && scheme.uses_url() {
+            return Err(VerifyError::UrlRequired {
+                scheme: scheme.name(),
+            });
+        }
         let mut delivery = Delivery::new();
-        self.scheme.parse(headers, &mut delivery)?;
+        delivery.set_request(url, body);
+        scheme.parse(headers, &mut delivery)?;
         let timestamp = delivery
             .timestamp()
             .map(|ts| self.check_time(ts, now))
             .transpose()?;
+        let algorithm = scheme.algorithm();
         let set = self.keyring.snapshot();
         let mut tried = 0;
         for (key, role) in set.live(now) {
             tried += 1;
-            let mut mac = key.mac.clone();
-            self.scheme
-                .signed_content(&delivery, body, &mut |part| mac.update(part));
-            let tag = mac.finalize().into_bytes();
+            let tag = key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out));
             if bool::from(any_matches(&delivery, &tag)) && !key.is_retired() {
                 key.mark_verified(now);
                 if role == KeyRole::Grace && key.should_warn(now, GRACE_WARNING_EVERY) {
                     tracing::warn!(
-                        scheme = self.scheme.name(),
+                        scheme = scheme.name(),
                         key = %key.id,
                         current = %set.current().id,
                         "delivery verified with a grace key; the sender has not switched to the current secret yet"
@@ -159,7 +255,7 @@ impl Verifier {
                 });
             }
         }
-        Err(no_match(&delivery, tried))
+        Err(no_match(&delivery, tried, algorithm.tag_len()))
     }
 
     fn check_time(&self, ts: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, VerifyError> {
@@ -224,13 +320,13 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
     diff.ct_eq(&0)
 }
 
-fn no_match(delivery: &Delivery<'_>, keys: usize) -> VerifyError {
+fn no_match(delivery: &Delivery<'_>, keys: usize, tag_len: usize) -> VerifyError {
     let candidates = delivery.candidates();
     match candidates.first() {
-        Some(first) if candidates.iter().all(|c| c.as_bytes().len() != MAC_LEN) => {
+        Some(first) if candidates.iter().all(|c| c.as_bytes().len() != tag_len) => {
             VerifyError::SignatureLength {
                 len: first.as_bytes().len(),
-                expected: MAC_LEN,
+                expected: tag_len,
             }
         }
         _ => VerifyError::NoMatch {
@@ -323,6 +419,12 @@ pub enum VerifyError {
         /// Length of the MAC.
         expected: usize,
     },
+    /// The scheme signs the request URL, which was not given.
+    #[error("scheme {scheme} signs the request URL; verify with verify_request or verify_url_at")]
+    UrlRequired {
+        /// The scheme's name.
+        scheme: &'static str,
+    },
     /// No signature matched any live key.
     #[error("no signature matched: {signatures} signature(s) checked against {keys} live key(s)")]
     NoMatch {
@@ -412,6 +514,9 @@ pub enum HeaderProblem {
     /// The timestamp is not a plain non-negative integer.
     #[error("timestamp is not a non-negative integer of at most 18 digits")]
     BadTimestamp,
+    /// The timestamp is not an RFC 3339 date-time.
+    #[error("timestamp is not an RFC 3339 date-time")]
+    BadDateTime,
 }
 
 #[cfg(test)]

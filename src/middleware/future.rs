@@ -112,7 +112,7 @@ where
                     let outcome = match collected {
                         Ok(collected) => {
                             let bytes = collected.to_bytes();
-                            match config.verifier.verify(&parts.headers, &bytes) {
+                            match config.verifier.verify_request(&parts, &bytes) {
                                 Ok(verified) => Ok((verified, bytes)),
                                 Err(e) => Err(Rejection::Verify(e)),
                             }

@@ -55,6 +55,7 @@ impl Rejection {
             Self::Verify(VerifyError::MissingHeader { .. }) => "missing-header",
             Self::Verify(VerifyError::DuplicateHeader { .. }) => "duplicate-header",
             Self::Verify(VerifyError::MalformedHeader { .. }) => "malformed-header",
+            Self::Verify(VerifyError::UrlRequired { .. }) => "url-unknown",
             Self::Verify(VerifyError::TimestampTooOld { .. })
             | Self::Verify(VerifyError::TimestampInFuture { .. }) => "timestamp-out-of-tolerance",
             Self::Verify(_) => "invalid-signature",
@@ -69,6 +70,7 @@ impl Rejection {
             "missing-header" => "Missing webhook header",
             "duplicate-header" => "Duplicated webhook header",
             "malformed-header" => "Malformed webhook header",
+            "url-unknown" => "Request URL unknown",
             "timestamp-out-of-tolerance" => "Webhook timestamp out of tolerance",
             "invalid-signature" => "Invalid webhook signature",
             "body-too-large" => "Webhook body too large",

@@ -122,6 +122,18 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError>;
 
+    /// The MAC the scheme signs with. Default: [`Algorithm::HmacSha256`].
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::HmacSha256
+    }
+
+    /// True when the signed content includes the request URL, which the verifier must then be
+    /// given ([`Verifier::verify_request`](crate::Verifier::verify_request) or
+    /// [`Verifier::verify_url_at`](crate::Verifier::verify_url_at)). Default: `false`.
+    fn uses_url(&self) -> bool {
+        false
+    }
+
     /// The timestamp text a sender writes for `at`, or `None` when the scheme signs no
     /// timestamp. Default: whole Unix seconds.
     fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
@@ -157,6 +169,12 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
     ) -> Result<(), VerifyError> {
         (**self).parse(headers, delivery)
     }
+    fn algorithm(&self) -> Algorithm {
+        (**self).algorithm()
+    }
+    fn uses_url(&self) -> bool {
+        (**self).uses_url()
+    }
     fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
         (**self).timestamp_text(at)
     }
@@ -170,6 +188,28 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
         (**self).signature_headers(delivery, signatures, headers)
+    }
+}
+
+/// The MAC a scheme signs with. Every key in a keyring can produce each of them; the keyed state
+/// is built once per key and algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum Algorithm {
+    /// HMAC-SHA256, 32-byte tags: every scheme but Twilio's.
+    #[default]
+    HmacSha256,
+    /// HMAC-SHA1, 20-byte tags: Twilio only.
+    HmacSha1,
+}
+
+impl Algorithm {
+    /// Length of a tag in bytes.
+    pub fn tag_len(self) -> usize {
+        match self {
+            Self::HmacSha256 => 32,
+            Self::HmacSha1 => 20,
+        }
     }
 }
 
@@ -251,6 +291,8 @@ pub struct Delivery<'h> {
     candidates: ArrayVec<Candidate, MAX_SIGNATURES>,
     timestamp: Option<(i64, &'h str)>,
     id: Option<&'h str>,
+    url: Option<&'h str>,
+    body: &'h [u8],
 }
 
 impl<'h> Delivery<'h> {
@@ -326,6 +368,27 @@ impl<'h> Delivery<'h> {
         Ok(())
     }
 
+    /// Sets the timestamp from a value that is not signed as text (a JSON field, say).
+    pub fn set_timestamp_secs(&mut self, secs: i64) {
+        self.timestamp = Some((secs, ""));
+    }
+
+    /// Sets the timestamp from an RFC 3339 date-time in header `name`, kept as sent.
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::MalformedHeader`] unless `text` is an RFC 3339 date-time.
+    pub fn set_timestamp_rfc3339(
+        &mut self,
+        name: &HeaderName,
+        text: &'h str,
+    ) -> Result<(), VerifyError> {
+        let at = DateTime::parse_from_rfc3339(text)
+            .map_err(|_| malformed(name, HeaderProblem::BadDateTime))?;
+        self.timestamp = Some((at.timestamp(), text));
+        Ok(())
+    }
+
     /// Sets the webhook id (the sender's delivery or message id).
     pub fn set_id(&mut self, id: &'h str) {
         self.id = Some(id);
@@ -346,6 +409,22 @@ impl<'h> Delivery<'h> {
         self.id
     }
 
+    /// The full URL the sender delivered to, for schemes that sign it
+    /// ([`Scheme::uses_url`]).
+    pub fn url(&self) -> Option<&'h str> {
+        self.url
+    }
+
+    /// The request body, for schemes that read a field of it (such as Linear's timestamp).
+    pub fn body(&self) -> &'h [u8] {
+        self.body
+    }
+
+    pub(crate) fn set_request(&mut self, url: Option<&'h str>, body: &'h [u8]) {
+        self.url = url;
+        self.body = body;
+    }
+
     /// Number of candidate signatures.
     pub fn signature_count(&self) -> usize {
         self.candidates.len()
@@ -362,15 +441,23 @@ impl fmt::Debug for Delivery<'_> {
             .field("signatures", &self.candidates.len())
             .field("timestamp", &self.timestamp())
             .field("id", &self.id)
+            .field("url", &self.url)
+            .field("body_len", &self.body.len())
             .finish()
     }
 }
 
 /// A delivery to sign: the signer's side of [`Delivery`].
-pub(crate) fn outgoing<'a>(id: Option<&'a str>, timestamp: Option<(i64, &'a str)>) -> Delivery<'a> {
+pub(crate) fn outgoing<'a>(
+    id: Option<&'a str>,
+    timestamp: Option<(i64, &'a str)>,
+    url: Option<&'a str>,
+    body: &'a [u8],
+) -> Delivery<'a> {
     let mut delivery = Delivery::new();
     delivery.id = id;
     delivery.timestamp = timestamp;
+    delivery.set_request(url, body);
     delivery
 }
 
