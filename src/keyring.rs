@@ -577,6 +577,16 @@ impl Keyring {
             .collect()
     }
 
+    /// The HMAC-SHA256 of `message` under live key `id`, for a sender's endpoint checks that
+    /// answer with a MAC (Zoom's URL validation); `None` when no live key has that id.
+    pub fn hmac_sha256(&self, id: &KeyId, message: &[u8]) -> Option<[u8; 32]> {
+        let now = self.shared.clock.now();
+        let set = self.shared.set.load();
+        let (key, _) = set.live(now).find(|(key, _)| &key.id == id)?;
+        let tag = key.tag(Algorithm::HmacSha256, |out| out(message));
+        tag.as_slice().try_into().ok()
+    }
+
     /// The id of the current key.
     pub fn current_id(&self) -> KeyId {
         self.shared.set.load().current().id.clone()

@@ -59,20 +59,22 @@ pub struct Verifier {
 }
 
 impl Verifier {
-    /// A verifier for `scheme` with the keys of `keyring`, a tolerance of five minutes each way
-    /// and the keyring's clock.
+    /// A verifier for `scheme` with the keys of `keyring`, the scheme's timestamp tolerance (five
+    /// minutes each way unless the vendor asks for another) and the keyring's clock.
     pub fn new(scheme: impl Scheme, keyring: Keyring) -> Self {
+        let tolerance = scheme.tolerance();
         Self {
             scheme: Arc::new(scheme),
             clock: keyring.clock(),
             keyring,
-            past: DEFAULT_TOLERANCE,
-            future: DEFAULT_TOLERANCE,
+            past: tolerance,
+            future: tolerance,
             public_base_url: None,
         }
     }
 
-    /// How far a timestamp may be from now, in either direction. Default: 300 s.
+    /// How far a timestamp may be from now, in either direction. Default: the scheme's
+    /// [`tolerance`](Scheme::tolerance), 300 s for most.
     pub fn tolerance(self, tolerance: Duration) -> Self {
         self.past_tolerance(tolerance).future_tolerance(tolerance)
     }
@@ -419,6 +421,15 @@ pub enum VerifyError {
         /// Length of the MAC.
         expected: usize,
     },
+    /// The body lacks a field the scheme reads (such as Linear's `webhookTimestamp`).
+    #[error("body has no valid {field} field")]
+    MalformedBody {
+        /// The field.
+        field: &'static str,
+    },
+    /// The body's SHA-256 differs from the digest the sender signed (Twilio's `bodySHA256`).
+    #[error("body does not match the signed bodySHA256 digest")]
+    BodyDigestMismatch,
     /// The scheme signs the request URL, which was not given.
     #[error("scheme {scheme} signs the request URL; verify with verify_request or verify_url_at")]
     UrlRequired {

@@ -8,7 +8,7 @@ use pin_project_lite::pin_project;
 
 pin_project! {
     /// The response body of [`WebhookService`](super::WebhookService): the inner service's body,
-    /// or a rejection's problem document.
+    /// or one the middleware wrote (a rejection's problem document, a handshake answer).
     pub struct ResponseBody<B> {
         #[pin]
         inner: Inner<B>,
@@ -19,7 +19,7 @@ pin_project! {
     #[project = InnerProj]
     enum Inner<B> {
         Passed { #[pin] body: B },
-        Rejected { #[pin] body: Full<Bytes> },
+        Own { #[pin] body: Full<Bytes> },
     }
 }
 
@@ -30,9 +30,9 @@ impl<B> ResponseBody<B> {
         }
     }
 
-    pub(crate) fn rejected(body: Full<Bytes>) -> Self {
+    pub(crate) fn own(body: Full<Bytes>) -> Self {
         Self {
-            inner: Inner::Rejected { body },
+            inner: Inner::Own { body },
         }
     }
 }
@@ -50,7 +50,7 @@ where
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
         match self.project().inner.project() {
             InnerProj::Passed { body } => body.poll_frame(cx),
-            InnerProj::Rejected { body } => body
+            InnerProj::Own { body } => body
                 .poll_frame(cx)
                 .map(|frame| frame.map(|f| f.map_err(|never| match never {}))),
         }
@@ -59,14 +59,14 @@ where
     fn is_end_stream(&self) -> bool {
         match &self.inner {
             Inner::Passed { body } => body.is_end_stream(),
-            Inner::Rejected { body } => body.is_end_stream(),
+            Inner::Own { body } => body.is_end_stream(),
         }
     }
 
     fn size_hint(&self) -> SizeHint {
         match &self.inner {
             Inner::Passed { body } => body.size_hint(),
-            Inner::Rejected { body } => body.size_hint(),
+            Inner::Own { body } => body.size_hint(),
         }
     }
 }

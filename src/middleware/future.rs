@@ -77,7 +77,7 @@ where
         }
     }
 
-    pub(crate) fn rejected(response: Response<Full<Bytes>>, config: Arc<Config>) -> Self {
+    pub(crate) fn answered(response: Response<Full<Bytes>>, config: Arc<Config>) -> Self {
         Self {
             state: State::Rejected {
                 response: Some(response),
@@ -134,6 +134,19 @@ where
                                 webhook_id = verified.webhook_id(),
                                 "webhook verified"
                             );
+                            let scheme = config.verifier.scheme();
+                            let keyring = config.verifier.keyring();
+                            if let Some(answer) =
+                                scheme.handshake(&parts, &bytes, keyring, verified.key_id())
+                            {
+                                tracing::debug!(
+                                    scheme = scheme.name(),
+                                    "answered a sender's endpoint check"
+                                );
+                                return Poll::Ready(Ok(
+                                    answer.map(|b| ResponseBody::own(Full::new(b)))
+                                ));
+                            }
                             parts.extensions.insert(verified);
                             let request = Request::from_parts(parts, Full::new(bytes));
                             let future = inner.call(request);
@@ -141,7 +154,7 @@ where
                         }
                         Err(rejection) => {
                             let response = config.reject(rejection);
-                            return Poll::Ready(Ok(response.map(ResponseBody::rejected)));
+                            return Poll::Ready(Ok(response.map(ResponseBody::own)));
                         }
                     }
                 }
@@ -153,7 +166,7 @@ where
                     let response = response
                         .take()
                         .unwrap_or_else(|| unreachable!("polled after completion"));
-                    return Poll::Ready(Ok(response.map(ResponseBody::rejected)));
+                    return Poll::Ready(Ok(response.map(ResponseBody::own)));
                 }
             }
         }

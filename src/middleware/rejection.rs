@@ -56,6 +56,7 @@ impl Rejection {
             Self::Verify(VerifyError::DuplicateHeader { .. }) => "duplicate-header",
             Self::Verify(VerifyError::MalformedHeader { .. }) => "malformed-header",
             Self::Verify(VerifyError::UrlRequired { .. }) => "url-unknown",
+            Self::Verify(VerifyError::MalformedBody { .. }) => "malformed-body",
             Self::Verify(VerifyError::TimestampTooOld { .. })
             | Self::Verify(VerifyError::TimestampInFuture { .. }) => "timestamp-out-of-tolerance",
             Self::Verify(_) => "invalid-signature",
@@ -71,6 +72,7 @@ impl Rejection {
             "duplicate-header" => "Duplicated webhook header",
             "malformed-header" => "Malformed webhook header",
             "url-unknown" => "Request URL unknown",
+            "malformed-body" => "Malformed webhook body",
             "timestamp-out-of-tolerance" => "Webhook timestamp out of tolerance",
             "invalid-signature" => "Invalid webhook signature",
             "body-too-large" => "Webhook body too large",

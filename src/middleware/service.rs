@@ -65,10 +65,17 @@ where
         let inner = std::mem::replace(&mut self.inner, clone);
         let limit = self.config.max_body_size;
         let (parts, body) = request.into_parts();
+        if let Some(answer) = self.config.verifier.scheme().preflight(&parts) {
+            tracing::debug!(
+                scheme = self.config.verifier.scheme().name(),
+                "answered a sender's endpoint check"
+            );
+            return ResponseFuture::answered(answer.map(Full::new), Arc::clone(&self.config));
+        }
         let declared = declared_length(&parts.headers).max(body.size_hint().lower());
         if declared > limit as u64 {
             let response = self.config.reject(Rejection::BodyTooLarge { limit });
-            return ResponseFuture::rejected(response, Arc::clone(&self.config));
+            return ResponseFuture::answered(response, Arc::clone(&self.config));
         }
         let collect = Limited::new(body, limit).collect();
         ResponseFuture::collecting(collect, parts, inner, Arc::clone(&self.config))

@@ -13,6 +13,13 @@
 //! | [`GitHub`] | `X-Hub-Signature-256: sha256=<sig>` | `{body}` | hex |
 //! | [`Slack`] | `X-Slack-Signature: v0=<sig>` | `v0:{timestamp}:{body}` | hex |
 //! | [`Shopify`] | `X-Shopify-Hmac-Sha256: <sig>` | `{body}` | base64 |
+//! | [`Square`] | `x-square-hmacsha256-signature: <sig>` | `{url}{body}` | base64 |
+//! | [`Twilio`] | `X-Twilio-Signature: <sig>` (HMAC-SHA1) | `{url}{sorted form params}` | base64 |
+//! | [`Zoom`] | `x-zm-signature: v0=<sig>`, `x-zm-request-timestamp` | `v0:{timestamp}:{body}` | hex |
+//! | [`Linear`] | `Linear-Signature: <sig>`, `webhookTimestamp` in the body | `{body}` | hex |
+//! | [`Dropbox`] | `X-Dropbox-Signature: <sig>` | `{body}` | hex |
+//! | [`Paddle`] | `Paddle-Signature: ts=<ts>;h1=<sig>[;h1=…]` | `{ts}:{body}` | hex |
+//! | [`Twitch`] | `Twitch-Eventsub-Message-Signature: sha256=<sig>` | `{id}{timestamp}{body}` | hex |
 //! | [`Custom`] | any | any [`Template`] | hex or base64 |
 
 use std::fmt;
@@ -21,6 +28,7 @@ use arrayvec::ArrayVec;
 use base64::engine::general_purpose::STANDARD;
 use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
 use base64::Engine as _;
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 
@@ -28,18 +36,32 @@ use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
 mod custom;
+mod dropbox;
 mod github;
+mod linear;
+mod paddle;
 mod shopify;
 mod slack;
+mod square;
 mod standard;
 mod stripe;
+mod twilio;
+mod twitch;
+mod zoom;
 
 pub use custom::{Custom, Template, TemplateError, TimestampUnit};
+pub use dropbox::Dropbox;
 pub use github::GitHub;
+pub use linear::Linear;
+pub use paddle::Paddle;
 pub use shopify::Shopify;
 pub use slack::Slack;
+pub use square::Square;
 pub use standard::StandardWebhooks;
 pub use stripe::Stripe;
+pub use twilio::Twilio;
+pub use twitch::Twitch;
+pub use zoom::Zoom;
 
 /// Most signatures one delivery may carry; more is refused as malformed. Senders put one per
 /// live secret, and no platform keeps more than a few live.
@@ -127,6 +149,33 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
         Algorithm::HmacSha256
     }
 
+    /// How far a timestamp may be from now, both ways, unless the verifier sets its own.
+    /// Default: [`DEFAULT_TOLERANCE`](crate::DEFAULT_TOLERANCE) (300 s).
+    fn tolerance(&self) -> std::time::Duration {
+        crate::DEFAULT_TOLERANCE
+    }
+
+    /// An answer the middleware gives before reading or verifying a request, for a sender's
+    /// unsigned endpoint check (Dropbox's `GET ?challenge=`). Default: none.
+    fn preflight(&self, request: &http::request::Parts) -> Option<http::Response<Bytes>> {
+        let _ = request;
+        None
+    }
+
+    /// An answer the middleware gives for a verified request instead of calling the inner
+    /// service, for a sender's signed endpoint check (Twitch's callback verification, Zoom's
+    /// URL validation). `keyring` and `key` are those that verified it. Default: none.
+    fn handshake(
+        &self,
+        request: &http::request::Parts,
+        body: &[u8],
+        keyring: &crate::Keyring,
+        key: &crate::KeyId,
+    ) -> Option<http::Response<Bytes>> {
+        let _ = (request, body, keyring, key);
+        None
+    }
+
     /// True when the signed content includes the request URL, which the verifier must then be
     /// given ([`Verifier::verify_request`](crate::Verifier::verify_request) or
     /// [`Verifier::verify_url_at`](crate::Verifier::verify_url_at)). Default: `false`.
@@ -171,6 +220,21 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
     }
     fn algorithm(&self) -> Algorithm {
         (**self).algorithm()
+    }
+    fn tolerance(&self) -> std::time::Duration {
+        (**self).tolerance()
+    }
+    fn preflight(&self, request: &http::request::Parts) -> Option<http::Response<Bytes>> {
+        (**self).preflight(request)
+    }
+    fn handshake(
+        &self,
+        request: &http::request::Parts,
+        body: &[u8],
+        keyring: &crate::Keyring,
+        key: &crate::KeyId,
+    ) -> Option<http::Response<Bytes>> {
+        (**self).handshake(request, body, keyring, key)
     }
     fn uses_url(&self) -> bool {
         (**self).uses_url()
@@ -524,6 +588,16 @@ fn parse_unsigned(text: &str) -> Option<i64> {
 /// Builds a header value, naming the header on failure.
 pub(crate) fn value(name: &HeaderName, text: &str) -> Result<HeaderValue, SignError> {
     HeaderValue::from_str(text).map_err(|_| SignError::InvalidHeaderValue { name: name.clone() })
+}
+
+/// A 200 response with `body` as `content_type`, for handshake answers.
+pub(crate) fn answer(content_type: &'static str, body: impl Into<Bytes>) -> http::Response<Bytes> {
+    let mut response = http::Response::new(body.into());
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    response
 }
 
 /// Splits a `k=v` list item.

@@ -1,0 +1,86 @@
+//! [Dropbox](https://www.dropbox.com/developers/reference/webhooks) webhook signatures and the
+//! endpoint challenge.
+//!
+//! `X-Dropbox-Signature: <hex>`, an HMAC-SHA256 of the raw body keyed with the app secret.
+//! Dropbox checks a new endpoint with an unsigned `GET ?challenge=<text>`, which must be echoed
+//! back with `Content-Type: text/plain` and `X-Content-Type-Options: nosniff`; the middleware
+//! answers it ([`Scheme::preflight`]).
+
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::request::Parts;
+
+use super::{answer, required_header, value, Delivery, Encoding, Scheme};
+use crate::sign::SignError;
+use crate::verify::VerifyError;
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-dropbox-signature");
+
+/// Dropbox's `X-Dropbox-Signature` header and `GET ?challenge=` echo.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::scheme::{Dropbox, Scheme};
+///
+/// let request = http::Request::get("/webhooks/dropbox?challenge=abc123").body(())?;
+/// let (parts, ()) = request.into_parts();
+/// let answer = Dropbox.preflight(&parts).expect("a challenge is answered");
+/// assert_eq!(answer.body().as_ref(), b"abc123");
+/// assert_eq!(answer.headers()["x-content-type-options"], "nosniff");
+/// # Ok::<(), http::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Dropbox;
+
+impl Scheme for Dropbox {
+    fn name(&self) -> &'static str {
+        "dropbox"
+    }
+
+    fn preflight(&self, request: &Parts) -> Option<http::Response<bytes::Bytes>> {
+        if request.method != http::Method::GET {
+            return None;
+        }
+        let query = request.uri.query()?;
+        let challenge = form_urlencoded::parse(query.as_bytes())
+            .find(|(name, _)| name == "challenge")
+            .map(|(_, value)| value.into_owned())?;
+        let mut response = answer("text/plain", challenge);
+        response.headers_mut().insert(
+            http::header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        );
+        Some(response)
+    }
+
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        delivery.push_signature(
+            &SIGNATURE,
+            required_header(headers, &SIGNATURE)?,
+            Encoding::Hex,
+        )
+    }
+
+    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        None
+    }
+
+    fn signed_content(&self, _: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        _: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let sig = signatures.first().copied().unwrap_or_default();
+        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Hex.encode(sig))?);
+        Ok(())
+    }
+}

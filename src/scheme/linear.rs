@@ -1,0 +1,94 @@
+//! [Linear](https://linear.app/developers/webhooks#securing-webhooks) webhook signatures.
+//!
+//! `Linear-Signature: <hex>`, an HMAC-SHA256 of the raw body keyed with the webhook's signing
+//! secret (its text as bytes). Linear puts the send time in the body, as `webhookTimestamp`
+//! (Unix milliseconds), and asks receivers to refuse deliveries more than a minute off: that is
+//! this scheme's default tolerance. The signature covers the body, so the timestamp is signed.
+
+use chrono::{DateTime, Utc};
+use http::header::{HeaderMap, HeaderName};
+
+use super::{header, required_header, value, Delivery, Encoding, Scheme};
+use crate::sign::SignError;
+use crate::verify::VerifyError;
+
+const SIGNATURE: HeaderName = HeaderName::from_static("linear-signature");
+const DELIVERY: HeaderName = HeaderName::from_static("linear-delivery");
+
+/// Linear's `Linear-Signature` header with the `webhookTimestamp` body field.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::{scheme::Linear, Keyring, Secret, Signer, Verifier, VerifyError};
+///
+/// let secret = Secret::from_bytes("lin_wh_secret")?;
+/// let body = br#"{"action":"create","type":"Issue","webhookTimestamp":1700000000000}"#;
+/// let at = chrono::DateTime::from_timestamp(1_700_000_030, 0).unwrap();
+/// let headers = Signer::new(Linear, secret.clone()).sign_at(body, "", at)?;
+/// let verifier = Verifier::new(Linear, Keyring::new(secret));
+/// verifier.verify_at(&headers, body, at)?;
+/// let late = at + chrono::Duration::seconds(60);
+/// assert!(matches!(verifier.verify_at(&headers, body, late), Err(VerifyError::TimestampTooOld { .. })));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Linear;
+
+impl Scheme for Linear {
+    fn name(&self) -> &'static str {
+        "linear"
+    }
+
+    fn tolerance(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(60)
+    }
+
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        delivery.push_signature(
+            &SIGNATURE,
+            required_header(headers, &SIGNATURE)?,
+            Encoding::Hex,
+        )?;
+        if let Some(id) = header(headers, &DELIVERY)? {
+            delivery.set_id(id);
+        }
+        let millis = webhook_timestamp(delivery.body()).ok_or(VerifyError::MalformedBody {
+            field: "webhookTimestamp",
+        })?;
+        delivery.set_timestamp_secs(millis.div_euclid(1000));
+        Ok(())
+    }
+
+    fn timestamp_text(&self, _: DateTime<Utc>) -> Option<String> {
+        None
+    }
+
+    fn signed_content(&self, _: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let sig = signatures.first().copied().unwrap_or_default();
+        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Hex.encode(sig))?);
+        if let Some(id) = delivery.id() {
+            headers.insert(DELIVERY, value(&DELIVERY, id)?);
+        }
+        Ok(())
+    }
+}
+
+/// The `webhookTimestamp` field of a JSON body, in milliseconds.
+fn webhook_timestamp(body: &[u8]) -> Option<i64> {
+    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
+    value.get("webhookTimestamp")?.as_i64()
+}

@@ -1,0 +1,95 @@
+//! [Paddle Billing](https://developer.paddle.com/webhooks/signature-verification) webhook
+//! signatures.
+//!
+//! `Paddle-Signature: ts=<unix seconds>;h1=<hex>[;h1=<hex>…]`. Each `h1` is a hex HMAC-SHA256
+//! keyed with the notification destination's secret key (its text as bytes) over
+//! `{ts}:{body}`. Paddle sends one `h1` per live secret while it rotates its own; any may match.
+//! Paddle recommends a tolerance of five seconds; this crate's default stays at five minutes to
+//! allow for clock skew, set [`Verifier::tolerance`](crate::Verifier::tolerance) to tighten it.
+
+use http::header::{HeaderMap, HeaderName};
+
+use super::{key_value, malformed, required_header, value, Delivery, Encoding, Scheme};
+use crate::sign::SignError;
+use crate::verify::{HeaderProblem, VerifyError};
+
+const SIGNATURE: HeaderName = HeaderName::from_static("paddle-signature");
+
+/// Paddle's `Paddle-Signature` header.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::{scheme::Paddle, Keyring, Secret, Signer, Verifier};
+///
+/// let secret = Secret::from_bytes("pdl_ntfset_01_secret")?;
+/// let at = chrono::DateTime::from_timestamp(1671552777, 0).unwrap();
+/// let headers = Signer::new(Paddle, secret.clone()).sign_at(b"{}", "", at)?;
+/// assert!(headers["paddle-signature"].to_str()?.starts_with("ts=1671552777;h1="));
+/// Verifier::new(Paddle, Keyring::new(secret)).verify_at(&headers, b"{}", at)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Paddle;
+
+impl Scheme for Paddle {
+    fn name(&self) -> &'static str {
+        "paddle"
+    }
+
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let text = required_header(headers, &SIGNATURE)?;
+        let mut timestamp = None;
+        for item in text.split(';') {
+            let Some((key, val)) = key_value(item, '=') else {
+                return Err(malformed(&SIGNATURE, HeaderProblem::Unparsable));
+            };
+            match key {
+                "ts" if timestamp.is_some() => {
+                    return Err(malformed(
+                        &SIGNATURE,
+                        HeaderProblem::DuplicateField { field: "ts" },
+                    ))
+                }
+                "ts" => timestamp = Some(val),
+                "h1" => delivery.push_signature(&SIGNATURE, val, Encoding::Hex)?,
+                _ => {}
+            }
+        }
+        let timestamp = timestamp
+            .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingField { field: "ts" }))?;
+        delivery.set_timestamp(&SIGNATURE, timestamp)?;
+        if delivery.signature_count() == 0 {
+            return Err(malformed(
+                &SIGNATURE,
+                HeaderProblem::NoSignature { version: "h1" },
+            ));
+        }
+        Ok(())
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(b":");
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let mut text = format!("ts={}", delivery.timestamp_text().unwrap_or_default());
+        for sig in signatures {
+            text.push_str(";h1=");
+            text.push_str(&Encoding::Hex.encode(sig));
+        }
+        headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
+        Ok(())
+    }
+}

@@ -1,0 +1,75 @@
+//! [Square](https://developer.squareup.com/docs/webhooks/step3validate) webhook signatures.
+//!
+//! `x-square-hmacsha256-signature: <base64>`, an HMAC-SHA256 keyed with the subscription's
+//! signature key (its text as bytes) over the notification URL, exactly as configured in Square,
+//! followed by the raw body. Behind a proxy set
+//! [`Verifier::public_base_url`](crate::Verifier::public_base_url) so the URL matches.
+
+use http::header::{HeaderMap, HeaderName};
+
+use super::{required_header, value, Delivery, Encoding, Scheme};
+use crate::sign::SignError;
+use crate::verify::VerifyError;
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-square-hmacsha256-signature");
+
+/// Square's `x-square-hmacsha256-signature` header, over URL + body.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::{scheme::Square, Keyring, Secret, Signer, Verifier};
+///
+/// let url = "https://example.com/webhooks/square";
+/// let secret = Secret::from_bytes("signature-key")?;
+/// let headers = Signer::new(Square, secret.clone()).url(url).sign(b"{}")?;
+/// let verifier = Verifier::new(Square, Keyring::new(secret));
+/// verifier.verify_url_at(url, &headers, b"{}", chrono::Utc::now())?;
+/// // The same signature for another URL does not verify.
+/// assert!(verifier.verify_url_at("http://internal:8080/webhooks/square", &headers, b"{}", chrono::Utc::now()).is_err());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Square;
+
+impl Scheme for Square {
+    fn name(&self) -> &'static str {
+        "square"
+    }
+
+    fn uses_url(&self) -> bool {
+        true
+    }
+
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        delivery.push_signature(
+            &SIGNATURE,
+            required_header(headers, &SIGNATURE)?,
+            Encoding::Base64,
+        )
+    }
+
+    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        None
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(delivery.url().unwrap_or_default().as_bytes());
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        _: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let sig = signatures.first().copied().unwrap_or_default();
+        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Base64.encode(sig))?);
+        Ok(())
+    }
+}

@@ -1,0 +1,115 @@
+//! [Twitch EventSub](https://dev.twitch.tv/docs/eventsub/handling-webhook-events/#verifying-the-event-message)
+//! webhook signatures and the callback verification.
+//!
+//! `Twitch-Eventsub-Message-Signature: sha256=<hex>`, an HMAC-SHA256 keyed with the
+//! subscription's secret over `Twitch-Eventsub-Message-Id` ‖ `Twitch-Eventsub-Message-Timestamp`
+//! ‖ body, with no separators. The timestamp is RFC 3339; Twitch asks receivers to refuse
+//! messages older than ten minutes, this scheme's default tolerance, and to drop repeated
+//! message ids. A new subscription is confirmed by a signed `webhook_callback_verification`
+//! message whose `challenge` must be answered as `text/plain`; the middleware does it
+//! ([`Scheme::handshake`]).
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use http::header::{HeaderMap, HeaderName};
+use http::request::Parts;
+
+use super::{answer, malformed, required_header, value, Delivery, Encoding, Scheme};
+use crate::keyring::{KeyId, Keyring};
+use crate::sign::SignError;
+use crate::verify::{HeaderProblem, VerifyError};
+
+const SIGNATURE: HeaderName = HeaderName::from_static("twitch-eventsub-message-signature");
+const ID: HeaderName = HeaderName::from_static("twitch-eventsub-message-id");
+const TIMESTAMP: HeaderName = HeaderName::from_static("twitch-eventsub-message-timestamp");
+const TYPE: HeaderName = HeaderName::from_static("twitch-eventsub-message-type");
+
+/// Twitch EventSub's `Twitch-Eventsub-Message-*` headers.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::{scheme::Twitch, Keyring, Secret, Signer, Verifier};
+///
+/// let secret = Secret::from_bytes("s3cRe7-twitch")?;
+/// let at = chrono::DateTime::parse_from_rfc3339("2019-11-16T10:11:12.634234626Z")?.to_utc();
+/// let headers = Signer::new(Twitch, secret.clone()).sign_at(b"{}", "e76c6bd4-55c9-4987-8304-da1588d8988b", at)?;
+/// assert_eq!(headers["twitch-eventsub-message-timestamp"], "2019-11-16T10:11:12.634234626Z");
+/// let verified = Verifier::new(Twitch, Keyring::new(secret)).verify_at(&headers, b"{}", at)?;
+/// assert_eq!(verified.webhook_id(), Some("e76c6bd4-55c9-4987-8304-da1588d8988b"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Twitch;
+
+impl Scheme for Twitch {
+    fn name(&self) -> &'static str {
+        "twitch"
+    }
+
+    fn tolerance(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(600)
+    }
+
+    fn handshake(
+        &self,
+        request: &Parts,
+        body: &[u8],
+        _: &Keyring,
+        _: &KeyId,
+    ) -> Option<http::Response<bytes::Bytes>> {
+        let kind = request.headers.get(TYPE)?;
+        if kind != "webhook_callback_verification" {
+            return None;
+        }
+        let message: serde_json::Value = serde_json::from_slice(body).ok()?;
+        let challenge = message.get("challenge")?.as_str()?.to_owned();
+        Some(answer("text/plain", challenge))
+    }
+
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let text = required_header(headers, &SIGNATURE)?;
+        delivery.set_id(required_header(headers, &ID)?);
+        delivery.set_timestamp_rfc3339(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
+        let sig = text.strip_prefix("sha256=").ok_or_else(|| {
+            malformed(
+                &SIGNATURE,
+                HeaderProblem::MissingPrefix { prefix: "sha256=" },
+            )
+        })?;
+        delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)
+    }
+
+    fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
+        Some(at.to_rfc3339_opts(SecondsFormat::AutoSi, true))
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(delivery.id().unwrap_or_default().as_bytes());
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let sig = signatures.first().copied().unwrap_or_default();
+        headers.insert(
+            SIGNATURE,
+            value(&SIGNATURE, &format!("sha256={}", Encoding::Hex.encode(sig)))?,
+        );
+        headers.insert(ID, value(&ID, delivery.id().unwrap_or_default())?);
+        headers.insert(
+            TIMESTAMP,
+            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
+        );
+        headers.insert(TYPE, http::HeaderValue::from_static("notification"));
+        Ok(())
+    }
+}

@@ -1,0 +1,109 @@
+//! [Zoom](https://developers.zoom.us/docs/api/webhooks/#verify-webhook-events) webhook
+//! signatures and the endpoint URL validation.
+//!
+//! `x-zm-signature: v0=<hex>`, an HMAC-SHA256 keyed with the app's secret token (its text as
+//! bytes) over `v0:{x-zm-request-timestamp}:{body}`. When an endpoint is added, Zoom posts a
+//! signed `endpoint.url_validation` event with a `plainToken`; the answer is JSON with that
+//! `plainToken` and `encryptedToken`, the hex HMAC-SHA256 of the plain token under the same
+//! secret. The middleware answers it ([`Scheme::handshake`]).
+
+use http::header::{HeaderMap, HeaderName};
+use http::request::Parts;
+
+use super::{answer, malformed, required_header, value, Delivery, Encoding, Scheme};
+use crate::keyring::{KeyId, Keyring};
+use crate::sign::SignError;
+use crate::verify::{HeaderProblem, VerifyError};
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-zm-signature");
+const TIMESTAMP: HeaderName = HeaderName::from_static("x-zm-request-timestamp");
+
+/// Zoom's `x-zm-signature` header and `endpoint.url_validation` answer.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::{scheme::Zoom, Keyring, Secret};
+///
+/// let keyring = Keyring::new(Secret::from_bytes("zoom secret token")?);
+/// let body = br#"{"event":"endpoint.url_validation","payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"}}"#;
+/// let answer = Zoom::url_validation(&keyring, &keyring.current_id(), body).unwrap();
+/// let json: serde_json::Value = serde_json::from_slice(&answer)?;
+/// assert_eq!(json["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
+/// assert_eq!(json["encryptedToken"].as_str().unwrap().len(), 64);
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Zoom;
+
+impl Zoom {
+    /// The JSON answer to an `endpoint.url_validation` event body, using key `key` of
+    /// `keyring`; `None` for any other body.
+    pub fn url_validation(keyring: &Keyring, key: &KeyId, body: &[u8]) -> Option<Vec<u8>> {
+        let event: serde_json::Value = serde_json::from_slice(body).ok()?;
+        if event.get("event")?.as_str()? != "endpoint.url_validation" {
+            return None;
+        }
+        let plain = event.get("payload")?.get("plainToken")?.as_str()?;
+        let tag = keyring.hmac_sha256(key, plain.as_bytes())?;
+        serde_json::to_vec(&serde_json::json!({
+            "plainToken": plain,
+            "encryptedToken": hex::encode(tag),
+        }))
+        .ok()
+    }
+}
+
+impl Scheme for Zoom {
+    fn name(&self) -> &'static str {
+        "zoom"
+    }
+
+    fn handshake(
+        &self,
+        _: &Parts,
+        body: &[u8],
+        keyring: &Keyring,
+        key: &KeyId,
+    ) -> Option<http::Response<bytes::Bytes>> {
+        Self::url_validation(keyring, key, body).map(|json| answer("application/json", json))
+    }
+
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let text = required_header(headers, &SIGNATURE)?;
+        delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
+        let sig = text
+            .strip_prefix("v0=")
+            .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingPrefix { prefix: "v0=" }))?;
+        delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(b"v0:");
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(b":");
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[&[u8]],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let sig = signatures.first().copied().unwrap_or_default();
+        headers.insert(
+            SIGNATURE,
+            value(&SIGNATURE, &format!("v0={}", Encoding::Hex.encode(sig)))?,
+        );
+        headers.insert(
+            TIMESTAMP,
+            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
+        );
+        Ok(())
+    }
+}
