@@ -357,6 +357,8 @@ pub struct Delivery<'h> {
     id: Option<&'h str>,
     url: Option<&'h str>,
     body: &'h [u8],
+    /// Why the first unusable entry of a signature list was skipped.
+    skipped: Option<VerifyError>,
 }
 
 impl<'h> Delivery<'h> {
@@ -403,6 +405,54 @@ impl<'h> Delivery<'h> {
         candidate.len = len as u8;
         self.candidates.push(candidate);
         Ok(())
+    }
+
+    /// Adds one entry of a signature list (`v1=…,v1=…`): an empty entry or one not valid in
+    /// `encoding` is skipped rather than failing the delivery, so one bad entry cannot hide a
+    /// good one, as the vendors' own libraries behave. Finish the list with
+    /// [`finish_list`](Delivery::finish_list).
+    ///
+    /// # Errors
+    ///
+    /// [`VerifyError::MalformedHeader`] past [`MAX_SIGNATURES`] entries.
+    pub fn push_listed_signature(
+        &mut self,
+        name: &HeaderName,
+        text: &str,
+        encoding: Encoding,
+    ) -> Result<(), VerifyError> {
+        match self.push_signature(name, text, encoding) {
+            Err(
+                e @ VerifyError::MalformedHeader {
+                    problem: HeaderProblem::BadEncoding { .. } | HeaderProblem::EmptySignature,
+                    ..
+                },
+            ) => {
+                self.skipped.get_or_insert(e);
+                Ok(())
+            }
+            other => other,
+        }
+    }
+
+    /// Ends a signature list.
+    ///
+    /// # Errors
+    ///
+    /// When no entry gave a signature: the reason the first entry was skipped, or
+    /// [`HeaderProblem::NoSignature`] for `version` when there was none.
+    pub fn finish_list(
+        &mut self,
+        name: &HeaderName,
+        version: &'static str,
+    ) -> Result<(), VerifyError> {
+        if !self.candidates.is_empty() {
+            return Ok(());
+        }
+        Err(self
+            .skipped
+            .take()
+            .unwrap_or_else(|| malformed(name, HeaderProblem::NoSignature { version })))
     }
 
     /// Sets the timestamp from header `name`, whole seconds since the Unix epoch.

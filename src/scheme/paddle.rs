@@ -56,20 +56,14 @@ impl Scheme for Paddle {
                     ))
                 }
                 "ts" => timestamp = Some(val),
-                "h1" => delivery.push_signature(&SIGNATURE, val, Encoding::Hex)?,
+                "h1" => delivery.push_listed_signature(&SIGNATURE, val, Encoding::Hex)?,
                 _ => {}
             }
         }
         let timestamp = timestamp
             .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingField { field: "ts" }))?;
         delivery.set_timestamp(&SIGNATURE, timestamp)?;
-        if delivery.signature_count() == 0 {
-            return Err(malformed(
-                &SIGNATURE,
-                HeaderProblem::NoSignature { version: "h1" },
-            ));
-        }
-        Ok(())
+        delivery.finish_list(&SIGNATURE, "h1")
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {

@@ -75,16 +75,10 @@ impl Scheme for StandardWebhooks {
                 return Err(malformed(&signature, HeaderProblem::Unparsable));
             };
             if version == "v1" {
-                delivery.push_signature(&signature, sig, Encoding::Base64)?;
+                delivery.push_listed_signature(&signature, sig, Encoding::Base64)?;
             }
         }
-        if delivery.signature_count() == 0 {
-            return Err(malformed(
-                &signature,
-                HeaderProblem::NoSignature { version: "v1" },
-            ));
-        }
-        Ok(())
+        delivery.finish_list(&signature, "v1")
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {

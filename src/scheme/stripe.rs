@@ -73,20 +73,14 @@ impl Scheme for Stripe {
                     ))
                 }
                 "t" => timestamp = Some(val),
-                "v1" => delivery.push_signature(&SIGNATURE, val, Encoding::Hex)?,
+                "v1" => delivery.push_listed_signature(&SIGNATURE, val, Encoding::Hex)?,
                 _ => {}
             }
         }
         let timestamp = timestamp
             .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingField { field: "t" }))?;
         delivery.set_timestamp(&SIGNATURE, timestamp)?;
-        if delivery.signature_count() == 0 {
-            return Err(malformed(
-                &SIGNATURE,
-                HeaderProblem::NoSignature { version: "v1" },
-            ));
-        }
-        Ok(())
+        delivery.finish_list(&SIGNATURE, "v1")
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
