@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
 use crate::clock::{Clock, SystemClock};
-use crate::keyring::{Key, KeyId};
+use crate::keyring::{Key, KeyId, Keyring};
 use crate::scheme::{outgoing, Scheme};
 use crate::secret::Secret;
 
@@ -29,7 +29,7 @@ use crate::secret::Secret;
 #[derive(Clone)]
 pub struct Signer {
     scheme: Arc<dyn Scheme>,
-    keys: Vec<Arc<Key>>,
+    keys: Keys,
     clock: Arc<dyn Clock>,
     url: Option<String>,
 }
@@ -41,8 +41,41 @@ impl Signer {
         let key = Key::new(KeyId::new("signer"), secret, clock.now());
         Self {
             scheme: Arc::new(scheme),
-            keys: vec![Arc::new(key)],
+            keys: Keys::Fixed(Arc::new(key)),
             clock,
+            url: None,
+        }
+    }
+
+    /// A signer that signs with every live key of `keyring`, current first, as platforms do
+    /// while they rotate: during a grace period each delivery carries one signature per live
+    /// secret (for schemes with room for several: Standard Webhooks, Stripe, Paddle, a custom
+    /// scheme with a separator), so a receiver that still holds only the old secret, or already
+    /// holds only the new one, verifies it. Schemes with room for one signature get the current
+    /// key's. The signer follows later rotations of the keyring.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_guard::{scheme::StandardWebhooks, Keyring, Secret, Signer, Verifier};
+    ///
+    /// let old = Secret::from_bytes("old secret")?;
+    /// let sender = Keyring::new(old.clone());
+    /// let signer = Signer::from_keyring(StandardWebhooks, sender.clone());
+    /// let receiver = Verifier::new(StandardWebhooks, Keyring::new(old)); // not told yet
+    ///
+    /// sender.rotate(Secret::from_bytes("new secret")?, Duration::from_secs(3600))?;
+    /// let headers = signer.sign(b"{}")?;
+    /// assert_eq!(headers["webhook-signature"].to_str()?.matches("v1,").count(), 2);
+    /// receiver.verify(&headers, b"{}")?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn from_keyring(scheme: impl Scheme, keyring: Keyring) -> Self {
+        Self {
+            scheme: Arc::new(scheme),
+            clock: keyring.clock(),
+            keys: Keys::Ring(keyring),
             url: None,
         }
     }
@@ -107,11 +140,18 @@ impl Signer {
             body,
         );
         let algorithm = scheme.algorithm();
-        let tags: Vec<_> = self
-            .keys
-            .iter()
-            .map(|key| key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out)))
-            .collect();
+        let tags: Vec<_> = match &self.keys {
+            Keys::Fixed(key) => {
+                vec![key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out))]
+            }
+            Keys::Ring(keyring) => keyring
+                .snapshot()
+                .live(timestamp)
+                .map(|(key, _)| {
+                    key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out))
+                })
+                .collect(),
+        };
         let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
         let mut headers = HeaderMap::new();
         self.scheme
@@ -124,9 +164,24 @@ impl fmt::Debug for Signer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Signer")
             .field("scheme", &self.scheme)
-            .field("keys", &self.keys.len())
+            .field(
+                "keys",
+                &match &self.keys {
+                    Keys::Fixed(_) => 1,
+                    Keys::Ring(keyring) => keyring.keys().len(),
+                },
+            )
             .finish_non_exhaustive()
     }
+}
+
+/// The keys a signer signs with.
+#[derive(Clone)]
+enum Keys {
+    /// One secret, given at construction.
+    Fixed(Arc<Key>),
+    /// Every key live in a keyring when signing.
+    Ring(Keyring),
 }
 
 /// Why a delivery could not be signed.
