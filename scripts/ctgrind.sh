@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Secret-independence check under valgrind memcheck ("ctgrind"): examples/ctgrind.rs marks the
+# secret undefined, and memcheck reports every branch or memory index that depends on it. The
+# only one allowed is the verdict, the branch in Verifier::check on whether a signature matched;
+# any report whose innermost frame is elsewhere (keying, MACing, the comparison in
+# any_matches/ct_eq) fails the check.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v valgrind >/dev/null; then
+  apt-get update -qq && apt-get install -y -qq valgrind >/dev/null
+fi
+CARGO_PROFILE_RELEASE_DEBUG=line-tables-only cargo build -q --release --example ctgrind
+log=$(mktemp)
+valgrind --tool=memcheck --log-file="$log" target/release/examples/ctgrind
+python3 - "$log" <<'PY'
+import re, sys
+text = open(sys.argv[1]).read()
+blocks = re.split(r"==\d+== (?=Conditional jump|Use of uninitialised|Syscall param)", text)[1:]
+verdict, other = 0, []
+for block in blocks:
+    top = re.search(r"at 0x[0-9A-F]+: (.+)", block)
+    frame = top.group(1) if top else "?"
+    if "Verifier::check" in frame:
+        verdict += 1
+    else:
+        other.append(block.strip()[:1200])
+print(f"ctgrind: {verdict} report(s) at the verdict in Verifier::check (expected), {len(other)} elsewhere")
+for block in other:
+    print(block, "\n---")
+sys.exit(1 if other or verdict == 0 else 0)
+PY
+status=$?
+rm -f "$log"
+exit $status
