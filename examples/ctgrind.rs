@@ -14,7 +14,14 @@ const MAKE_MEM_UNDEFINED: usize = MEMCHECK_BASE + 1;
 /// Tells memcheck that `bytes` hold undefined (here: secret) data. A no-op outside valgrind.
 #[cfg(target_arch = "x86_64")]
 fn mark_secret(bytes: &[u8]) {
-    let args: [usize; 6] = [MAKE_MEM_UNDEFINED, bytes.as_ptr() as usize, bytes.len(), 0, 0, 0];
+    let args: [usize; 6] = [
+        MAKE_MEM_UNDEFINED,
+        bytes.as_ptr() as usize,
+        bytes.len(),
+        0,
+        0,
+        0,
+    ];
     let mut result: usize = 0;
     // SAFETY: valgrind's client-request preamble for amd64 (valgrind.h,
     // VALGRIND_DO_CLIENT_REQUEST_EXPR): four rotations of rdi by 128 bits in all leave it
@@ -58,14 +65,19 @@ fn main() {
             .unwrap();
         let secret_copy = std::hint::black_box(key);
         mark_secret(&secret_copy);
-        if std::env::var_os("CTGRIND_SELF_TEST").is_some() && std::hint::black_box(secret_copy[0]) == 7 {
+        if std::env::var_os("CTGRIND_SELF_TEST").is_some()
+            && std::hint::black_box(secret_copy[0]) == 7
+        {
             // A deliberate branch on the secret: memcheck must report it.
             println!("self-test branch taken");
         }
         let keyring = Keyring::new(Secret::from_bytes(secret_copy).unwrap());
         let mut forged = HeaderMap::new();
         let wrong = format!("sha256={}", "ab".repeat(32));
-        forged.insert("x-hub-signature-256", HeaderValue::from_str(&wrong).unwrap());
+        forged.insert(
+            "x-hub-signature-256",
+            HeaderValue::from_str(&wrong).unwrap(),
+        );
         for headers in [&good, &forged] {
             match Verifier::new(GitHub, keyring.clone()).verify(headers, body) {
                 Ok(_) => matched += 1,

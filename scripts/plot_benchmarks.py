@@ -145,6 +145,7 @@ def plot(results, out):
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         print("matplotlib not installed (pip install matplotlib); no plot drawn", file=sys.stderr)
         return
@@ -160,6 +161,9 @@ def plot(results, out):
             ax.plot(xs, ys, label=label, lw=1.6, ms=5, **style)
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
+    yt = [0.02, 0.05, 0.1, 0.2, 0.5, 1, 2]
+    ax.set_yticks(yt, [f"{y:g}" for y in yt])
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
     xt = [64, 1024, 16384, 1048576]
     ax.set_xticks(xt, [size_label(x) for x in xt])
     ax.set_xlabel("body size")

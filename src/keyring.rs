@@ -18,6 +18,9 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use crate::clock::{Clock, SystemClock};
+#[cfg(any(feature = "ed25519", feature = "ecdsa"))]
+use crate::public_key::PublicInner;
+use crate::public_key::{KeyMaterial, PublicKey, SigningKey};
 use crate::scheme::Algorithm;
 use crate::secret::{RevealedSecret, Secret, SecretError};
 
@@ -179,12 +182,7 @@ pub enum RotationError {
 pub(crate) struct Key {
     pub(crate) id: KeyId,
     pub(crate) created_at: DateTime<Utc>,
-    /// Kept for signing and, later, durable stores; never readable from outside the crate.
-    pub(crate) secret: Secret,
-    /// Keyed once when the key is built; cloned per request instead of re-running the key schedule.
-    mac: HmacSha256,
-    /// The same for HMAC-SHA1 (Twilio), keyed on first use.
-    sha1: OnceLock<Hmac<Sha1>>,
+    material: Material,
     /// Set when the key is invalidated at once (grace 0 or revoke), so a request that took its
     /// snapshot before the change still cannot be accepted after the change returned.
     retired: AtomicBool,
@@ -194,45 +192,111 @@ pub(crate) struct Key {
     last_warned: AtomicI64,
 }
 
+/// A key's material, prepared for use.
+// The HMAC variant is the large one and the common one: boxing it would add a pointer chase to
+// every verification, and keys already sit behind an `Arc`.
+#[allow(clippy::large_enum_variant)]
+enum Material {
+    Hmac {
+        /// Kept for keying other algorithms and, later, durable stores; never readable from
+        /// outside the crate.
+        secret: Secret,
+        /// Keyed once when the key is built; cloned per request instead of re-running the key
+        /// schedule.
+        mac: HmacSha256,
+        /// The same for HMAC-SHA1 (Twilio), keyed on first use.
+        sha1: OnceLock<Hmac<Sha1>>,
+    },
+    Public(PublicKey),
+    Signing(SigningKey),
+}
+
 impl Key {
-    pub(crate) fn new(id: KeyId, secret: Secret, created_at: DateTime<Utc>) -> Self {
-        let mac = HmacSha256::new_from_slice(secret.expose()).unwrap_or_else(|_| {
-            // HMAC accepts keys of any length; this branch cannot be reached.
-            unreachable!("HMAC accepts keys of any length")
-        });
+    pub(crate) fn new(id: KeyId, material: KeyMaterial, created_at: DateTime<Utc>) -> Self {
+        let material = match material {
+            KeyMaterial::Secret(secret) => Material::Hmac {
+                mac: HmacSha256::new_from_slice(secret.expose())
+                    .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length")),
+                secret,
+                sha1: OnceLock::new(),
+            },
+            KeyMaterial::Public(key) => Material::Public(key),
+            KeyMaterial::Signing(key) => Material::Signing(key),
+        };
         Self {
             id,
             created_at,
-            secret,
-            mac,
-            sha1: OnceLock::new(),
+            material,
             retired: AtomicBool::new(false),
             last_verified: AtomicI64::new(NEVER),
             last_warned: AtomicI64::new(i64::MIN),
         }
     }
 
-    /// The MAC of the content `write` feeds, under this key with `algorithm`.
+    /// The MAC of the content `write` feeds, under this key with `algorithm`; `None` when this
+    /// is not a shared secret or `algorithm` is not a MAC.
     pub(crate) fn tag(
         &self,
         algorithm: Algorithm,
         write: impl FnOnce(&mut dyn FnMut(&[u8])),
-    ) -> Tag {
+    ) -> Option<Tag> {
+        let Material::Hmac { secret, mac, sha1 } = &self.material else {
+            return None;
+        };
         match algorithm {
+            Algorithm::HmacSha256 => {
+                let mut mac = mac.clone();
+                write(&mut |part| mac.update(part));
+                Some(mac.finalize().into_bytes().iter().copied().collect())
+            }
             Algorithm::HmacSha1 => {
-                let keyed = self.sha1.get_or_init(|| {
-                    Hmac::<Sha1>::new_from_slice(self.secret.expose())
+                let keyed = sha1.get_or_init(|| {
+                    Hmac::<Sha1>::new_from_slice(secret.expose())
                         .unwrap_or_else(|_| unreachable!("HMAC accepts keys of any length"))
                 });
                 let mut mac = keyed.clone();
                 write(&mut |part| mac.update(part));
-                mac.finalize().into_bytes().iter().copied().collect()
+                Some(mac.finalize().into_bytes().iter().copied().collect())
             }
-            _ => {
-                let mut mac = self.mac.clone();
-                write(&mut |part| mac.update(part));
-                mac.finalize().into_bytes().iter().copied().collect()
+            _ => None,
+        }
+    }
+
+    /// Whether `signature` is this public key's signature of `message` with `algorithm`.
+    #[allow(unused_variables)]
+    pub(crate) fn verifies(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        let public = match &self.material {
+            Material::Public(key) => key.clone(),
+            #[cfg(feature = "ed25519")]
+            Material::Signing(key) => key.public_key(),
+            _ => return false,
+        };
+        match (algorithm, &public.inner) {
+            #[cfg(feature = "ed25519")]
+            (Algorithm::Ed25519, PublicInner::Ed25519(key)) => {
+                ed25519_dalek::Signature::from_slice(signature)
+                    .is_ok_and(|sig| key.verify_strict(message, &sig).is_ok())
             }
+            #[cfg(feature = "ecdsa")]
+            (Algorithm::EcdsaP256Sha256, PublicInner::P256(key)) => {
+                use p256::ecdsa::signature::Verifier as _;
+                p256::ecdsa::Signature::from_der(signature)
+                    .is_ok_and(|sig| key.verify(message, &sig).is_ok())
+            }
+            _ => false,
+        }
+    }
+
+    /// This signing key's signature of `message` with `algorithm`, if it can make one.
+    #[allow(unused_variables)]
+    pub(crate) fn sign(&self, algorithm: Algorithm, message: &[u8]) -> Option<Vec<u8>> {
+        match (&self.material, algorithm) {
+            #[cfg(feature = "ed25519")]
+            (Material::Signing(key), Algorithm::Ed25519) => {
+                use ed25519_dalek::Signer as _;
+                Some(key.inner.sign(message).to_bytes().to_vec())
+            }
+            _ => None,
         }
     }
 
@@ -264,10 +328,15 @@ impl Key {
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let material: &dyn fmt::Debug = match &self.material {
+            Material::Hmac { secret, .. } => secret,
+            Material::Public(key) => key,
+            Material::Signing(key) => key,
+        };
         f.debug_struct("Key")
             .field("id", &self.id)
             .field("created_at", &self.created_at)
-            .field("secret", &self.secret)
+            .field("material", material)
             .finish_non_exhaustive()
     }
 }
@@ -364,7 +433,7 @@ pub struct Keyring {
 
 impl Keyring {
     /// A keyring whose current key is `current`, with the default limits and the system clock.
-    pub fn new(current: Secret) -> Self {
+    pub fn new(current: impl Into<KeyMaterial>) -> Self {
         Self::builder().build(current)
     }
 
@@ -386,7 +455,11 @@ impl Keyring {
     /// [`RotationError::GraceOutOfRange`] when `grace` exceeds the maximum (3600 s by
     /// default); [`RotationError::TooManyKeys`] when the live keys would exceed the maximum
     /// (8 by default). The keyring is unchanged on error.
-    pub fn rotate(&self, new: Secret, grace: Duration) -> Result<Rotation, RotationError> {
+    pub fn rotate(
+        &self,
+        new: impl Into<KeyMaterial>,
+        grace: Duration,
+    ) -> Result<Rotation, RotationError> {
         self.rotate_with_id(KeyId::random(), new, grace)
     }
 
@@ -399,7 +472,7 @@ impl Keyring {
     pub fn rotate_with_id(
         &self,
         id: KeyId,
-        new: Secret,
+        new: impl Into<KeyMaterial>,
         grace: Duration,
     ) -> Result<Rotation, RotationError> {
         let shared = &*self.shared;
@@ -410,7 +483,7 @@ impl Keyring {
             });
         }
         let now = shared.clock.now();
-        let key = Arc::new(Key::new(id, new, now));
+        let key = Arc::new(Key::new(id, new.into(), now));
         let expires_at = (!grace.is_zero()).then(|| add(now, grace));
         let rotation = self.update(|set| {
             let mut entries = set.pruned(now);
@@ -520,7 +593,7 @@ impl Keyring {
     /// [`RotationError::TooManyKeys`] when the keyring is full.
     pub fn add_grace_key(
         &self,
-        secret: Secret,
+        key: impl Into<KeyMaterial>,
         expires_at: DateTime<Utc>,
     ) -> Result<KeyId, RotationError> {
         let now = self.shared.clock.now();
@@ -534,7 +607,7 @@ impl Keyring {
                 max: self.shared.max_grace,
             });
         }
-        let key = Arc::new(Key::new(KeyId::random(), secret, now));
+        let key = Arc::new(Key::new(KeyId::random(), key.into(), now));
         self.update(|set| {
             let mut entries = set.pruned(now);
             // Grace keys are ordered by expiry, latest first, after the current key.
@@ -578,12 +651,13 @@ impl Keyring {
     }
 
     /// The HMAC-SHA256 of `message` under live key `id`, for a sender's endpoint checks that
-    /// answer with a MAC (Zoom's URL validation); `None` when no live key has that id.
+    /// answer with a MAC (Zoom's URL validation); `None` when no live key has that id or it is
+    /// not a shared secret.
     pub fn hmac_sha256(&self, id: &KeyId, message: &[u8]) -> Option<[u8; 32]> {
         let now = self.shared.clock.now();
         let set = self.shared.set.load();
         let (key, _) = set.live(now).find(|(key, _)| &key.id == id)?;
-        let tag = key.tag(Algorithm::HmacSha256, |out| out(message));
+        let tag = key.tag(Algorithm::HmacSha256, |out| out(message))?;
         tag.as_slice().try_into().ok()
     }
 
@@ -696,9 +770,9 @@ impl KeyringBuilder {
     }
 
     /// Builds the keyring with `current` as its current key.
-    pub fn build(self, current: Secret) -> Keyring {
+    pub fn build(self, current: impl Into<KeyMaterial>) -> Keyring {
         let now = self.clock.now();
-        let key = Key::new(self.id.unwrap_or_else(KeyId::random), current, now);
+        let key = Key::new(self.id.unwrap_or_else(KeyId::random), current.into(), now);
         let set = KeySet {
             entries: vec![Entry {
                 key: Arc::new(key),

@@ -61,6 +61,7 @@
 mod clock;
 mod keyring;
 pub mod middleware;
+mod public_key;
 pub mod scheme;
 mod secret;
 mod sign;
@@ -71,6 +72,7 @@ pub use keyring::{
     KeyId, KeyInfo, KeyRole, Keyring, KeyringBuilder, Rotation, RotationError, DEFAULT_MAX_GRACE,
     DEFAULT_MAX_KEYS,
 };
+pub use public_key::{KeyMaterial, PublicKey, PublicKeyError, SigningKey};
 pub use secret::{RevealedSecret, Secret, SecretError, GENERATED_SECRET_LEN, MAX_SECRET_LEN};
 pub use sign::{SignError, Signer};
 pub use verify::{HeaderProblem, Verified, Verifier, VerifyError, DEFAULT_TOLERANCE};

@@ -8,8 +8,8 @@ use http::header::{HeaderMap, HeaderName};
 
 use crate::clock::{Clock, SystemClock};
 use crate::keyring::{Key, KeyId, Keyring};
-use crate::scheme::{outgoing, Scheme};
-use crate::secret::Secret;
+use crate::public_key::KeyMaterial;
+use crate::scheme::{outgoing, Algorithm, Scheme, Signature};
 
 /// Signs deliveries the way a sender of one [`Scheme`] does.
 ///
@@ -35,10 +35,11 @@ pub struct Signer {
 }
 
 impl Signer {
-    /// A signer for `scheme` with one secret.
-    pub fn new(scheme: impl Scheme, secret: Secret) -> Self {
+    /// A signer for `scheme` with one key: a shared secret, or an Ed25519
+    /// [`SigningKey`](crate::SigningKey) for Standard Webhooks `v1a`.
+    pub fn new(scheme: impl Scheme, key: impl Into<KeyMaterial>) -> Self {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-        let key = Key::new(KeyId::new("signer"), secret, clock.now());
+        let key = Key::new(KeyId::new("signer"), key.into(), clock.now());
         Self {
             scheme: Arc::new(scheme),
             keys: Keys::Fixed(Arc::new(key)),
@@ -140,19 +141,45 @@ impl Signer {
             body,
         );
         let algorithm = scheme.algorithm();
-        let tags: Vec<_> = match &self.keys {
-            Keys::Fixed(key) => {
-                vec![key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out))]
-            }
+        let keys: Vec<Arc<Key>> = match &self.keys {
+            Keys::Fixed(key) => vec![Arc::clone(key)],
             Keys::Ring(keyring) => keyring
                 .snapshot()
                 .live(timestamp)
-                .map(|(key, _)| {
-                    key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out))
-                })
+                .map(|(key, _)| Arc::clone(key))
                 .collect(),
         };
-        let tags: Vec<&[u8]> = tags.iter().map(|t| t.as_slice()).collect();
+        let mut message: Option<Vec<u8>> = None;
+        let mut made: Vec<(Algorithm, Vec<u8>)> = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if let Some(tag) = key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out))
+            {
+                made.push((algorithm, tag.to_vec()));
+                continue;
+            }
+            // A signing key: the scheme's own algorithm if it is a public-key one, else the
+            // asymmetric variant it carries beside its MACs (Standard Webhooks `v1a`).
+            let message = message.get_or_insert_with(|| {
+                let mut all = Vec::with_capacity(body.len() + 128);
+                scheme.signed_content(&delivery, body, &mut |part| all.extend_from_slice(part));
+                all
+            });
+            let asymmetric = if algorithm.is_mac() {
+                Algorithm::Ed25519
+            } else {
+                algorithm
+            };
+            if let Some(signature) = key.sign(asymmetric, message) {
+                made.push((asymmetric, signature));
+            }
+        }
+        if made.is_empty() {
+            return Err(SignError::NoSigningKey);
+        }
+        let tags: Vec<Signature<'_>> = made
+            .iter()
+            .map(|(algorithm, bytes)| Signature::new(*algorithm, bytes))
+            .collect();
         let mut headers = HeaderMap::new();
         self.scheme
             .signature_headers(&delivery, &tags, &mut headers)?;
@@ -198,6 +225,9 @@ pub enum SignError {
     /// receiver would check a different id than was signed.
     #[error("webhook id starts or ends with white space")]
     InvalidId,
+    /// No key of the signer can sign for this scheme (public keys only verify).
+    #[error("no key can sign for this scheme: public keys only verify")]
+    NoSigningKey,
     /// The scheme signs the request URL, and the signer has none.
     #[error("scheme {scheme} signs the request URL; set it with Signer::url")]
     UrlRequired {

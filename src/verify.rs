@@ -11,7 +11,7 @@ use subtle::{Choice, ConstantTimeEq};
 
 use crate::clock::Clock;
 use crate::keyring::{KeyId, KeyRole, Keyring};
-use crate::scheme::{Delivery, Encoding, Scheme};
+use crate::scheme::{Algorithm, Delivery, Encoding, Scheme};
 
 /// Default timestamp tolerance, both ways: five minutes, as Stripe, Slack and Standard Webhooks
 /// recommend.
@@ -235,11 +235,30 @@ impl Verifier {
             .transpose()?;
         let algorithm = scheme.algorithm();
         let set = self.keyring.snapshot();
+        // Public-key signatures need the signed content in one piece; assembled once, if any.
+        let mut message: Option<Vec<u8>> = None;
         let mut tried = 0;
         for (key, role) in set.live(now) {
             tried += 1;
-            let tag = key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out));
-            if bool::from(any_matches(&delivery, &tag)) && !key.is_retired() {
+            let matched =
+                match key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out)) {
+                    Some(tag) => bool::from(any_matches(&delivery, &tag, algorithm)),
+                    None => delivery
+                        .candidates()
+                        .iter()
+                        .filter(|c| !c.algorithm(algorithm).is_mac())
+                        .any(|c| {
+                            let message = message.get_or_insert_with(|| {
+                                let mut all = Vec::with_capacity(body.len() + 128);
+                                scheme.signed_content(&delivery, body, &mut |part| {
+                                    all.extend_from_slice(part)
+                                });
+                                all
+                            });
+                            key.verifies(c.algorithm(algorithm), message, c.as_bytes())
+                        }),
+                };
+            if matched && !key.is_retired() {
                 key.mark_verified(now);
                 if role == KeyRole::Grace && key.should_warn(now, GRACE_WARNING_EVERY) {
                     tracing::warn!(
@@ -257,7 +276,7 @@ impl Verifier {
                 });
             }
         }
-        Err(no_match(&delivery, tried, algorithm.tag_len()))
+        Err(no_match(&delivery, tried, algorithm))
     }
 
     fn check_time(&self, ts: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, VerifyError> {
@@ -294,10 +313,11 @@ impl fmt::Debug for Verifier {
 /// the same time wherever the bytes differ. Kept out of line so tools that trace secret data
 /// (the valgrind check in `scripts/ctgrind.sh`) see the comparison as its own frame.
 #[inline(never)]
-fn any_matches(delivery: &Delivery<'_>, tag: &[u8]) -> Choice {
+fn any_matches(delivery: &Delivery<'_>, tag: &[u8], algorithm: Algorithm) -> Choice {
     delivery
         .candidates()
         .iter()
+        .filter(|c| c.algorithm(algorithm) == algorithm)
         .fold(Choice::from(0), |found, c| found | ct_eq(c.as_bytes(), tag))
 }
 
@@ -325,19 +345,21 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
     diff.ct_eq(&0)
 }
 
-fn no_match(delivery: &Delivery<'_>, keys: usize, tag_len: usize) -> VerifyError {
+fn no_match(delivery: &Delivery<'_>, keys: usize, algorithm: Algorithm) -> VerifyError {
     let candidates = delivery.candidates();
-    match candidates.first() {
-        Some(first) if candidates.iter().all(|c| c.as_bytes().len() != tag_len) => {
-            VerifyError::SignatureLength {
-                len: first.as_bytes().len(),
-                expected: tag_len,
-            }
+    let mut own = candidates
+        .iter()
+        .filter(|c| c.algorithm(algorithm) == algorithm)
+        .peekable();
+    if let (Some(expected), Some(first)) = (algorithm.signature_len(), own.peek()) {
+        let len = first.as_bytes().len();
+        if own.all(|c| c.as_bytes().len() != expected) {
+            return VerifyError::SignatureLength { len, expected };
         }
-        _ => VerifyError::NoMatch {
-            signatures: candidates.len(),
-            keys,
-        },
+    }
+    VerifyError::NoMatch {
+        signatures: candidates.len(),
+        keys,
     }
 }
 

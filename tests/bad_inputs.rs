@@ -423,27 +423,27 @@ fn rows() -> Vec<Row> {
             "16 bytes",
         ),
         row(
-            "64-byte MAC (HMAC-SHA512 size)",
+            "72-byte MAC (the largest read: DER ECDSA size)",
             Sw,
             || {
                 std_req(set(
                     std_signed(BODY),
                     "webhook-signature",
-                    value(&format!("v1,{}", b64_mac(64))),
+                    value(&format!("v1,{}", b64_mac(72))),
                 ))
             },
             401,
             INVALID,
-            "64 bytes",
+            "72 bytes",
         ),
         row(
-            "65-byte MAC (over the 64-byte cap)",
+            "73-byte MAC (over the 72-byte cap)",
             Sw,
             || {
                 std_req(set(
                     std_signed(BODY),
                     "webhook-signature",
-                    value(&format!("v1,{}", b64_mac(65))),
+                    value(&format!("v1,{}", b64_mac(73))),
                 ))
             },
             400,

@@ -7,7 +7,7 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
-use super::{malformed, required_header, value, Delivery, Encoding, Scheme};
+use super::{malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
@@ -355,7 +355,7 @@ impl Scheme for Custom {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
         let count = if self.separator.is_some() {
@@ -369,7 +369,7 @@ impl Scheme for Custom {
                 text.push(sep);
             }
             text.push_str(&self.prefix);
-            text.push_str(&self.encoding.encode(sig));
+            text.push_str(&self.encoding.encode(sig.bytes));
         }
         headers.insert(self.signature.clone(), value(&self.signature, &text)?);
         if let Some((name, _)) = &self.timestamp {

@@ -9,7 +9,7 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 
-use super::{answer, required_header, value, Delivery, Encoding, Scheme};
+use super::{answer, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -76,10 +76,10 @@ impl Scheme for Dropbox {
     fn signature_headers(
         &self,
         _: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Hex.encode(sig))?);
         Ok(())
     }

@@ -8,7 +8,7 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{header, malformed, required_header, value, Delivery, Encoding, Scheme};
+use super::{header, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
@@ -72,11 +72,11 @@ impl Scheme for GitHub {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
         // GitHub has room for one signature only: the first (current) key's.
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         let text = format!("sha256={}", Encoding::Hex.encode(sig));
         headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
         if let Some(id) = delivery.id() {

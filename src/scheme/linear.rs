@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
-use super::{header, required_header, value, Delivery, Encoding, Scheme};
+use super::{header, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -75,10 +75,10 @@ impl Scheme for Linear {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Hex.encode(sig))?);
         if let Some(id) = delivery.id() {
             headers.insert(DELIVERY, value(&DELIVERY, id)?);

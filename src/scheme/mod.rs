@@ -20,7 +20,11 @@
 //! | [`Dropbox`] | `X-Dropbox-Signature: <sig>` | `{body}` | hex |
 //! | [`Paddle`] | `Paddle-Signature: ts=<ts>;h1=<sig>[;h1=…]` | `{ts}:{body}` | hex |
 //! | [`Twitch`] | `Twitch-Eventsub-Message-Signature: sha256=<sig>` | `{id}{timestamp}{body}` | hex |
+//! | `Discord` (feature `ed25519`) | `X-Signature-Ed25519: <sig>`, `X-Signature-Timestamp` | `{timestamp}{body}` | hex Ed25519 |
+//! | `SendGrid` (feature `ecdsa`) | `X-Twilio-Email-Event-Webhook-Signature: <sig>`, `…-Timestamp` | `{timestamp}{body}` | base64 DER ECDSA P-256 |
 //! | [`Custom`] | any | any [`Template`] | hex or base64 |
+//!
+//! With the `ed25519` feature [`StandardWebhooks`] also verifies `v1a` (Ed25519) entries.
 
 use std::fmt;
 
@@ -36,10 +40,14 @@ use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
 mod custom;
+#[cfg(feature = "ed25519")]
+mod discord;
 mod dropbox;
 mod github;
 mod linear;
 mod paddle;
+#[cfg(feature = "ecdsa")]
+mod sendgrid;
 mod shopify;
 mod slack;
 mod square;
@@ -50,10 +58,14 @@ mod twitch;
 mod zoom;
 
 pub use custom::{Custom, Template, TemplateError, TimestampUnit};
+#[cfg(feature = "ed25519")]
+pub use discord::Discord;
 pub use dropbox::Dropbox;
 pub use github::GitHub;
 pub use linear::Linear;
 pub use paddle::Paddle;
+#[cfg(feature = "ecdsa")]
+pub use sendgrid::SendGrid;
 pub use shopify::Shopify;
 pub use slack::Slack;
 pub use square::Square;
@@ -67,8 +79,9 @@ pub use zoom::Zoom;
 /// live secret, and no platform keeps more than a few live.
 pub const MAX_SIGNATURES: usize = 16;
 
-/// Longest signature, in decoded bytes, a candidate may have (HMAC-SHA512 and Ed25519 fit).
-pub const MAX_SIGNATURE_LEN: usize = 64;
+/// Longest signature, in decoded bytes, a candidate may have (HMAC-SHA512, Ed25519 and DER
+/// ECDSA P-256 fit).
+pub const MAX_SIGNATURE_LEN: usize = 72;
 
 /// Longest header value the schemes read, in bytes.
 pub const MAX_HEADER_LEN: usize = 8 * 1024;
@@ -84,7 +97,7 @@ pub const MAX_HEADER_LEN: usize = 8 * 1024;
 ///
 /// ```
 /// use http::{HeaderMap, HeaderName, HeaderValue};
-/// use webhook_guard::scheme::{header, required_header, Delivery, Encoding, Scheme};
+/// use webhook_guard::scheme::{header, required_header, Delivery, Encoding, Scheme, Signature};
 /// use webhook_guard::{SignError, VerifyError};
 ///
 /// #[derive(Debug)]
@@ -114,12 +127,12 @@ pub const MAX_HEADER_LEN: usize = 8 * 1024;
 ///     fn signature_headers(
 ///         &self,
 ///         delivery: &Delivery<'_>,
-///         signatures: &[&[u8]],
+///         signatures: &[Signature<'_>],
 ///         headers: &mut HeaderMap,
 ///     ) -> Result<(), SignError> {
 ///         let ts = delivery.timestamp_text().unwrap_or_default();
 ///         headers.insert(TIMESTAMP, HeaderValue::from_str(ts).map_err(|_| SignError::InvalidHeaderValue { name: TIMESTAMP })?);
-///         let sig = Encoding::Hex.encode(signatures.first().copied().unwrap_or_default());
+///         let sig = Encoding::Hex.encode(signatures.first().map_or(&[][..], |s| s.bytes));
 ///         headers.insert(SIGNATURE, HeaderValue::from_str(&sig).map_err(|_| SignError::InvalidHeaderValue { name: SIGNATURE })?);
 ///         Ok(())
 ///     }
@@ -194,7 +207,8 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8]));
 
     /// Writes the headers a sender sends: the signatures (one per live key, in the order
-    /// given), the timestamp and id where the scheme has them.
+    /// given, each with the algorithm that made it), the timestamp and id where the scheme has
+    /// them.
     ///
     /// # Errors
     ///
@@ -202,7 +216,7 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError>;
 }
@@ -248,7 +262,7 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
         (**self).signature_headers(delivery, signatures, headers)
@@ -265,15 +279,43 @@ pub enum Algorithm {
     HmacSha256,
     /// HMAC-SHA1, 20-byte tags: Twilio only.
     HmacSha1,
+    /// Ed25519 signatures (64 bytes) by a public key: Discord, Standard Webhooks `v1a`
+    /// (feature `ed25519`).
+    Ed25519,
+    /// ECDSA P-256 with SHA-256, DER signatures: SendGrid (feature `ecdsa`).
+    EcdsaP256Sha256,
 }
 
 impl Algorithm {
-    /// Length of a tag in bytes.
-    pub fn tag_len(self) -> usize {
+    /// Length of a signature in bytes, when it is fixed.
+    pub fn signature_len(self) -> Option<usize> {
         match self {
-            Self::HmacSha256 => 32,
-            Self::HmacSha1 => 20,
+            Self::HmacSha256 => Some(32),
+            Self::HmacSha1 => Some(20),
+            Self::Ed25519 => Some(64),
+            Self::EcdsaP256Sha256 => None,
         }
+    }
+
+    /// True for the shared-secret MACs.
+    pub fn is_mac(self) -> bool {
+        matches!(self, Self::HmacSha256 | Self::HmacSha1)
+    }
+}
+
+/// One signature a signer made, for [`Scheme::signature_headers`].
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub struct Signature<'a> {
+    /// How it was made.
+    pub algorithm: Algorithm,
+    /// Its bytes.
+    pub bytes: &'a [u8],
+}
+
+impl<'a> Signature<'a> {
+    pub(crate) fn new(algorithm: Algorithm, bytes: &'a [u8]) -> Self {
+        Self { algorithm, bytes }
     }
 }
 
@@ -337,11 +379,17 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 pub(crate) struct Candidate {
     bytes: [u8; MAX_SIGNATURE_LEN],
     len: u8,
+    /// `None`: the scheme's own algorithm.
+    algorithm: Option<Algorithm>,
 }
 
 impl Candidate {
     pub(crate) fn as_bytes(&self) -> &[u8] {
         &self.bytes[..usize::from(self.len)]
+    }
+
+    pub(crate) fn algorithm(&self, scheme: Algorithm) -> Algorithm {
+        self.algorithm.unwrap_or(scheme)
     }
 }
 
@@ -394,6 +442,7 @@ impl<'h> Delivery<'h> {
         let mut candidate = Candidate {
             bytes: [0; MAX_SIGNATURE_LEN],
             len: 0,
+            algorithm: None,
         };
         let len = encoding
             .decode(text, &mut candidate.bytes)
@@ -401,9 +450,31 @@ impl<'h> Delivery<'h> {
         if len == 0 {
             return Err(malformed(name, HeaderProblem::EmptySignature));
         }
-        // `len` fits: it is at most MAX_SIGNATURE_LEN (64).
+        // `len` fits: it is at most MAX_SIGNATURE_LEN (72).
         candidate.len = len as u8;
         self.candidates.push(candidate);
+        Ok(())
+    }
+
+    /// Adds one entry of a signature list made with `algorithm` rather than the scheme's own
+    /// (Standard Webhooks' `v1a` Ed25519 entries beside `v1` HMACs); otherwise as for
+    /// [`push_listed_signature`](Delivery::push_listed_signature).
+    ///
+    /// # Errors
+    ///
+    /// As for [`push_listed_signature`](Delivery::push_listed_signature).
+    pub fn push_listed_signature_as(
+        &mut self,
+        name: &HeaderName,
+        text: &str,
+        encoding: Encoding,
+        algorithm: Algorithm,
+    ) -> Result<(), VerifyError> {
+        let before = self.candidates.len();
+        self.push_listed_signature(name, text, encoding)?;
+        if let Some(added) = self.candidates.get_mut(before) {
+            added.algorithm = Some(algorithm);
+        }
         Ok(())
     }
 
@@ -670,8 +741,11 @@ mod tests {
         assert_eq!(Encoding::Base64.decode("!!!!", &mut out), None);
         let long = "A".repeat(200);
         assert_eq!(Encoding::Base64.decode(&long, &mut out), None);
-        let exactly_64 = STANDARD.encode([7u8; 64]);
-        assert_eq!(Encoding::Base64.decode(&exactly_64, &mut out), Some(64));
+        let largest = STANDARD.encode([7u8; MAX_SIGNATURE_LEN]);
+        assert_eq!(
+            Encoding::Base64.decode(&largest, &mut out),
+            Some(MAX_SIGNATURE_LEN)
+        );
     }
 
     #[test]
@@ -682,7 +756,10 @@ mod tests {
         assert_eq!(Encoding::Hex.decode("0F", &mut out), Some(1));
         assert_eq!(Encoding::Hex.decode("0", &mut out), None);
         assert_eq!(Encoding::Hex.decode("zz", &mut out), None);
-        assert_eq!(Encoding::Hex.decode(&"ab".repeat(65), &mut out), None);
+        assert_eq!(
+            Encoding::Hex.decode(&"ab".repeat(MAX_SIGNATURE_LEN + 1), &mut out),
+            None
+        );
     }
 
     #[test]

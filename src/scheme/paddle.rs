@@ -9,7 +9,7 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{key_value, malformed, required_header, value, Delivery, Encoding, Scheme};
+use super::{key_value, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
@@ -75,13 +75,13 @@ impl Scheme for Paddle {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
         let mut text = format!("ts={}", delivery.timestamp_text().unwrap_or_default());
         for sig in signatures {
             text.push_str(";h1=");
-            text.push_str(&Encoding::Hex.encode(sig));
+            text.push_str(&Encoding::Hex.encode(sig.bytes));
         }
         headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
         Ok(())

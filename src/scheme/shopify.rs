@@ -7,7 +7,7 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{header, required_header, value, Delivery, Encoding, Scheme};
+use super::{header, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -65,10 +65,10 @@ impl Scheme for Shopify {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Base64.encode(sig))?);
         if let Some(id) = delivery.id() {
             headers.insert(ID, value(&ID, id)?);

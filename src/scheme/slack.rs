@@ -6,7 +6,7 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{malformed, required_header, value, Delivery, Encoding, Scheme};
+use super::{malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
@@ -59,10 +59,10 @@ impl Scheme for Slack {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         let text = format!("v0={}", Encoding::Hex.encode(sig));
         headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
         headers.insert(

@@ -7,7 +7,7 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{required_header, value, Delivery, Encoding, Scheme};
+use super::{required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -65,10 +65,10 @@ impl Scheme for Square {
     fn signature_headers(
         &self,
         _: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Base64.encode(sig))?);
         Ok(())
     }

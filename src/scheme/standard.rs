@@ -5,14 +5,18 @@
 //! `webhook-id`, `webhook-timestamp` (Unix seconds) and `webhook-signature`, a space-separated
 //! list of `version,signature` pairs. `v1` is base64 HMAC-SHA256 over `{id}.{timestamp}.{body}`
 //! keyed with the base64-decoded part of a `whsec_` secret ([`Secret::from_whsec`]); other
-//! versions (such as the asymmetric `v1a`) are skipped here. Svix sends the same headers
+//! versions are skipped. With the `ed25519` feature, asymmetric `v1a` entries (base64 Ed25519
+//! signatures over the same content) are checked against the keyring's public keys
+//! ([`PublicKey::from_whpk`](crate::PublicKey::from_whpk)), so one keyring may mix both. Svix sends the same headers
 //! under `svix-*` names, which are read when no `webhook-signature` is present.
 //!
 //! [`Secret::from_whsec`]: crate::Secret::from_whsec
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{header, malformed, required_header, value, Delivery, Encoding, Scheme};
+use super::{
+    header, malformed, required_header, value, Algorithm, Delivery, Encoding, Scheme, Signature,
+};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
@@ -74,8 +78,17 @@ impl Scheme for StandardWebhooks {
             let Some((version, sig)) = item.split_once(',') else {
                 return Err(malformed(&signature, HeaderProblem::Unparsable));
             };
-            if version == "v1" {
-                delivery.push_listed_signature(&signature, sig, Encoding::Base64)?;
+            match version {
+                "v1" => delivery.push_listed_signature(&signature, sig, Encoding::Base64)?,
+                // Asymmetric entries, checked against the keyring's Ed25519 public keys.
+                #[cfg(feature = "ed25519")]
+                "v1a" => delivery.push_listed_signature_as(
+                    &signature,
+                    sig,
+                    Encoding::Base64,
+                    Algorithm::Ed25519,
+                )?,
+                _ => {}
             }
         }
         delivery.finish_list(&signature, "v1")
@@ -92,12 +105,18 @@ impl Scheme for StandardWebhooks {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
         let list = signatures
             .iter()
-            .map(|sig| format!("v1,{}", Encoding::Base64.encode(sig)))
+            .map(|sig| {
+                let version = match sig.algorithm {
+                    Algorithm::Ed25519 => "v1a",
+                    _ => "v1",
+                };
+                format!("{version},{}", Encoding::Base64.encode(sig.bytes))
+            })
             .collect::<Vec<_>>()
             .join(" ");
         headers.insert(ID, value(&ID, delivery.id().unwrap_or_default())?);

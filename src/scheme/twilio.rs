@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use http::header::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
-use super::{required_header, value, Algorithm, Delivery, Encoding, Scheme};
+use super::{required_header, value, Algorithm, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -100,10 +100,10 @@ impl Scheme for Twilio {
     fn signature_headers(
         &self,
         _: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Base64.encode(sig))?);
         Ok(())
     }

@@ -13,7 +13,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{answer, malformed, required_header, value, Delivery, Encoding, Scheme};
+use super::{answer, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::keyring::{KeyId, Keyring};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
@@ -96,10 +96,10 @@ impl Scheme for Twitch {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         headers.insert(
             SIGNATURE,
             value(&SIGNATURE, &format!("sha256={}", Encoding::Hex.encode(sig)))?,

@@ -10,7 +10,7 @@
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{answer, malformed, required_header, value, Delivery, Encoding, Scheme};
+use super::{answer, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::keyring::{KeyId, Keyring};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
@@ -92,10 +92,10 @@ impl Scheme for Zoom {
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
-        signatures: &[&[u8]],
+        signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().copied().unwrap_or_default();
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
         headers.insert(
             SIGNATURE,
             value(&SIGNATURE, &format!("v0={}", Encoding::Hex.encode(sig)))?,

@@ -1,0 +1,89 @@
+//! [Discord](https://discord.com/developers/docs/interactions/receiving-and-responding#security-and-authorization)
+//! interaction signatures (feature `ed25519`).
+//!
+//! `X-Signature-Ed25519: <hex>`, an Ed25519 signature by the application's key over
+//! `X-Signature-Timestamp` followed by the raw body; verify with the application's public key
+//! ([`PublicKey::ed25519_hex`](crate::PublicKey::ed25519_hex)). Discord deliberately sends
+//! requests with bad signatures and removes an endpoint that accepts them. The endpoint's `PING`
+//! (`{"type":1}`) must be answered with `{"type":1}`; the middleware does it once the PING is
+//! verified ([`Scheme::handshake`]).
+
+use http::header::{HeaderMap, HeaderName};
+use http::request::Parts;
+
+use super::{answer, required_header, value, Algorithm, Delivery, Encoding, Scheme, Signature};
+use crate::keyring::{KeyId, Keyring};
+use crate::sign::SignError;
+use crate::verify::VerifyError;
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-signature-ed25519");
+const TIMESTAMP: HeaderName = HeaderName::from_static("x-signature-timestamp");
+
+/// Discord's `X-Signature-Ed25519` and `X-Signature-Timestamp` headers.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::{scheme::Discord, Keyring, PublicKey, SigningKey, Signer, Verifier};
+///
+/// let signing = SigningKey::ed25519_seed(&[7; 32])?; // Discord's side
+/// let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+/// let headers = Signer::new(Discord, signing.clone()).sign_at(br#"{"type":2}"#, "", at)?;
+/// let verifier = Verifier::new(Discord, Keyring::new(signing.public_key()));
+/// verifier.verify_at(&headers, br#"{"type":2}"#, at)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Discord;
+
+impl Scheme for Discord {
+    fn name(&self) -> &'static str {
+        "discord"
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::Ed25519
+    }
+
+    fn handshake(
+        &self,
+        _: &Parts,
+        body: &[u8],
+        _: &Keyring,
+        _: &KeyId,
+    ) -> Option<http::Response<bytes::Bytes>> {
+        let interaction: serde_json::Value = serde_json::from_slice(body).ok()?;
+        (interaction.get("type")?.as_u64()? == 1)
+            .then(|| answer("application/json", &b"{\"type\":1}"[..]))
+    }
+
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let signature = required_header(headers, &SIGNATURE)?;
+        delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
+        delivery.push_signature(&SIGNATURE, signature, Encoding::Hex)
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
+        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Hex.encode(sig))?);
+        headers.insert(
+            TIMESTAMP,
+            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
+        );
+        Ok(())
+    }
+}

@@ -1,0 +1,79 @@
+//! [SendGrid](https://www.twilio.com/docs/sendgrid/for-developers/tracking-events/getting-started-event-webhook-security-features)
+//! Event Webhook signatures (feature `ecdsa`).
+//!
+//! `X-Twilio-Email-Event-Webhook-Signature: <base64 DER>`, an ECDSA P-256 / SHA-256 signature
+//! over `X-Twilio-Email-Event-Webhook-Timestamp` followed by the raw body (which ends with
+//! `\r\n` as SendGrid sends it: verify the bytes received). Verify with the account's
+//! verification key, base64 DER ([`PublicKey::p256_der_base64`](crate::PublicKey::p256_der_base64)).
+//! Receiving only: this crate does not sign with P-256 private keys.
+
+use http::header::{HeaderMap, HeaderName};
+
+use super::{required_header, value, Algorithm, Delivery, Encoding, Scheme, Signature};
+use crate::sign::SignError;
+use crate::verify::VerifyError;
+
+const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-email-event-webhook-signature");
+const TIMESTAMP: HeaderName = HeaderName::from_static("x-twilio-email-event-webhook-timestamp");
+
+/// SendGrid's signed Event Webhook headers.
+///
+/// # Examples
+///
+/// The vector from sendgrid-nodejs `packages/eventwebhook/src/eventwebhook.spec.js`:
+///
+/// ```
+/// use http::HeaderMap;
+/// use webhook_guard::{scheme::SendGrid, Keyring, PublicKey, Verifier};
+///
+/// let key = PublicKey::p256_der_base64("MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==")?;
+/// let mut headers = HeaderMap::new();
+/// headers.insert("x-twilio-email-event-webhook-signature", "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=".parse()?);
+/// headers.insert("x-twilio-email-event-webhook-timestamp", "1588788367".parse()?);
+/// let body = br#"{"category":"example_payload","event":"test_event","message_id":"message_id"}"#;
+/// let at = chrono::DateTime::from_timestamp(1588788367, 0).unwrap();
+/// Verifier::new(SendGrid, Keyring::new(key)).verify_at(&headers, body, at)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SendGrid;
+
+impl Scheme for SendGrid {
+    fn name(&self) -> &'static str {
+        "sendgrid"
+    }
+
+    fn algorithm(&self) -> Algorithm {
+        Algorithm::EcdsaP256Sha256
+    }
+
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let signature = required_header(headers, &SIGNATURE)?;
+        delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
+        delivery.push_signature(&SIGNATURE, signature, Encoding::Base64)
+    }
+
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(body);
+    }
+
+    fn signature_headers(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
+        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Base64.encode(sig))?);
+        headers.insert(
+            TIMESTAMP,
+            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
+        );
+        Ok(())
+    }
+}
