@@ -11,7 +11,10 @@
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{answer, required_header, value, Algorithm, Delivery, Encoding, Scheme, Signature};
+use super::{
+    answer, put_signature, put_timestamp, required_header, Algorithm, Delivery, Encoding, Scheme,
+    Signature,
+};
 use crate::keyring::{KeyId, Keyring};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
@@ -78,12 +81,8 @@ impl Scheme for Discord {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Hex.encode(sig))?);
-        headers.insert(
-            TIMESTAMP,
-            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
-        );
+        put_signature(headers, &SIGNATURE, "", Encoding::Hex, signatures)?;
+        put_timestamp(headers, &TIMESTAMP, delivery)?;
         Ok(())
     }
 }

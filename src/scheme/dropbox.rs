@@ -9,7 +9,7 @@
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
 
-use super::{answer, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{answer, put_signature, required_header, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -79,8 +79,7 @@ impl Scheme for Dropbox {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Hex.encode(sig))?);
+        put_signature(headers, &SIGNATURE, "", Encoding::Hex, signatures)?;
         Ok(())
     }
 }

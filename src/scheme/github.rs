@@ -8,7 +8,9 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{header, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{
+    header, malformed, put_signature, required_header, value, Delivery, Encoding, Scheme, Signature,
+};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
@@ -76,9 +78,7 @@ impl Scheme for GitHub {
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
         // GitHub has room for one signature only: the first (current) key's.
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        let text = format!("sha256={}", Encoding::Hex.encode(sig));
-        headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
+        put_signature(headers, &SIGNATURE, "sha256=", Encoding::Hex, signatures)?;
         if let Some(id) = delivery.id() {
             headers.insert(DELIVERY, value(&DELIVERY, id)?);
         }

@@ -8,7 +8,7 @@
 use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
-use super::{header, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{header, put_signature, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -78,8 +78,7 @@ impl Scheme for Linear {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Hex.encode(sig))?);
+        put_signature(headers, &SIGNATURE, "", Encoding::Hex, signatures)?;
         if let Some(id) = delivery.id() {
             headers.insert(DELIVERY, value(&DELIVERY, id)?);
         }

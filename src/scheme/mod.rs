@@ -721,6 +721,101 @@ pub(crate) fn answer(content_type: &'static str, body: impl Into<Bytes>) -> http
     response
 }
 
+/// The fields of a keyed signature header such as Stripe's `t=…,v1=…,v1=…` or Paddle's
+/// `ts=…;h1=…`: one timestamp field and a list of hex signatures.
+pub(crate) struct KeyedList {
+    pub(crate) separator: char,
+    pub(crate) timestamp: &'static str,
+    pub(crate) signature: &'static str,
+}
+
+impl KeyedList {
+    /// Reads header `name` into `delivery`.
+    pub(crate) fn parse<'h>(
+        &self,
+        name: &HeaderName,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let text = required_header(headers, name)?;
+        let mut timestamp = None;
+        for item in text.split(self.separator) {
+            let Some((key, val)) = key_value(item, '=') else {
+                return Err(malformed(name, HeaderProblem::Unparsable));
+            };
+            if key == self.timestamp {
+                if timestamp.replace(val).is_some() {
+                    let field = self.timestamp;
+                    return Err(malformed(name, HeaderProblem::DuplicateField { field }));
+                }
+            } else if key == self.signature {
+                delivery.push_listed_signature(name, val, Encoding::Hex)?;
+            }
+        }
+        let field = self.timestamp;
+        let timestamp =
+            timestamp.ok_or_else(|| malformed(name, HeaderProblem::MissingField { field }))?;
+        delivery.set_timestamp(name, timestamp)?;
+        delivery.finish_list(name, self.signature)
+    }
+
+    /// Writes header `name` with one signature entry per key.
+    pub(crate) fn write(
+        &self,
+        name: &HeaderName,
+        delivery: &Delivery<'_>,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let ts = delivery.timestamp_text().unwrap_or_default();
+        let mut text = format!("{}={ts}", self.timestamp);
+        for sig in signatures {
+            text.push(self.separator);
+            text.push_str(self.signature);
+            text.push('=');
+            text.push_str(&Encoding::Hex.encode(sig.bytes));
+        }
+        headers.insert(name.clone(), value(name, &text)?);
+        Ok(())
+    }
+}
+
+/// The part of header `name`'s `text` after its fixed `prefix` (`sha256=`, `v0=`).
+pub(crate) fn after_prefix<'h>(
+    name: &HeaderName,
+    text: &'h str,
+    prefix: &'static str,
+) -> Result<&'h str, VerifyError> {
+    text.strip_prefix(prefix)
+        .ok_or_else(|| malformed(name, HeaderProblem::MissingPrefix { prefix }))
+}
+
+/// Writes the first (current key's) signature as `{prefix}{encoded}` into header `name`, for
+/// schemes with room for one signature.
+pub(crate) fn put_signature(
+    headers: &mut HeaderMap,
+    name: &HeaderName,
+    prefix: &str,
+    encoding: Encoding,
+    signatures: &[Signature<'_>],
+) -> Result<(), SignError> {
+    let sig = signatures.first().map_or(&[][..], |s| s.bytes);
+    let text = format!("{prefix}{}", encoding.encode(sig));
+    headers.insert(name.clone(), value(name, &text)?);
+    Ok(())
+}
+
+/// Writes the delivery's timestamp text into header `name`.
+pub(crate) fn put_timestamp(
+    headers: &mut HeaderMap,
+    name: &HeaderName,
+    delivery: &Delivery<'_>,
+) -> Result<(), SignError> {
+    let ts = delivery.timestamp_text().unwrap_or_default();
+    headers.insert(name.clone(), value(name, ts)?);
+    Ok(())
+}
+
 /// Splits a `k=v` list item.
 pub(crate) fn key_value(item: &str, separator: char) -> Option<(&str, &str)> {
     item.split_once(separator)

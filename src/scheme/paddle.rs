@@ -9,11 +9,16 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{key_value, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{Delivery, KeyedList, Scheme, Signature};
 use crate::sign::SignError;
-use crate::verify::{HeaderProblem, VerifyError};
+use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("paddle-signature");
+const FIELDS: KeyedList = KeyedList {
+    separator: ';',
+    timestamp: "ts",
+    signature: "h1",
+};
 
 /// Paddle's `Paddle-Signature` header.
 ///
@@ -42,28 +47,7 @@ impl Scheme for Paddle {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let text = required_header(headers, &SIGNATURE)?;
-        let mut timestamp = None;
-        for item in text.split(';') {
-            let Some((key, val)) = key_value(item, '=') else {
-                return Err(malformed(&SIGNATURE, HeaderProblem::Unparsable));
-            };
-            match key {
-                "ts" if timestamp.is_some() => {
-                    return Err(malformed(
-                        &SIGNATURE,
-                        HeaderProblem::DuplicateField { field: "ts" },
-                    ))
-                }
-                "ts" => timestamp = Some(val),
-                "h1" => delivery.push_listed_signature(&SIGNATURE, val, Encoding::Hex)?,
-                _ => {}
-            }
-        }
-        let timestamp = timestamp
-            .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingField { field: "ts" }))?;
-        delivery.set_timestamp(&SIGNATURE, timestamp)?;
-        delivery.finish_list(&SIGNATURE, "h1")
+        FIELDS.parse(&SIGNATURE, headers, delivery)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
@@ -78,12 +62,6 @@ impl Scheme for Paddle {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let mut text = format!("ts={}", delivery.timestamp_text().unwrap_or_default());
-        for sig in signatures {
-            text.push_str(";h1=");
-            text.push_str(&Encoding::Hex.encode(sig.bytes));
-        }
-        headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
-        Ok(())
+        FIELDS.write(&SIGNATURE, delivery, signatures, headers)
     }
 }

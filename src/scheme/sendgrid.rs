@@ -9,7 +9,9 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{required_header, value, Algorithm, Delivery, Encoding, Scheme, Signature};
+use super::{
+    put_signature, put_timestamp, required_header, Algorithm, Delivery, Encoding, Scheme, Signature,
+};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -68,12 +70,8 @@ impl Scheme for SendGrid {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Base64.encode(sig))?);
-        headers.insert(
-            TIMESTAMP,
-            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
-        );
+        put_signature(headers, &SIGNATURE, "", Encoding::Base64, signatures)?;
+        put_timestamp(headers, &TIMESTAMP, delivery)?;
         Ok(())
     }
 }

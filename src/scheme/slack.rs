@@ -6,9 +6,12 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{
+    after_prefix, put_signature, put_timestamp, required_header, Delivery, Encoding, Scheme,
+    Signature,
+};
 use crate::sign::SignError;
-use crate::verify::{HeaderProblem, VerifyError};
+use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
@@ -42,9 +45,7 @@ impl Scheme for Slack {
     ) -> Result<(), VerifyError> {
         let text = required_header(headers, &SIGNATURE)?;
         delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
-        let sig = text
-            .strip_prefix("v0=")
-            .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingPrefix { prefix: "v0=" }))?;
+        let sig = after_prefix(&SIGNATURE, text, "v0=")?;
         delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)?;
         Ok(())
     }
@@ -62,13 +63,8 @@ impl Scheme for Slack {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        let text = format!("v0={}", Encoding::Hex.encode(sig));
-        headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
-        headers.insert(
-            TIMESTAMP,
-            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
-        );
+        put_signature(headers, &SIGNATURE, "v0=", Encoding::Hex, signatures)?;
+        put_timestamp(headers, &TIMESTAMP, delivery)?;
         Ok(())
     }
 }

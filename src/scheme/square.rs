@@ -7,7 +7,7 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{put_signature, required_header, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -68,8 +68,7 @@ impl Scheme for Square {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Base64.encode(sig))?);
+        put_signature(headers, &SIGNATURE, "", Encoding::Base64, signatures)?;
         Ok(())
     }
 }

@@ -9,12 +9,17 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{key_value, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{Delivery, KeyedList, Scheme, Signature};
 use crate::secret::{Secret, SecretError};
 use crate::sign::SignError;
-use crate::verify::{HeaderProblem, VerifyError};
+use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
+const FIELDS: KeyedList = KeyedList {
+    separator: ',',
+    timestamp: "t",
+    signature: "v1",
+};
 
 /// Stripe's `Stripe-Signature` header.
 ///
@@ -59,28 +64,7 @@ impl Scheme for Stripe {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let text = required_header(headers, &SIGNATURE)?;
-        let mut timestamp = None;
-        for item in text.split(',') {
-            let Some((key, val)) = key_value(item, '=') else {
-                return Err(malformed(&SIGNATURE, HeaderProblem::Unparsable));
-            };
-            match key {
-                "t" if timestamp.is_some() => {
-                    return Err(malformed(
-                        &SIGNATURE,
-                        HeaderProblem::DuplicateField { field: "t" },
-                    ))
-                }
-                "t" => timestamp = Some(val),
-                "v1" => delivery.push_listed_signature(&SIGNATURE, val, Encoding::Hex)?,
-                _ => {}
-            }
-        }
-        let timestamp = timestamp
-            .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingField { field: "t" }))?;
-        delivery.set_timestamp(&SIGNATURE, timestamp)?;
-        delivery.finish_list(&SIGNATURE, "v1")
+        FIELDS.parse(&SIGNATURE, headers, delivery)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
@@ -95,12 +79,6 @@ impl Scheme for Stripe {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let mut text = format!("t={}", delivery.timestamp_text().unwrap_or_default());
-        for sig in signatures {
-            text.push_str(",v1=");
-            text.push_str(&Encoding::Hex.encode(sig.bytes));
-        }
-        headers.insert(SIGNATURE, value(&SIGNATURE, &text)?);
-        Ok(())
+        FIELDS.write(&SIGNATURE, delivery, signatures, headers)
     }
 }

@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use http::header::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
-use super::{required_header, value, Algorithm, Delivery, Encoding, Scheme, Signature};
+use super::{put_signature, required_header, Algorithm, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -103,8 +103,7 @@ impl Scheme for Twilio {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        headers.insert(SIGNATURE, value(&SIGNATURE, &Encoding::Base64.encode(sig))?);
+        put_signature(headers, &SIGNATURE, "", Encoding::Base64, signatures)?;
         Ok(())
     }
 }

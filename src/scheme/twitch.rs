@@ -13,7 +13,10 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{answer, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{
+    answer, malformed, put_signature, put_timestamp, required_header, value, Delivery, Encoding,
+    Scheme, Signature,
+};
 use crate::keyring::{KeyId, Keyring};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
@@ -99,16 +102,9 @@ impl Scheme for Twitch {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        headers.insert(
-            SIGNATURE,
-            value(&SIGNATURE, &format!("sha256={}", Encoding::Hex.encode(sig)))?,
-        );
+        put_signature(headers, &SIGNATURE, "sha256=", Encoding::Hex, signatures)?;
         headers.insert(ID, value(&ID, delivery.id().unwrap_or_default())?);
-        headers.insert(
-            TIMESTAMP,
-            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
-        );
+        put_timestamp(headers, &TIMESTAMP, delivery)?;
         headers.insert(TYPE, http::HeaderValue::from_static("notification"));
         Ok(())
     }

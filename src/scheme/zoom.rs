@@ -10,10 +10,13 @@
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{answer, malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{
+    after_prefix, answer, put_signature, put_timestamp, required_header, Delivery, Encoding,
+    Scheme, Signature,
+};
 use crate::keyring::{KeyId, Keyring};
 use crate::sign::SignError;
-use crate::verify::{HeaderProblem, VerifyError};
+use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-zm-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-zm-request-timestamp");
@@ -76,9 +79,7 @@ impl Scheme for Zoom {
     ) -> Result<(), VerifyError> {
         let text = required_header(headers, &SIGNATURE)?;
         delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
-        let sig = text
-            .strip_prefix("v0=")
-            .ok_or_else(|| malformed(&SIGNATURE, HeaderProblem::MissingPrefix { prefix: "v0=" }))?;
+        let sig = after_prefix(&SIGNATURE, text, "v0=")?;
         delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)
     }
 
@@ -95,15 +96,8 @@ impl Scheme for Zoom {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        let sig = signatures.first().map_or(&[][..], |s| s.bytes);
-        headers.insert(
-            SIGNATURE,
-            value(&SIGNATURE, &format!("v0={}", Encoding::Hex.encode(sig)))?,
-        );
-        headers.insert(
-            TIMESTAMP,
-            value(&TIMESTAMP, delivery.timestamp_text().unwrap_or_default())?,
-        );
+        put_signature(headers, &SIGNATURE, "v0=", Encoding::Hex, signatures)?;
+        put_timestamp(headers, &TIMESTAMP, delivery)?;
         Ok(())
     }
 }
