@@ -43,18 +43,11 @@ impl Scheme for Slack {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let text = required_header(headers, &SIGNATURE)?;
-        delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
-        let sig = after_prefix(&SIGNATURE, text, "v0=")?;
-        delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)?;
-        Ok(())
+        SLACK.parse(headers, delivery)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(b"v0:");
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
-        out(b":");
-        out(body);
+        V0::signed_content(delivery, body, out)
     }
 
     fn signature_headers(
@@ -63,8 +56,48 @@ impl Scheme for Slack {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "v0=", Encoding::Hex, signatures)?;
-        put_timestamp(headers, &TIMESTAMP, delivery)?;
-        Ok(())
+        SLACK.write(delivery, signatures, headers)
+    }
+}
+
+const SLACK: V0 = V0 {
+    signature: SIGNATURE,
+    timestamp: TIMESTAMP,
+};
+
+/// The `v0=` layout Slack introduced and Zoom copied: `{signature}: v0=<hex>` over
+/// `v0:{timestamp}:{body}`, with the timestamp in its own header.
+pub(super) struct V0 {
+    pub(super) signature: HeaderName,
+    pub(super) timestamp: HeaderName,
+}
+
+impl V0 {
+    pub(super) fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let text = required_header(headers, &self.signature)?;
+        delivery.set_timestamp(&self.timestamp, required_header(headers, &self.timestamp)?)?;
+        let sig = after_prefix(&self.signature, text, "v0=")?;
+        delivery.push_signature(&self.signature, sig, Encoding::Hex)
+    }
+
+    pub(super) fn signed_content(delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        out(b"v0:");
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(b":");
+        out(body);
+    }
+
+    pub(super) fn write(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        put_signature(headers, &self.signature, "v0=", Encoding::Hex, signatures)?;
+        put_timestamp(headers, &self.timestamp, delivery)
     }
 }

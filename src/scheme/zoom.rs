@@ -10,16 +10,18 @@
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{
-    after_prefix, answer, put_signature, put_timestamp, required_header, Delivery, Encoding,
-    Scheme, Signature,
-};
+use super::slack::V0;
+use super::{answer, Delivery, Scheme, Signature};
 use crate::keyring::{KeyId, Keyring};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-zm-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-zm-request-timestamp");
+const ZOOM: V0 = V0 {
+    signature: SIGNATURE,
+    timestamp: TIMESTAMP,
+};
 
 /// Zoom's `x-zm-signature` header and `endpoint.url_validation` answer.
 ///
@@ -77,17 +79,11 @@ impl Scheme for Zoom {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let text = required_header(headers, &SIGNATURE)?;
-        delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
-        let sig = after_prefix(&SIGNATURE, text, "v0=")?;
-        delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)
+        ZOOM.parse(headers, delivery)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(b"v0:");
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
-        out(b":");
-        out(body);
+        V0::signed_content(delivery, body, out)
     }
 
     fn signature_headers(
@@ -96,8 +92,6 @@ impl Scheme for Zoom {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "v0=", Encoding::Hex, signatures)?;
-        put_timestamp(headers, &TIMESTAMP, delivery)?;
-        Ok(())
+        ZOOM.write(delivery, signatures, headers)
     }
 }
