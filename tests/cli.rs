@@ -442,3 +442,70 @@ fn bad_secret_encoding_is_a_clear_usage_error() {
     assert!(err.contains("secret is not valid base64"), "{err}");
     assert!(!err.contains("***"), "{err}");
 }
+
+#[test]
+fn every_further_scheme_round_trips_and_url_schemes_need_the_url() {
+    let url = "https://hooks.example.com/in?x=1";
+    for scheme in [
+        "square", "twilio", "zoom", "linear", "dropbox", "paddle", "twitch",
+    ] {
+        let body = r#"{"webhookTimestamp":1700000000000,"ok":true}"#;
+        let out = run(&[
+            "sign",
+            "--scheme",
+            scheme,
+            "--secret",
+            "s3cret",
+            "--url",
+            url,
+            "--id",
+            "msg_1",
+            "--timestamp",
+            "1700000000",
+            "--body",
+            body,
+        ]);
+        assert!(
+            out.status.success(),
+            "{scheme}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let mut args = vec![
+            "verify",
+            "--scheme",
+            scheme,
+            "--secret",
+            "s3cret",
+            "--url",
+            url,
+            "--body",
+            body,
+            "--now",
+            "1700000010",
+        ];
+        let lines = stdout(&out);
+        let headers: Vec<String> = lines.lines().map(str::to_owned).collect();
+        for h in &headers {
+            args.extend(["-H", h.as_str()]);
+        }
+        let ok = run(&args);
+        assert_eq!(ok.status.code(), Some(0), "{scheme}: {}", stdout(&ok));
+    }
+    let out = run(&[
+        "verify",
+        "--scheme",
+        "square",
+        "--secret",
+        "k",
+        "-H",
+        "x-square-hmacsha256-signature: AAAA",
+        "--body",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("pass it with --url"),
+        "{}",
+        stdout(&out)
+    );
+}

@@ -31,10 +31,13 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
         Some(secs) => unix(secs, "--now")?,
         None => chrono::Utc::now(),
     };
-    let tolerance = Duration::from_secs(args.tolerance);
+    let tolerance = args.tolerance.map(Duration::from_secs);
+    let url = args.scheme.url.as_deref();
     let check = |secrets: &[Secret], body: &[u8]| -> Result<Result<usize, VerifyError>, String> {
         let scheme = args.scheme.build()?;
-        Ok(verify_with(scheme, secrets, tolerance, &headers, body, now))
+        Ok(verify_with(
+            scheme, secrets, tolerance, url, &headers, body, now,
+        ))
     };
 
     let outcome = check(&secrets, &body)?;
@@ -59,6 +62,9 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
         }
         Err(error) => {
             let hints = match &error {
+                VerifyError::UrlRequired { .. } => vec![
+                    "this scheme signs the URL the sender posted to: pass it with --url (exactly as configured at the sender, query included)".to_owned(),
+                ],
                 VerifyError::NoMatch { .. } | VerifyError::SignatureLength { .. } => {
                     near_misses(&check, &secrets, &texts, format, &body)?
                 }
@@ -93,7 +99,8 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
 fn verify_with(
     scheme: Box<dyn Scheme>,
     secrets: &[Secret],
-    tolerance: Duration,
+    tolerance: Option<Duration>,
+    url: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
@@ -115,9 +122,14 @@ fn verify_with(
                 .unwrap_or_else(|_| KeyId::new("?")),
         );
     }
-    let verified = Verifier::new(scheme, keyring)
-        .tolerance(tolerance)
-        .verify_at(headers, body, now)?;
+    let mut verifier = Verifier::new(scheme, keyring);
+    if let Some(tolerance) = tolerance {
+        verifier = verifier.tolerance(tolerance);
+    }
+    let verified = match url {
+        Some(url) => verifier.verify_url_at(url, headers, body, now)?,
+        None => verifier.verify_at(headers, body, now)?,
+    };
     let index = ids
         .iter()
         .position(|id| id == verified.key_id())
@@ -281,9 +293,11 @@ fn expected_signatures(
     };
     let mut out = Vec::new();
     for (i, secret) in secrets.iter().enumerate() {
-        let signed = Signer::new(args.scheme.build()?, secret.clone())
-            .sign_at(body, &id, at)
-            .map_err(|e| e.to_string())?;
+        let mut signer = Signer::new(args.scheme.build()?, secret.clone());
+        if let Some(url) = &args.scheme.url {
+            signer = signer.url(url.clone());
+        }
+        let signed = signer.sign_at(body, &id, at).map_err(|e| e.to_string())?;
         for (name, value) in &signed {
             let value = value.to_str().unwrap_or_default();
             out.push(format!("secret #{}: {name}: {value}", i + 1));

@@ -99,9 +99,9 @@ struct VerifyArgs {
     /// Check timestamps against this time, Unix seconds (default: now).
     #[arg(long)]
     now: Option<i64>,
-    /// Timestamp tolerance in seconds, both ways.
-    #[arg(long, default_value_t = 300)]
-    tolerance: u64,
+    /// Timestamp tolerance in seconds, both ways (default: the scheme's, 300 s for most).
+    #[arg(long)]
+    tolerance: Option<u64>,
     /// Also print the signature each secret would have produced (sensitive).
     #[arg(long)]
     show_expected: bool,

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, ValueEnum};
 use webhook_guard::scheme::{
-    Custom, Encoding, GitHub, Scheme, Shopify, Slack, StandardWebhooks, Stripe, Template,
-    TimestampUnit,
+    Custom, Dropbox, Encoding, GitHub, Linear, Paddle, Scheme, Shopify, Slack, Square,
+    StandardWebhooks, Stripe, Template, TimestampUnit, Twilio, Twitch, Zoom,
 };
 use webhook_guard::Secret;
 
@@ -23,6 +23,20 @@ pub enum SchemeName {
     Slack,
     /// X-Shopify-Hmac-Sha256.
     Shopify,
+    /// x-square-hmacsha256-signature (needs --url).
+    Square,
+    /// X-Twilio-Signature, HMAC-SHA1 (needs --url).
+    Twilio,
+    /// x-zm-signature.
+    Zoom,
+    /// Linear-Signature (timestamp in the body).
+    Linear,
+    /// X-Dropbox-Signature.
+    Dropbox,
+    /// Paddle-Signature.
+    Paddle,
+    /// Twitch-Eventsub-Message-Signature.
+    Twitch,
     /// Described by the --custom-* options.
     Custom,
 }
@@ -75,6 +89,9 @@ pub struct SchemeArgs {
     /// The signature scheme.
     #[arg(long, value_enum)]
     pub scheme: SchemeName,
+    /// The full URL the sender posts to, for schemes that sign it (square, twilio).
+    #[arg(long)]
+    pub url: Option<String>,
     /// Custom scheme: the signature header.
     #[arg(long, value_name = "NAME", default_value = "x-signature")]
     pub custom_header: String,
@@ -103,6 +120,13 @@ impl SchemeArgs {
             SchemeName::Github => Box::new(GitHub),
             SchemeName::Slack => Box::new(Slack),
             SchemeName::Shopify => Box::new(Shopify),
+            SchemeName::Square => Box::new(Square),
+            SchemeName::Twilio => Box::new(Twilio),
+            SchemeName::Zoom => Box::new(Zoom),
+            SchemeName::Linear => Box::new(Linear),
+            SchemeName::Dropbox => Box::new(Dropbox),
+            SchemeName::Paddle => Box::new(Paddle),
+            SchemeName::Twitch => Box::new(Twitch),
             SchemeName::Custom => Box::new(self.custom()?),
         })
     }

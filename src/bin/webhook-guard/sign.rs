@@ -23,9 +23,11 @@ pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
         Some(id) => id,
         None => format!("msg_{:016x}", getrandom::u64().map_err(|e| e.to_string())?),
     };
-    let headers = Signer::new(scheme, secret)
-        .sign_at(&body, &id, at)
-        .map_err(|e| e.to_string())?;
+    let mut signer = Signer::new(scheme, secret);
+    if let Some(url) = &args.scheme.url {
+        signer = signer.url(url.clone());
+    }
+    let headers = signer.sign_at(&body, &id, at).map_err(|e| e.to_string())?;
     let pairs: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or_default().to_owned()))
