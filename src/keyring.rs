@@ -18,7 +18,7 @@ use sha1::Sha1;
 use sha2::Sha256;
 
 use crate::clock::{Clock, SystemClock};
-#[cfg(any(feature = "ed25519", feature = "ecdsa"))]
+#[cfg(any(feature = "ed25519", feature = "ecdsa", feature = "paypal"))]
 use crate::public_key::PublicInner;
 use crate::public_key::{KeyMaterial, PublicKey, SigningKey};
 use crate::scheme::Algorithm;
@@ -276,6 +276,13 @@ impl Key {
             (Algorithm::Ed25519, PublicInner::Ed25519(key)) => {
                 ed25519_dalek::Signature::from_slice(signature)
                     .is_ok_and(|sig| key.verify_strict(message, &sig).is_ok())
+            }
+            #[cfg(feature = "paypal")]
+            (Algorithm::RsaPkcs1Sha256, PublicInner::Rsa(key)) => {
+                use rsa::signature::Verifier as _;
+                let key = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone());
+                rsa::pkcs1v15::Signature::try_from(signature)
+                    .is_ok_and(|sig| key.verify(message, &sig).is_ok())
             }
             #[cfg(feature = "ecdsa")]
             (Algorithm::EcdsaP256Sha256, PublicInner::P256(key)) => {

@@ -80,6 +80,8 @@ pub(crate) enum PublicInner {
     Ed25519(ed25519_dalek::VerifyingKey),
     #[cfg(feature = "ecdsa")]
     P256(p256::ecdsa::VerifyingKey),
+    #[cfg(feature = "paypal")]
+    Rsa(rsa::PublicKey),
 }
 
 impl PublicKey {
@@ -153,13 +155,50 @@ impl PublicKey {
         })
     }
 
-    /// The key's bytes as the vendor shows them: Ed25519's 32 bytes, P-256's SEC1 point.
+    /// The RSA public key of a PEM X.509 certificate (PayPal's signing certificate, fetched
+    /// once from its `PAYPAL-CERT-URL` and pinned). Only the key is read: the certificate's
+    /// chain and validity dates are the caller's to check when fetching it.
+    ///
+    /// # Errors
+    ///
+    /// [`PublicKeyError::Invalid`] when the text is not a PEM certificate with an RSA key.
+    #[cfg(feature = "paypal")]
+    pub fn rsa_certificate_pem(pem: &str) -> Result<Self, PublicKeyError> {
+        use rsa::pkcs8::DecodePublicKey as _;
+        use x509_cert::der::{DecodePem as _, Encode as _};
+        let invalid = |_| PublicKeyError::Invalid {
+            kind: "PEM certificate with an RSA",
+        };
+        let cert = x509_cert::Certificate::from_pem(pem.trim()).map_err(invalid)?;
+        let der = cert
+            .tbs_certificate()
+            .subject_public_key_info()
+            .to_der()
+            .map_err(invalid)?;
+        let key =
+            rsa::PublicKey::from_public_key_der(&der).map_err(|_| PublicKeyError::Invalid {
+                kind: "PEM certificate with an RSA",
+            })?;
+        Ok(Self {
+            inner: PublicInner::Rsa(key),
+        })
+    }
+
+    /// The key's bytes as the vendor shows them: Ed25519's 32 bytes, P-256's SEC1 point, RSA's
+    /// DER SubjectPublicKeyInfo.
     pub fn to_bytes(&self) -> Vec<u8> {
         match &self.inner {
             #[cfg(feature = "ed25519")]
             PublicInner::Ed25519(k) => k.to_bytes().to_vec(),
             #[cfg(feature = "ecdsa")]
             PublicInner::P256(k) => k.to_sec1_bytes().to_vec(),
+            #[cfg(feature = "paypal")]
+            PublicInner::Rsa(k) => {
+                use rsa::pkcs8::EncodePublicKey as _;
+                k.to_public_key_der()
+                    .map(|der| der.as_bytes().to_vec())
+                    .unwrap_or_default()
+            }
             #[allow(unreachable_patterns)]
             _ => Vec::new(),
         }
@@ -171,6 +210,8 @@ impl PublicKey {
             PublicInner::Ed25519(_) => "ed25519",
             #[cfg(feature = "ecdsa")]
             PublicInner::P256(_) => "p256",
+            #[cfg(feature = "paypal")]
+            PublicInner::Rsa(_) => "rsa",
             #[allow(unreachable_patterns)]
             _ => "none",
         }

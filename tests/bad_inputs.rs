@@ -423,27 +423,27 @@ fn rows() -> Vec<Row> {
             "16 bytes",
         ),
         row(
-            "72-byte MAC (the largest read: DER ECDSA size)",
+            "512-byte signature (the largest read: RSA-4096 size)",
             Sw,
             || {
                 std_req(set(
                     std_signed(BODY),
                     "webhook-signature",
-                    value(&format!("v1,{}", b64_mac(72))),
+                    value(&format!("v1,{}", b64_mac(512))),
                 ))
             },
             401,
             INVALID,
-            "72 bytes",
+            "512 bytes",
         ),
         row(
-            "73-byte MAC (over the 72-byte cap)",
+            "513-byte signature (over the 512-byte cap)",
             Sw,
             || {
                 std_req(set(
                     std_signed(BODY),
                     "webhook-signature",
-                    value(&format!("v1,{}", b64_mac(73))),
+                    value(&format!("v1,{}", b64_mac(513))),
                 ))
             },
             400,

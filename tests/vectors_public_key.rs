@@ -277,3 +277,53 @@ fn bad_public_keys_get_precise_errors() {
         .to_string();
     assert_eq!(err, "key is 6 bytes, expected 32");
 }
+
+// Source: PayPal's SDK sample webhook (WebhookEvent.verify samples and tests, copied in many
+// repositories; docs/vendor-vectors.md §11) and the sandbox certificate its PAYPAL-CERT-URL served
+// (expired in 2017: only its key is used, as pinned).
+#[cfg(feature = "paypal")]
+#[test]
+fn paypal_sdk_sample() {
+    use webhook_guard::scheme::PayPal;
+
+    let body = include_bytes!("data/paypal_event_body.json");
+    assert_eq!(body.len(), 1288);
+    let key = PublicKey::rsa_certificate_pem(include_str!("data/paypal_sandbox_cert.pem")).unwrap();
+    let h = headers(&[
+        ("paypal-transmission-id", "dfb3be50-fd74-11e4-8bf3-77339302725b"),
+        ("paypal-transmission-time", "2015-05-18T15:45:13Z"),
+        ("paypal-auth-algo", "sha256"),
+        ("paypal-cert-url", "https://api.sandbox.paypal.com/v1/notifications/certs/CERT-360caa42-fca2a594-a5cafa77"),
+        ("paypal-transmission-sig", "thy4/U002quzxFavHPwbfJGcc46E8rc5jzgyeafWm5mICTBdY/8rl7WJpn8JA0GKA+oDTPsSruqusw+XXg5RLAP7ip53Euh9Xu3UbUhQFX7UgwzE2FeYoY6lyRMiiiQLzy9BvHfIzNIVhPad4KnC339dr6y2l+mN8ALgI4GCdIh3/SoJO5wE64Bh/ueWtt8EVuvsvXfda2Le5a2TrOI9vLEzsm9GS79hAR/5oLexNz8UiZr045Mr5ObroH4w4oNfmkTaDk9Rj0G19uvISs5QzgmBpauKr7Nw++JI0pr/v5mFctQkoWJSGfBGzPRXawrvIIVHQ9Wer48GR2g9ZiApWg=="),
+    ]);
+    let sent = DateTime::parse_from_rfc3339("2015-05-18T15:45:13Z")
+        .unwrap()
+        .to_utc();
+    let verifier = Verifier::new(PayPal::new("4JH86294D6297924G"), Keyring::new(key.clone()));
+    let verified = verifier.verify_at(&h, body, sent).unwrap();
+    assert_eq!(
+        verified.webhook_id(),
+        Some("dfb3be50-fd74-11e4-8bf3-77339302725b")
+    );
+    // Another webhook's id, a changed body, or another algorithm are refused.
+    let other = Verifier::new(PayPal::new("4JH86294D6297924H"), Keyring::new(key.clone()));
+    assert!(matches!(
+        other.verify_at(&h, body, sent),
+        Err(VerifyError::NoMatch { .. })
+    ));
+    let mut changed = body.to_vec();
+    changed[10] ^= 1;
+    assert!(verifier.verify_at(&h, &changed, sent).is_err());
+    let mut md5 = h.clone();
+    md5.insert("paypal-auth-algo", HeaderValue::from_static("MD5withRSA"));
+    assert!(matches!(
+        verifier.verify_at(&md5, body, sent),
+        Err(VerifyError::MalformedHeader { .. })
+    ));
+    // Replays are bounded by the transmission time like any timestamp.
+    assert!(matches!(
+        verifier.verify_at(&h, body, sent + chrono::Duration::hours(1)),
+        Err(VerifyError::TimestampTooOld { .. })
+    ));
+    assert!(PublicKey::rsa_certificate_pem("not a certificate").is_err());
+}

@@ -22,6 +22,7 @@
 //! | [`Twitch`] | `Twitch-Eventsub-Message-Signature: sha256=<sig>` | `{id}{timestamp}{body}` | hex |
 //! | `Discord` (feature `ed25519`) | `X-Signature-Ed25519: <sig>`, `X-Signature-Timestamp` | `{timestamp}{body}` | hex Ed25519 |
 //! | `SendGrid` (feature `ecdsa`) | `X-Twilio-Email-Event-Webhook-Signature: <sig>`, `…-Timestamp` | `{timestamp}{body}` | base64 DER ECDSA P-256 |
+//! | `PayPal` (feature `paypal`) | `PAYPAL-TRANSMISSION-{ID,TIME,SIG}` | `{id}\|{time}\|{webhook id}\|{crc32}` | base64 RSA-SHA256 |
 //! | [`Custom`] | any | any [`Template`] | hex or base64 |
 //!
 //! With the `ed25519` feature [`StandardWebhooks`] also verifies `v1a` (Ed25519) entries.
@@ -46,6 +47,8 @@ mod dropbox;
 mod github;
 mod linear;
 mod paddle;
+#[cfg(feature = "paypal")]
+mod paypal;
 #[cfg(feature = "ecdsa")]
 mod sendgrid;
 mod shopify;
@@ -64,6 +67,8 @@ pub use dropbox::Dropbox;
 pub use github::GitHub;
 pub use linear::Linear;
 pub use paddle::Paddle;
+#[cfg(feature = "paypal")]
+pub use paypal::PayPal;
 #[cfg(feature = "ecdsa")]
 pub use sendgrid::SendGrid;
 pub use shopify::Shopify;
@@ -79,9 +84,9 @@ pub use zoom::Zoom;
 /// live secret, and no platform keeps more than a few live.
 pub const MAX_SIGNATURES: usize = 16;
 
-/// Longest signature, in decoded bytes, a candidate may have (HMAC-SHA512, Ed25519 and DER
-/// ECDSA P-256 fit).
-pub const MAX_SIGNATURE_LEN: usize = 72;
+/// Longest signature, in decoded bytes, a candidate may have: HMACs, Ed25519, DER ECDSA P-256
+/// and RSA up to 4096 bits fit.
+pub const MAX_SIGNATURE_LEN: usize = 512;
 
 /// Longest header value the schemes read, in bytes.
 pub const MAX_HEADER_LEN: usize = 8 * 1024;
@@ -284,6 +289,8 @@ pub enum Algorithm {
     Ed25519,
     /// ECDSA P-256 with SHA-256, DER signatures: SendGrid (feature `ecdsa`).
     EcdsaP256Sha256,
+    /// RSA PKCS#1 v1.5 with SHA-256: PayPal (feature `paypal`).
+    RsaPkcs1Sha256,
 }
 
 impl Algorithm {
@@ -293,7 +300,7 @@ impl Algorithm {
             Self::HmacSha256 => Some(32),
             Self::HmacSha1 => Some(20),
             Self::Ed25519 => Some(64),
-            Self::EcdsaP256Sha256 => None,
+            Self::EcdsaP256Sha256 | Self::RsaPkcs1Sha256 => None,
         }
     }
 
@@ -378,7 +385,7 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
 #[derive(Clone, Copy)]
 pub(crate) struct Candidate {
     bytes: [u8; MAX_SIGNATURE_LEN],
-    len: u8,
+    len: u16,
     /// `None`: the scheme's own algorithm.
     algorithm: Option<Algorithm>,
 }
@@ -439,21 +446,32 @@ impl<'h> Delivery<'h> {
         if text.is_empty() {
             return Err(malformed(name, HeaderProblem::EmptySignature));
         }
-        let mut candidate = Candidate {
+        // Decoded in place: the slot is as large as the largest RSA signature, and copying it
+        // in after decoding would cost more than the HMAC checks it serves.
+        self.candidates.push(Candidate {
             bytes: [0; MAX_SIGNATURE_LEN],
             len: 0,
             algorithm: None,
-        };
-        let len = encoding
-            .decode(text, &mut candidate.bytes)
-            .ok_or_else(|| malformed(name, HeaderProblem::BadEncoding { encoding }))?;
-        if len == 0 {
-            return Err(malformed(name, HeaderProblem::EmptySignature));
+        });
+        let decoded = self.candidates.last_mut().and_then(|slot| {
+            let len = encoding.decode(text, &mut slot.bytes)?;
+            // `len` fits: it is at most MAX_SIGNATURE_LEN (512).
+            slot.len = len as u16;
+            Some(len)
+        });
+        match decoded {
+            Some(len) if len > 0 => Ok(()),
+            other => {
+                self.candidates.pop();
+                Err(malformed(
+                    name,
+                    match other {
+                        Some(_) => HeaderProblem::EmptySignature,
+                        None => HeaderProblem::BadEncoding { encoding },
+                    },
+                ))
+            }
         }
-        // `len` fits: it is at most MAX_SIGNATURE_LEN (72).
-        candidate.len = len as u8;
-        self.candidates.push(candidate);
-        Ok(())
     }
 
     /// Adds one entry of a signature list made with `algorithm` rather than the scheme's own
@@ -834,7 +852,7 @@ mod tests {
         assert_eq!(Encoding::Base64.decode("AAECAw==", &mut out), Some(4));
         assert_eq!(Encoding::Base64.decode("A", &mut out), None);
         assert_eq!(Encoding::Base64.decode("!!!!", &mut out), None);
-        let long = "A".repeat(200);
+        let long = "A".repeat(MAX_SIGNATURE_LEN / 3 * 4 + 8);
         assert_eq!(Encoding::Base64.decode(&long, &mut out), None);
         let largest = STANDARD.encode([7u8; MAX_SIGNATURE_LEN]);
         assert_eq!(
