@@ -346,7 +346,8 @@ impl Encoding {
                 if !text.len().is_multiple_of(2) || len > out.len() {
                     return None;
                 }
-                hex::decode_to_slice(text, &mut out[..len]).ok()?;
+                // const-hex: several times faster than `hex` here, and this runs per request.
+                const_hex::decode_to_slice(text, &mut out[..len]).ok()?;
                 Some(len)
             }
             Self::Base64 => {
@@ -381,18 +382,54 @@ const LENIENT_BASE64: GeneralPurpose = GeneralPurpose::new(
     GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
 );
 
-/// One candidate signature, decoded, held inline so parsing does not allocate.
-#[derive(Clone, Copy)]
+/// Signatures up to this many bytes (HMACs, Ed25519, DER ECDSA P-256) are held inline, so
+/// parsing them neither allocates nor moves a large buffer; RSA signatures go to the heap.
+const INLINE_SIGNATURE_LEN: usize = 72;
+
+/// One candidate signature, decoded.
+#[derive(Clone)]
 pub(crate) struct Candidate {
-    bytes: [u8; MAX_SIGNATURE_LEN],
-    len: u16,
+    storage: Storage,
     /// `None`: the scheme's own algorithm.
     algorithm: Option<Algorithm>,
 }
 
+#[derive(Clone)]
+enum Storage {
+    Inline([u8; INLINE_SIGNATURE_LEN], u8),
+    Heap(Box<[u8]>),
+}
+
 impl Candidate {
+    /// Decodes `text`; `None` when it is not valid in `encoding` or longer than
+    /// [`MAX_SIGNATURE_LEN`].
+    fn decode(text: &str, encoding: Encoding) -> Option<Self> {
+        let mut inline = [0u8; INLINE_SIGNATURE_LEN];
+        let storage = match encoding.decode(text, &mut inline) {
+            // `len` fits in a u8: it is at most INLINE_SIGNATURE_LEN (72).
+            Some(len) => Storage::Inline(inline, len as u8),
+            None => {
+                let mut heap = vec![0u8; MAX_SIGNATURE_LEN];
+                let len = encoding.decode(text, &mut heap)?;
+                if len <= INLINE_SIGNATURE_LEN {
+                    // It would have fitted inline, so it failed there for another reason.
+                    return None;
+                }
+                heap.truncate(len);
+                Storage::Heap(heap.into_boxed_slice())
+            }
+        };
+        Some(Self {
+            storage,
+            algorithm: None,
+        })
+    }
+
     pub(crate) fn as_bytes(&self) -> &[u8] {
-        &self.bytes[..usize::from(self.len)]
+        match &self.storage {
+            Storage::Inline(bytes, len) => &bytes[..usize::from(*len)],
+            Storage::Heap(bytes) => bytes,
+        }
     }
 
     pub(crate) fn algorithm(&self, scheme: Algorithm) -> Algorithm {
@@ -446,32 +483,13 @@ impl<'h> Delivery<'h> {
         if text.is_empty() {
             return Err(malformed(name, HeaderProblem::EmptySignature));
         }
-        // Decoded in place: the slot is as large as the largest RSA signature, and copying it
-        // in after decoding would cost more than the HMAC checks it serves.
-        self.candidates.push(Candidate {
-            bytes: [0; MAX_SIGNATURE_LEN],
-            len: 0,
-            algorithm: None,
-        });
-        let decoded = self.candidates.last_mut().and_then(|slot| {
-            let len = encoding.decode(text, &mut slot.bytes)?;
-            // `len` fits: it is at most MAX_SIGNATURE_LEN (512).
-            slot.len = len as u16;
-            Some(len)
-        });
-        match decoded {
-            Some(len) if len > 0 => Ok(()),
-            other => {
-                self.candidates.pop();
-                Err(malformed(
-                    name,
-                    match other {
-                        Some(_) => HeaderProblem::EmptySignature,
-                        None => HeaderProblem::BadEncoding { encoding },
-                    },
-                ))
-            }
+        let candidate = Candidate::decode(text, encoding)
+            .ok_or_else(|| malformed(name, HeaderProblem::BadEncoding { encoding }))?;
+        if candidate.as_bytes().is_empty() {
+            return Err(malformed(name, HeaderProblem::EmptySignature));
         }
+        self.candidates.push(candidate);
+        Ok(())
     }
 
     /// Adds one entry of a signature list made with `algorithm` rather than the scheme's own
