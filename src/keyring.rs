@@ -658,9 +658,10 @@ impl Keyring {
     }
 
     /// The HMAC-SHA256 of `message` under live key `id`, for a sender's endpoint checks that
-    /// answer with a MAC (Zoom's URL validation); `None` when no live key has that id or it is
-    /// not a shared secret.
-    pub fn hmac_sha256(&self, id: &KeyId, message: &[u8]) -> Option<[u8; 32]> {
+    /// answer with a MAC (Zoom's URL validation, only after the request verified); `None` when
+    /// no live key has that id or it is not a shared secret. Crate-private: as a public call it
+    /// would be a signing oracle.
+    pub(crate) fn hmac_sha256(&self, id: &KeyId, message: &[u8]) -> Option<[u8; 32]> {
         let now = self.shared.clock.now();
         let set = self.shared.set.load();
         let (key, _) = set.live(now).find(|(key, _)| &key.id == id)?;

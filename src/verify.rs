@@ -390,8 +390,10 @@ impl Verified {
         self.timestamp
     }
 
-    /// The sender's delivery or message id, for schemes that send one. Use it to drop
-    /// duplicates: senders retry.
+    /// The sender's delivery or message id, for schemes that send one. Senders retry, so use it
+    /// to drop duplicates, but only where the id is signed (Standard Webhooks, Twitch, PayPal, a
+    /// custom template with `{id}`): GitHub's, Shopify's and Linear's delivery ids are plain
+    /// headers a replaying attacker can change.
     pub fn webhook_id(&self) -> Option<&str> {
         self.webhook_id.as_deref()
     }
@@ -446,6 +448,13 @@ pub enum VerifyError {
         /// Length of the MAC.
         expected: usize,
     },
+    /// The scheme is set up so that it would accept deliveries it cannot authenticate (a custom
+    /// scheme that reads a timestamp or id header its template does not sign).
+    #[error("scheme misconfigured: {problem}")]
+    Misconfigured {
+        /// What is wrong.
+        problem: &'static str,
+    },
     /// The body lacks a field the scheme reads (such as Linear's `webhookTimestamp`).
     #[error("body has no valid {field} field")]
     MalformedBody {
@@ -480,6 +489,8 @@ impl VerifyError {
             Self::MissingHeader { .. }
                 | Self::DuplicateHeader { .. }
                 | Self::MalformedHeader { .. }
+                | Self::UrlRequired { .. }
+                | Self::MalformedBody { .. }
         )
     }
 }

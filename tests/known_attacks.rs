@@ -328,13 +328,15 @@ fn cve_2023_50728_octokit_wrong_length_signature_is_refused_without_crashing() {
     }
 }
 
-/// A built-in scheme by name, or a custom one with a seconds timestamp header.
+/// A built-in scheme by name, or a custom one with a signed seconds timestamp header.
 fn scheme(name: &str) -> Box<dyn Scheme> {
     match name {
         "custom" => Box::new(
             Custom::new("x-signature")
                 .and_then(|c| c.timestamp_header("x-timestamp", TimestampUnit::Seconds))
-                .expect("valid header names"),
+                .expect("valid header names")
+                .template(webhook_guard::scheme::Template::parse("{timestamp}.{body}").unwrap())
+                .expect("the template signs the timestamp"),
         ),
         "github" => Box::new(GitHub),
         "stripe" => Box::new(Stripe),

@@ -407,3 +407,39 @@ fn round_trip_every_scheme() {
         }
     }
 }
+
+/// A custom scheme must sign the timestamp and id it reads: otherwise an old delivery with a
+/// fresh, unsigned timestamp header would pass as fresh.
+#[test]
+fn custom_scheme_refuses_an_unsigned_timestamp_or_id() {
+    let unsigned = || {
+        Custom::new("x-sig")
+            .unwrap()
+            .timestamp_header("x-ts", TimestampUnit::Seconds)
+            .unwrap()
+    };
+    assert_eq!(
+        unsigned()
+            .template(Template::parse("{body}").unwrap())
+            .unwrap_err(),
+        webhook_guard::scheme::TemplateError::Unsigned {
+            placeholder: "timestamp"
+        }
+    );
+    // Left at the default template, verification refuses to run (500, not a silent pass).
+    let secret = Secret::from_bytes("s3cret").unwrap();
+    let h = Signer::new(unsigned(), secret.clone())
+        .sign_at(b"{}", "", at(1_000))
+        .unwrap();
+    let err = verifier(unsigned(), &secret)
+        .verify_at(&h, b"{}", at(1_000))
+        .unwrap_err();
+    assert!(matches!(err, VerifyError::Misconfigured { .. }), "{err:?}");
+    let with_id = Custom::new("x-sig").unwrap().id_header("x-id").unwrap();
+    assert_eq!(
+        with_id
+            .template(Template::parse("{body}").unwrap())
+            .unwrap_err(),
+        webhook_guard::scheme::TemplateError::Unsigned { placeholder: "id" }
+    );
+}

@@ -157,21 +157,24 @@ fn twilio_json_bodies_are_bound_by_body_sha256() {
 fn zoom_url_validation_and_signature() {
     // encryptedToken: elastic/beats x-pack/filebeat/input/http_endpoint/handler_test.go,
     // `validate_CRC_request` (a third-party implementation of Zoom's documented rule).
-    let keyring = Keyring::new(Secret::from_bytes("secretValueTest").unwrap());
+    let secret = Secret::from_bytes("secretValueTest").unwrap();
+    let keyring = Keyring::new(secret.clone());
     let body = br#"{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}"#;
-    let answer = Zoom::url_validation(&keyring, &keyring.current_id(), body).unwrap();
+    // The answer needs proof of verification: the validation request is signed like any event.
+    let signed = Signer::new(Zoom, secret.clone()).sign(body).unwrap();
+    let verified = Verifier::new(Zoom, keyring.clone())
+        .verify(&signed, body)
+        .unwrap();
+    let answer = Zoom::url_validation(&keyring, &verified, body).unwrap();
     let json: serde_json::Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(json["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
     assert_eq!(
         json["encryptedToken"],
         "70c1f2e2e6ca2d39297490d1f9142c7d701415ea8e6151f6562a08fa657a40ff"
     );
-    assert!(Zoom::url_validation(
-        &keyring,
-        &keyring.current_id(),
-        b"{\"event\":\"meeting.started\"}"
-    )
-    .is_none());
+    assert!(
+        Zoom::url_validation(&keyring, &verified, b"{\"event\":\"meeting.started\"}").is_none()
+    );
 
     // Computed: v0:{timestamp}:{body} per Zoom's "Verify webhook events".
     let body = r#"{"event":"meeting.started","payload":{"account_id":"abc","object":{"id":"123"}},"event_ts":1658940994000}"#;
@@ -322,7 +325,13 @@ async fn layer_answers_dropbox_challenge_without_a_signature() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(response.headers()["content-type"], "text/plain");
     assert_eq!(response.headers()["x-content-type-options"], "nosniff");
+    assert_eq!(response.headers()["cache-control"], "no-store");
     assert_eq!(body_of(response).await, "a b");
+    // A long "challenge" is not Dropbox's: not echoed, verified (and refused) like any request.
+    let long = format!("/webhooks/dropbox?challenge={}", "x".repeat(257));
+    let request = Request::get(long).body(Full::new(Bytes::new())).unwrap();
+    let response = service.clone().oneshot(request).await.unwrap();
+    assert_eq!(response.status(), StatusCode::BAD_REQUEST);
     // A GET without a challenge is an ordinary, unsigned request: refused.
     let request = Request::get("/webhooks/dropbox")
         .body(Full::new(Bytes::new()))
@@ -453,4 +462,28 @@ fn round_trip_every_further_scheme() {
             "{name}"
         );
     }
+}
+
+#[test]
+fn rejection_statuses_match_the_readme() {
+    use webhook_guard::middleware::Rejection;
+    let status = |e: VerifyError| Rejection::Verify(e).status();
+    assert_eq!(
+        status(VerifyError::UrlRequired { scheme: "square" }),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        status(VerifyError::MalformedBody {
+            field: "webhookTimestamp"
+        }),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        status(VerifyError::BodyDigestMismatch),
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        status(VerifyError::Misconfigured { problem: "x" }),
+        StatusCode::INTERNAL_SERVER_ERROR
+    );
 }

@@ -137,7 +137,7 @@ where
                             let scheme = config.verifier.scheme();
                             let keyring = config.verifier.keyring();
                             if let Some(answer) =
-                                scheme.handshake(&parts, &bytes, keyring, verified.key_id())
+                                scheme.handshake(&parts, &bytes, keyring, &verified)
                             {
                                 tracing::debug!(
                                     scheme = scheme.name(),

@@ -33,11 +33,16 @@ impl Config {
     pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         let scheme = self.verifier.scheme().name();
         let status = rejection.status().as_u16();
+        let transport = match &rejection {
+            Rejection::BodyRead { reason } => reason.as_str(),
+            _ => "",
+        };
         tracing::warn!(
             scheme,
             status,
             kind = rejection.kind(),
             reason = %rejection,
+            transport,
             current_key = %self.verifier.keyring().current_id(),
             "webhook rejected"
         );

@@ -29,19 +29,21 @@ pub enum Rejection {
         /// The limit in bytes.
         limit: usize,
     },
-    /// The body could not be read (the client went away or sent a broken body).
-    #[error("body could not be read: {reason}")]
+    /// The body could not be read (the client went away or sent a broken body). The transport's
+    /// error is logged, not sent back.
+    #[error("body could not be read")]
     BodyRead {
-        /// The transport's error message.
+        /// The transport's error message, for logs.
         reason: String,
     },
 }
 
 impl Rejection {
     /// The response status: 400 for malformed requests, 401 for failed authentication, 413 for
-    /// an oversized body.
+    /// an oversized body, 500 for a misconfigured scheme.
     pub fn status(&self) -> StatusCode {
         match self {
+            Self::Verify(VerifyError::Misconfigured { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Verify(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
             Self::Verify(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
@@ -56,6 +58,7 @@ impl Rejection {
             Self::Verify(VerifyError::DuplicateHeader { .. }) => "duplicate-header",
             Self::Verify(VerifyError::MalformedHeader { .. }) => "malformed-header",
             Self::Verify(VerifyError::UrlRequired { .. }) => "url-unknown",
+            Self::Verify(VerifyError::Misconfigured { .. }) => "misconfigured",
             Self::Verify(VerifyError::MalformedBody { .. }) => "malformed-body",
             Self::Verify(VerifyError::TimestampTooOld { .. })
             | Self::Verify(VerifyError::TimestampInFuture { .. }) => "timestamp-out-of-tolerance",
@@ -72,6 +75,7 @@ impl Rejection {
             "duplicate-header" => "Duplicated webhook header",
             "malformed-header" => "Malformed webhook header",
             "url-unknown" => "Request URL unknown",
+            "misconfigured" => "Webhook verification misconfigured",
             "malformed-body" => "Malformed webhook body",
             "timestamp-out-of-tolerance" => "Webhook timestamp out of tolerance",
             "invalid-signature" => "Invalid webhook signature",

@@ -161,6 +161,15 @@ pub enum TemplateError {
         /// How many there were.
         count: usize,
     },
+    /// A timestamp or id header is read but the template does not sign it: the verifier would
+    /// check a value an attacker can change.
+    #[error(
+        "a {placeholder} header is configured but the template does not sign {{{placeholder}}}"
+    )]
+    Unsigned {
+        /// `id` or `timestamp`.
+        placeholder: &'static str,
+    },
     /// The template uses `{timestamp}` or `{id}` but the scheme has no header for it.
     #[error("the template uses {{{placeholder}}} but no {placeholder} header is configured")]
     NoHeaderFor {
@@ -244,7 +253,9 @@ impl Custom {
     }
 
     /// Reads the timestamp from header `name`, required and checked against the verifier's
-    /// tolerance. Default: none.
+    /// tolerance. The [template](Custom::template) must then sign `{timestamp}` (set it after
+    /// this call); an unsigned timestamp protects nothing, so verification refuses to run
+    /// without it ([`VerifyError::Misconfigured`]). Default: none.
     ///
     /// # Errors
     ///
@@ -258,7 +269,8 @@ impl Custom {
         Ok(self)
     }
 
-    /// Reads the webhook id from header `name`, required when set. Default: none.
+    /// Reads the webhook id from header `name`, required when set; the template must sign
+    /// `{id}`, as for [`timestamp_header`](Custom::timestamp_header). Default: none.
     ///
     /// # Errors
     ///
@@ -273,7 +285,8 @@ impl Custom {
     /// # Errors
     ///
     /// [`TemplateError::NoHeaderFor`] when the template uses `{timestamp}` or `{id}` and no
-    /// header for it was set before this call.
+    /// header for it was set before this call; [`TemplateError::Unsigned`] when a timestamp or
+    /// id header was set and the template does not sign it.
     pub fn template(mut self, template: Template) -> Result<Self, TemplateError> {
         if template.uses_timestamp() && self.timestamp.is_none() {
             return Err(TemplateError::NoHeaderFor {
@@ -282,6 +295,14 @@ impl Custom {
         }
         if template.uses_id() && self.id.is_none() {
             return Err(TemplateError::NoHeaderFor { placeholder: "id" });
+        }
+        if self.timestamp.is_some() && !template.uses_timestamp() {
+            return Err(TemplateError::Unsigned {
+                placeholder: "timestamp",
+            });
+        }
+        if self.id.is_some() && !template.uses_id() {
+            return Err(TemplateError::Unsigned { placeholder: "id" });
         }
         self.template = template;
         Ok(self)
@@ -313,6 +334,16 @@ impl Scheme for Custom {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
+        if self.timestamp.is_some() && !self.template.uses_timestamp() {
+            return Err(VerifyError::Misconfigured {
+                problem: "the custom scheme reads a timestamp header its template does not sign",
+            });
+        }
+        if self.id.is_some() && !self.template.uses_id() {
+            return Err(VerifyError::Misconfigured {
+                problem: "the custom scheme reads an id header its template does not sign",
+            });
+        }
         let text = required_header(headers, &self.signature)?;
         match self.separator {
             Some(sep) => {

@@ -15,8 +15,9 @@ use super::{
     answer, put_signature, put_timestamp, required_header, Algorithm, Delivery, Encoding, Scheme,
     Signature,
 };
-use crate::keyring::{KeyId, Keyring};
+use crate::keyring::Keyring;
 use crate::sign::SignError;
+use crate::verify::Verified;
 use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-signature-ed25519");
@@ -53,7 +54,7 @@ impl Scheme for Discord {
         _: &Parts,
         body: &[u8],
         _: &Keyring,
-        _: &KeyId,
+        _: &Verified,
     ) -> Option<http::Response<bytes::Bytes>> {
         let interaction: serde_json::Value = serde_json::from_slice(body).ok()?;
         (interaction.get("type")?.as_u64()? == 1)

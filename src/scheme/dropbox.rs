@@ -4,7 +4,8 @@
 //! `X-Dropbox-Signature: <hex>`, an HMAC-SHA256 of the raw body keyed with the app secret.
 //! Dropbox checks a new endpoint with an unsigned `GET ?challenge=<text>`, which must be echoed
 //! back with `Content-Type: text/plain` and `X-Content-Type-Options: nosniff`; the middleware
-//! answers it ([`Scheme::preflight`]).
+//! answers it ([`Scheme::preflight`]) on every path it covers, so put the layer on the Dropbox
+//! route only (axum's `route_layer`). Challenges over 256 bytes are not echoed.
 
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::request::Parts;
@@ -14,6 +15,9 @@ use crate::sign::SignError;
 use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-dropbox-signature");
+
+/// Longest challenge echoed.
+const MAX_CHALLENGE_LEN: usize = 256;
 
 /// Dropbox's `X-Dropbox-Signature` header and `GET ?challenge=` echo.
 ///
@@ -44,11 +48,18 @@ impl Scheme for Dropbox {
         let query = request.uri.query()?;
         let challenge = form_urlencoded::parse(query.as_bytes())
             .find(|(name, _)| name == "challenge")
-            .map(|(_, value)| value.into_owned())?;
+            .map(|(_, value)| value.into_owned())
+            // Dropbox's challenges are short tokens; a long one is not Dropbox's.
+            .filter(|c| !c.is_empty() && c.len() <= MAX_CHALLENGE_LEN)?;
         let mut response = answer("text/plain", challenge);
-        response.headers_mut().insert(
+        let headers = response.headers_mut();
+        headers.insert(
             http::header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
+        );
+        headers.insert(
+            http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
         );
         Some(response)
     }

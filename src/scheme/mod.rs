@@ -182,15 +182,16 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
 
     /// An answer the middleware gives for a verified request instead of calling the inner
     /// service, for a sender's signed endpoint check (Twitch's callback verification, Zoom's
-    /// URL validation). `keyring` and `key` are those that verified it. Default: none.
+    /// URL validation, Discord's PING). `verified` is the proof the request was verified with a
+    /// key of `keyring`. Default: none.
     fn handshake(
         &self,
         request: &http::request::Parts,
         body: &[u8],
         keyring: &crate::Keyring,
-        key: &crate::KeyId,
+        verified: &crate::Verified,
     ) -> Option<http::Response<Bytes>> {
-        let _ = (request, body, keyring, key);
+        let _ = (request, body, keyring, verified);
         None
     }
 
@@ -251,9 +252,9 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
         request: &http::request::Parts,
         body: &[u8],
         keyring: &crate::Keyring,
-        key: &crate::KeyId,
+        verified: &crate::Verified,
     ) -> Option<http::Response<Bytes>> {
-        (**self).handshake(request, body, keyring, key)
+        (**self).handshake(request, body, keyring, verified)
     }
     fn uses_url(&self) -> bool {
         (**self).uses_url()

@@ -9,6 +9,12 @@
 //! served by a `paypal.com` host over HTTPS and that its chain is valid), pin it with
 //! [`PublicKey::rsa_certificate_pem`](crate::PublicKey::rsa_certificate_pem), and rotate to the
 //! next one as PayPal renews it, with a grace period like any key.
+//!
+//! The body is bound to the signature only through its CRC-32, which is not a cryptographic
+//! hash: whoever has seen one signed delivery can build another body with the same CRC and
+//! replay it, with the same transmission id, within the timestamp tolerance. Drop repeated
+//! transmission ids ([`Verified::webhook_id`](crate::Verified::webhook_id), which is signed), keep
+//! the tolerance short, and treat the event as a notice to fetch the resource from PayPal's API.
 
 use http::header::{HeaderMap, HeaderName};
 

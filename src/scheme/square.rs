@@ -2,7 +2,8 @@
 //!
 //! `x-square-hmacsha256-signature: <base64>`, an HMAC-SHA256 keyed with the subscription's
 //! signature key (its text as bytes) over the notification URL, exactly as configured in Square,
-//! followed by the raw body. Behind a proxy set
+//! followed by the raw body, with nothing between them (so the boundary between URL and body is
+//! not signed: configure the exact URL rather than accepting any). Behind a proxy set
 //! [`Verifier::public_base_url`](crate::Verifier::public_base_url) so the URL matches.
 
 use http::header::{HeaderMap, HeaderName};

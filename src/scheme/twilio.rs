@@ -7,6 +7,10 @@
 //! sorted). For JSON bodies Twilio instead adds a `bodySHA256` query parameter with the hex
 //! SHA-256 of the body and signs the URL alone; the body is then checked against that digest.
 //! Behind a proxy set [`Verifier::public_base_url`](crate::Verifier::public_base_url).
+//!
+//! Twilio signs no timestamp, and because parameters are signed as a sorted set, reordering or
+//! repeating values of one parameter keeps the signature valid (as with Twilio's own
+//! libraries): read each parameter once, and drop repeated `CallSid`/`MessageSid` values.
 
 use std::collections::{BTreeMap, BTreeSet};
 

@@ -17,8 +17,9 @@ use super::{
     answer, malformed, put_signature, put_timestamp, required_header, value, Delivery, Encoding,
     Scheme, Signature,
 };
-use crate::keyring::{KeyId, Keyring};
+use crate::keyring::Keyring;
 use crate::sign::SignError;
+use crate::verify::Verified;
 use crate::verify::{HeaderProblem, VerifyError};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("twitch-eventsub-message-signature");
@@ -58,7 +59,7 @@ impl Scheme for Twitch {
         request: &Parts,
         body: &[u8],
         _: &Keyring,
-        _: &KeyId,
+        _: &Verified,
     ) -> Option<http::Response<bytes::Bytes>> {
         let kind = request.headers.get(TYPE)?;
         if kind != "webhook_callback_verification" {

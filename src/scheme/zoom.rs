@@ -12,8 +12,9 @@ use http::request::Parts;
 
 use super::slack::V0;
 use super::{answer, Delivery, Scheme, Signature};
-use crate::keyring::{KeyId, Keyring};
+use crate::keyring::Keyring;
 use crate::sign::SignError;
+use crate::verify::Verified;
 use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-zm-signature");
@@ -28,11 +29,14 @@ const ZOOM: V0 = V0 {
 /// # Examples
 ///
 /// ```
-/// use webhook_guard::{scheme::Zoom, Keyring, Secret};
+/// use webhook_guard::{scheme::Zoom, Keyring, Secret, Signer, Verifier};
 ///
-/// let keyring = Keyring::new(Secret::from_bytes("zoom secret token")?);
+/// let secret = Secret::from_bytes("zoom secret token")?;
+/// let keyring = Keyring::new(secret.clone());
 /// let body = br#"{"event":"endpoint.url_validation","payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"}}"#;
-/// let answer = Zoom::url_validation(&keyring, &keyring.current_id(), body).unwrap();
+/// let headers = Signer::new(Zoom, secret).sign(body)?; // Zoom's side
+/// let verified = Verifier::new(Zoom, keyring.clone()).verify(&headers, body)?;
+/// let answer = Zoom::url_validation(&keyring, &verified, body).unwrap();
 /// let json: serde_json::Value = serde_json::from_slice(&answer)?;
 /// assert_eq!(json["plainToken"], "qgg8vlvZRS6UYooatFL8Aw");
 /// assert_eq!(json["encryptedToken"].as_str().unwrap().len(), 64);
@@ -42,9 +46,14 @@ const ZOOM: V0 = V0 {
 pub struct Zoom;
 
 impl Zoom {
-    /// The JSON answer to an `endpoint.url_validation` event body, using key `key` of
-    /// `keyring`; `None` for any other body.
-    pub fn url_validation(keyring: &Keyring, key: &KeyId, body: &[u8]) -> Option<Vec<u8>> {
+    /// The JSON answer to a verified `endpoint.url_validation` event body, an HMAC of its
+    /// `plainToken` under the key that `verified` it; `None` for any other body.
+    ///
+    /// It takes a [`Verified`] because answering unverified requests would make it a signing
+    /// oracle: a `plainToken` of `v0:{timestamp}:{forged body}` would come back as a valid
+    /// `x-zm-signature`. The middleware calls it after verification.
+    pub fn url_validation(keyring: &Keyring, verified: &Verified, body: &[u8]) -> Option<Vec<u8>> {
+        let key = verified.key_id();
         let event: serde_json::Value = serde_json::from_slice(body).ok()?;
         if event.get("event")?.as_str()? != "endpoint.url_validation" {
             return None;
@@ -69,9 +78,9 @@ impl Scheme for Zoom {
         _: &Parts,
         body: &[u8],
         keyring: &Keyring,
-        key: &KeyId,
+        verified: &Verified,
     ) -> Option<http::Response<bytes::Bytes>> {
-        Self::url_validation(keyring, key, body).map(|json| answer("application/json", json))
+        Self::url_validation(keyring, verified, body).map(|json| answer("application/json", json))
     }
 
     fn parse<'h>(
