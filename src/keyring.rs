@@ -63,13 +63,7 @@ impl KeyId {
 
     /// A fresh random id.
     pub fn random() -> Self {
-        static FALLBACK: AtomicU64 = AtomicU64::new(0);
-        // Ids are labels, not secrets: when the OS RNG fails, time plus a counter is unique enough.
-        let n = getrandom::u64().unwrap_or_else(|_| {
-            let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
-            nanos ^ FALLBACK.fetch_add(1, Ordering::Relaxed).rotate_left(48)
-        });
-        Self(Arc::from(format!("key_{n:016x}")))
+        Self(Arc::from(format!("key_{:016x}", random_u64())))
     }
 
     /// The id's text.
@@ -88,6 +82,16 @@ impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
     }
+}
+
+/// A random number for ids (key ids, generated webhook ids). Ids are labels, not secrets: when
+/// the OS RNG fails, time plus a counter is unique enough.
+pub(crate) fn random_u64() -> u64 {
+    static FALLBACK: AtomicU64 = AtomicU64::new(0);
+    getrandom::u64().unwrap_or_else(|_| {
+        let nanos = Utc::now().timestamp_nanos_opt().unwrap_or_default() as u64;
+        nanos ^ FALLBACK.fetch_add(1, Ordering::Relaxed).rotate_left(48)
+    })
 }
 
 /// Whether a key is the one senders should use now, or an old one still honoured.
@@ -265,10 +269,15 @@ impl Key {
     /// Whether `signature` is this public key's signature of `message` with `algorithm`.
     #[allow(unused_variables)]
     pub(crate) fn verifies(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        #[cfg(feature = "ed25519")]
+        let derived;
         let public = match &self.material {
-            Material::Public(key) => key.clone(),
+            Material::Public(key) => key,
             #[cfg(feature = "ed25519")]
-            Material::Signing(key) => key.public_key(),
+            Material::Signing(key) => {
+                derived = key.public_key();
+                &derived
+            }
             _ => return false,
         };
         match (algorithm, &public.inner) {
@@ -280,7 +289,6 @@ impl Key {
             #[cfg(feature = "paypal")]
             (Algorithm::RsaPkcs1Sha256, PublicInner::Rsa(key)) => {
                 use rsa::signature::Verifier as _;
-                let key = rsa::pkcs1v15::VerifyingKey::<Sha256>::new(key.clone());
                 rsa::pkcs1v15::Signature::try_from(signature)
                     .is_ok_and(|sig| key.verify(message, &sig).is_ok())
             }

@@ -69,19 +69,30 @@ impl fmt::Debug for KeyMaterial {
 /// # }
 /// # Ok::<(), webhook_guard::PublicKeyError>(())
 /// ```
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct PublicKey {
     pub(crate) inner: PublicInner,
 }
 
-#[derive(Clone, PartialEq, Eq)]
+/// Two keys are equal when they are of the same kind with the same bytes.
+impl PartialEq for PublicKey {
+    fn eq(&self, other: &Self) -> bool {
+        self.kind() == other.kind() && self.to_bytes() == other.to_bytes()
+    }
+}
+
+impl Eq for PublicKey {}
+
+#[derive(Clone)]
 pub(crate) enum PublicInner {
     #[cfg(feature = "ed25519")]
     Ed25519(ed25519_dalek::VerifyingKey),
     #[cfg(feature = "ecdsa")]
     P256(p256::ecdsa::VerifyingKey),
+    /// Kept as the PKCS#1 v1.5 / SHA-256 verifying key, so a verification neither rebuilds nor
+    /// copies it.
     #[cfg(feature = "paypal")]
-    Rsa(rsa::PublicKey),
+    Rsa(rsa::pkcs1v15::VerifyingKey<sha2::Sha256>),
 }
 
 impl PublicKey {
@@ -180,7 +191,7 @@ impl PublicKey {
                 kind: "PEM certificate with an RSA",
             })?;
         Ok(Self {
-            inner: PublicInner::Rsa(key),
+            inner: PublicInner::Rsa(rsa::pkcs1v15::VerifyingKey::new(key)),
         })
     }
 
@@ -195,7 +206,8 @@ impl PublicKey {
             #[cfg(feature = "paypal")]
             PublicInner::Rsa(k) => {
                 use rsa::pkcs8::EncodePublicKey as _;
-                k.to_public_key_der()
+                AsRef::<rsa::PublicKey>::as_ref(k)
+                    .to_public_key_der()
                     .map(|der| der.as_bytes().to_vec())
                     .unwrap_or_default()
             }

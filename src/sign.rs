@@ -7,7 +7,7 @@ use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
 use crate::clock::{Clock, SystemClock};
-use crate::keyring::{Key, KeyId, Keyring};
+use crate::keyring::{random_u64, Key, KeyId, Keyring};
 use crate::public_key::KeyMaterial;
 use crate::scheme::{outgoing, Algorithm, Scheme, Signature};
 
@@ -100,12 +100,7 @@ impl Signer {
     ///
     /// As for [`sign_at`](Signer::sign_at).
     pub fn sign(&self, body: &[u8]) -> Result<HeaderMap, SignError> {
-        let id = format!(
-            "msg_{}",
-            crate::keyring::KeyId::random()
-                .as_str()
-                .trim_start_matches("key_")
-        );
+        let id = format!("msg_{:016x}", random_u64());
         self.sign_at(body, &id, self.clock.now())
     }
 

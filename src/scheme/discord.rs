@@ -11,10 +11,7 @@
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{
-    answer, put_signature, put_timestamp, required_header, Algorithm, Delivery, Encoding, Scheme,
-    Signature,
-};
+use super::{answer, Algorithm, Delivery, Encoding, Scheme, Signature, TimestampedSignature};
 use crate::keyring::Keyring;
 use crate::sign::SignError;
 use crate::verify::Verified;
@@ -22,6 +19,14 @@ use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-signature-ed25519");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-signature-timestamp");
+const LAYOUT: TimestampedSignature = TimestampedSignature {
+    signature: SIGNATURE,
+    timestamp: TIMESTAMP,
+    prefix: "",
+    encoding: Encoding::Hex,
+    before: b"",
+    between: b"",
+};
 
 /// Discord's `X-Signature-Ed25519` and `X-Signature-Timestamp` headers.
 ///
@@ -66,14 +71,11 @@ impl Scheme for Discord {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let signature = required_header(headers, &SIGNATURE)?;
-        delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
-        delivery.push_signature(&SIGNATURE, signature, Encoding::Hex)
+        LAYOUT.parse(headers, delivery)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
-        out(body);
+        LAYOUT.signed_content(delivery, body, out)
     }
 
     fn signature_headers(
@@ -82,8 +84,6 @@ impl Scheme for Discord {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "", Encoding::Hex, signatures)?;
-        put_timestamp(headers, &TIMESTAMP, delivery)?;
-        Ok(())
+        LAYOUT.write(delivery, signatures, headers)
     }
 }

@@ -817,6 +817,65 @@ impl KeyedList {
     }
 }
 
+/// A signature header and a timestamp header, signing `{before}{timestamp}{between}{body}`:
+/// Slack and Zoom (`v0=<hex>` over `v0:{timestamp}:{body}`), Discord (hex Ed25519 over
+/// `{timestamp}{body}`), SendGrid (base64 DER ECDSA over the same).
+pub(crate) struct TimestampedSignature {
+    pub(crate) signature: HeaderName,
+    pub(crate) timestamp: HeaderName,
+    /// Text before the encoded signature, such as `v0=`.
+    pub(crate) prefix: &'static str,
+    pub(crate) encoding: Encoding,
+    /// Signed before the timestamp.
+    pub(crate) before: &'static [u8],
+    /// Signed between the timestamp and the body.
+    pub(crate) between: &'static [u8],
+}
+
+impl TimestampedSignature {
+    pub(crate) fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let text = required_header(headers, &self.signature)?;
+        delivery.set_timestamp(&self.timestamp, required_header(headers, &self.timestamp)?)?;
+        let sig = match self.prefix {
+            "" => text,
+            prefix => after_prefix(&self.signature, text, prefix)?,
+        };
+        delivery.push_signature(&self.signature, sig, self.encoding)
+    }
+
+    pub(crate) fn signed_content(
+        &self,
+        delivery: &Delivery<'_>,
+        body: &[u8],
+        out: &mut dyn FnMut(&[u8]),
+    ) {
+        out(self.before);
+        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        out(self.between);
+        out(body);
+    }
+
+    pub(crate) fn write(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        put_signature(
+            headers,
+            &self.signature,
+            self.prefix,
+            self.encoding,
+            signatures,
+        )?;
+        put_timestamp(headers, &self.timestamp, delivery)
+    }
+}
+
 /// The part of header `name`'s `text` after its fixed `prefix` (`sha256=`, `v0=`).
 pub(crate) fn after_prefix<'h>(
     name: &HeaderName,

@@ -9,14 +9,20 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{
-    put_signature, put_timestamp, required_header, Algorithm, Delivery, Encoding, Scheme, Signature,
-};
+use super::{Algorithm, Delivery, Encoding, Scheme, Signature, TimestampedSignature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-email-event-webhook-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-twilio-email-event-webhook-timestamp");
+const LAYOUT: TimestampedSignature = TimestampedSignature {
+    signature: SIGNATURE,
+    timestamp: TIMESTAMP,
+    prefix: "",
+    encoding: Encoding::Base64,
+    before: b"",
+    between: b"",
+};
 
 /// SendGrid's signed Event Webhook headers.
 ///
@@ -54,14 +60,11 @@ impl Scheme for SendGrid {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let signature = required_header(headers, &SIGNATURE)?;
-        delivery.set_timestamp(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
-        delivery.push_signature(&SIGNATURE, signature, Encoding::Base64)
+        LAYOUT.parse(headers, delivery)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
-        out(body);
+        LAYOUT.signed_content(delivery, body, out)
     }
 
     fn signature_headers(
@@ -70,8 +73,6 @@ impl Scheme for SendGrid {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "", Encoding::Base64, signatures)?;
-        put_timestamp(headers, &TIMESTAMP, delivery)?;
-        Ok(())
+        LAYOUT.write(delivery, signatures, headers)
     }
 }

@@ -6,15 +6,20 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{
-    after_prefix, put_signature, put_timestamp, required_header, Delivery, Encoding, Scheme,
-    Signature,
-};
+use super::{Delivery, Encoding, Scheme, Signature, TimestampedSignature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
+const LAYOUT: TimestampedSignature = TimestampedSignature {
+    signature: SIGNATURE,
+    timestamp: TIMESTAMP,
+    prefix: "v0=",
+    encoding: Encoding::Hex,
+    before: b"v0:",
+    between: b":",
+};
 
 /// Slack's `X-Slack-Signature` and `X-Slack-Request-Timestamp` headers.
 ///
@@ -43,11 +48,11 @@ impl Scheme for Slack {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        SLACK.parse(headers, delivery)
+        LAYOUT.parse(headers, delivery)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        V0::signed_content(delivery, body, out)
+        LAYOUT.signed_content(delivery, body, out)
     }
 
     fn signature_headers(
@@ -56,48 +61,6 @@ impl Scheme for Slack {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        SLACK.write(delivery, signatures, headers)
-    }
-}
-
-const SLACK: V0 = V0 {
-    signature: SIGNATURE,
-    timestamp: TIMESTAMP,
-};
-
-/// The `v0=` layout Slack introduced and Zoom copied: `{signature}: v0=<hex>` over
-/// `v0:{timestamp}:{body}`, with the timestamp in its own header.
-pub(super) struct V0 {
-    pub(super) signature: HeaderName,
-    pub(super) timestamp: HeaderName,
-}
-
-impl V0 {
-    pub(super) fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        let text = required_header(headers, &self.signature)?;
-        delivery.set_timestamp(&self.timestamp, required_header(headers, &self.timestamp)?)?;
-        let sig = after_prefix(&self.signature, text, "v0=")?;
-        delivery.push_signature(&self.signature, sig, Encoding::Hex)
-    }
-
-    pub(super) fn signed_content(delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(b"v0:");
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
-        out(b":");
-        out(body);
-    }
-
-    pub(super) fn write(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        put_signature(headers, &self.signature, "v0=", Encoding::Hex, signatures)?;
-        put_timestamp(headers, &self.timestamp, delivery)
+        LAYOUT.write(delivery, signatures, headers)
     }
 }

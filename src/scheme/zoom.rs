@@ -10,8 +10,7 @@
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::slack::V0;
-use super::{answer, Delivery, Scheme, Signature};
+use super::{answer, Delivery, Encoding, Scheme, Signature, TimestampedSignature};
 use crate::keyring::Keyring;
 use crate::sign::SignError;
 use crate::verify::Verified;
@@ -19,9 +18,13 @@ use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-zm-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-zm-request-timestamp");
-const ZOOM: V0 = V0 {
+const LAYOUT: TimestampedSignature = TimestampedSignature {
     signature: SIGNATURE,
     timestamp: TIMESTAMP,
+    prefix: "v0=",
+    encoding: Encoding::Hex,
+    before: b"v0:",
+    between: b":",
 };
 
 /// Zoom's `x-zm-signature` header and `endpoint.url_validation` answer.
@@ -88,11 +91,11 @@ impl Scheme for Zoom {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        ZOOM.parse(headers, delivery)
+        LAYOUT.parse(headers, delivery)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        V0::signed_content(delivery, body, out)
+        LAYOUT.signed_content(delivery, body, out)
     }
 
     fn signature_headers(
@@ -101,6 +104,6 @@ impl Scheme for Zoom {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        ZOOM.write(delivery, signatures, headers)
+        LAYOUT.write(delivery, signatures, headers)
     }
 }
