@@ -833,6 +833,18 @@ pub(crate) struct TimestampedSignature {
 }
 
 impl TimestampedSignature {
+    /// Slack's `v0` layout (Zoom copied it): `v0=<hex>` over `v0:{timestamp}:{body}`.
+    pub(crate) const fn v0(signature: HeaderName, timestamp: HeaderName) -> Self {
+        Self {
+            signature,
+            timestamp,
+            prefix: "v0=",
+            encoding: Encoding::Hex,
+            before: b"v0:",
+            between: b":",
+        }
+    }
+
     pub(crate) fn parse<'h>(
         &self,
         headers: &'h HeaderMap,

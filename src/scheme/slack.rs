@@ -6,20 +6,13 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{Delivery, Encoding, Scheme, Signature, TimestampedSignature};
+use super::{Delivery, Scheme, Signature, TimestampedSignature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
-const LAYOUT: TimestampedSignature = TimestampedSignature {
-    signature: SIGNATURE,
-    timestamp: TIMESTAMP,
-    prefix: "v0=",
-    encoding: Encoding::Hex,
-    before: b"v0:",
-    between: b":",
-};
+const LAYOUT: TimestampedSignature = TimestampedSignature::v0(SIGNATURE, TIMESTAMP);
 
 /// Slack's `X-Slack-Signature` and `X-Slack-Request-Timestamp` headers.
 ///

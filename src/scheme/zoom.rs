@@ -10,7 +10,7 @@
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{answer, Delivery, Encoding, Scheme, Signature, TimestampedSignature};
+use super::{answer, Delivery, Scheme, Signature, TimestampedSignature};
 use crate::keyring::Keyring;
 use crate::sign::SignError;
 use crate::verify::Verified;
@@ -18,14 +18,7 @@ use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-zm-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-zm-request-timestamp");
-const LAYOUT: TimestampedSignature = TimestampedSignature {
-    signature: SIGNATURE,
-    timestamp: TIMESTAMP,
-    prefix: "v0=",
-    encoding: Encoding::Hex,
-    before: b"v0:",
-    between: b":",
-};
+const LAYOUT: TimestampedSignature = TimestampedSignature::v0(SIGNATURE, TIMESTAMP);
 
 /// Zoom's `x-zm-signature` header and `endpoint.url_validation` answer.
 ///
