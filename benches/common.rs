@@ -86,10 +86,32 @@ pub fn verifier(name: &str, keys: usize, match_current: bool) -> Verifier {
     Verifier::new(scheme(name), keyring)
 }
 
+/// A signed delivery's headers, among the ones a real request carries past a proxy, so that
+/// header lookups cost what they cost in production.
 pub fn headers(name: &str, body: &[u8]) -> HeaderMap {
-    Signer::new(scheme(name), secret())
-        .sign_at(body, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now())
-        .unwrap()
+    let mut headers = HeaderMap::new();
+    for (name, value) in [
+        ("host", "hooks.example.com"),
+        (
+            "user-agent",
+            "Webhook-Sender/1.0 (+https://sender.example/docs)",
+        ),
+        ("content-type", "application/json"),
+        ("content-length", "1024"),
+        ("accept", "*/*"),
+        ("accept-encoding", "gzip"),
+        ("x-forwarded-for", "203.0.113.7"),
+        ("x-forwarded-proto", "https"),
+        ("x-request-id", "8a1f3c2e-6b7d-4e90-a1b2-c3d4e5f60718"),
+    ] {
+        headers.insert(name, value.parse().unwrap());
+    }
+    headers.extend(
+        Signer::new(scheme(name), secret())
+            .sign_at(body, "msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", now())
+            .unwrap(),
+    );
+    headers
 }
 
 /// The bytes the scheme signs before the body, as the scheme lays them out.

@@ -23,6 +23,7 @@ use crate::public_key::PublicInner;
 use crate::public_key::{KeyMaterial, PublicKey, SigningKey};
 use crate::scheme::Algorithm;
 use crate::secret::{RevealedSecret, Secret, SecretError};
+use crate::text::ShortStr;
 
 /// Default longest grace period: one hour, as the platforms that offer one allow.
 pub const DEFAULT_MAX_GRACE: Duration = Duration::from_secs(3600);
@@ -44,7 +45,7 @@ pub(crate) type Tag = arrayvec::ArrayVec<u8, 32>;
 /// Generated ids look like `key_3f9a0c1d2e4b5a69`; they are random, not derived from the
 /// secret, so they can be logged and shown freely.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct KeyId(Arc<str>);
+pub struct KeyId(ShortStr);
 
 impl KeyId {
     /// An id with the given text.
@@ -58,29 +59,29 @@ impl KeyId {
     /// assert_eq!(id.as_str(), "stripe-2026-11");
     /// ```
     pub fn new(id: impl AsRef<str>) -> Self {
-        Self(Arc::from(id.as_ref()))
+        Self(ShortStr::new(id.as_ref()))
     }
 
     /// A fresh random id.
     pub fn random() -> Self {
-        Self(Arc::from(format!("key_{:016x}", random_u64())))
+        Self(ShortStr::new(&format!("key_{:016x}", random_u64())))
     }
 
     /// The id's text.
     pub fn as_str(&self) -> &str {
-        &self.0
+        self.0.as_str()
     }
 }
 
 impl fmt::Debug for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(&*self.0, f)
+        fmt::Debug::fmt(&self.0, f)
     }
 }
 
 impl fmt::Display for KeyId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0.as_str())
     }
 }
 
@@ -251,7 +252,7 @@ impl Key {
             Algorithm::HmacSha256 => {
                 let mut mac = mac.clone();
                 write(&mut |part| mac.update(part));
-                Some(mac.finalize().into_bytes().iter().copied().collect())
+                Some(Tag::from(<[u8; 32]>::from(mac.finalize().into_bytes())))
             }
             Algorithm::HmacSha1 => {
                 let keyed = sha1.get_or_init(|| {

@@ -65,6 +65,7 @@ mod public_key;
 pub mod scheme;
 mod secret;
 mod sign;
+mod text;
 mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};

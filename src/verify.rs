@@ -12,6 +12,7 @@ use subtle::{Choice, ConstantTimeEq};
 use crate::clock::Clock;
 use crate::keyring::{KeyId, KeyRole, Keyring};
 use crate::scheme::{Algorithm, Delivery, Encoding, Scheme};
+use crate::text::ShortStr;
 
 /// Default timestamp tolerance, both ways: five minutes, as Stripe, Slack and Standard Webhooks
 /// recommend.
@@ -272,14 +273,14 @@ impl Verifier {
                     key_id: key.id.clone(),
                     role,
                     timestamp,
-                    webhook_id: delivery.id().map(Box::from),
+                    webhook_id: delivery.id().map(ShortStr::new),
                 });
             }
         }
         Err(no_match(&delivery, tried, algorithm))
     }
 
-    fn check_time(&self, ts: i64, now: DateTime<Utc>) -> Result<DateTime<Utc>, VerifyError> {
+    fn check_time(&self, ts: i64, now: DateTime<Utc>) -> Result<i64, VerifyError> {
         let skew = now.timestamp().saturating_sub(ts);
         if skew > 0 && skew.unsigned_abs() > self.past.as_secs() {
             return Err(VerifyError::TimestampTooOld {
@@ -293,8 +294,7 @@ impl Verifier {
                 tolerance: self.future,
             });
         }
-        // Within tolerance of a representable `now`, so representable too.
-        Ok(DateTime::from_timestamp(ts, 0).unwrap_or(now))
+        Ok(ts)
     }
 }
 
@@ -370,8 +370,9 @@ fn no_match(delivery: &Delivery<'_>, keys: usize, algorithm: Algorithm) -> Verif
 pub struct Verified {
     key_id: KeyId,
     role: KeyRole,
-    timestamp: Option<DateTime<Utc>>,
-    webhook_id: Option<Box<str>>,
+    /// Seconds since the Unix epoch, within tolerance of a representable `now`, so representable.
+    timestamp: Option<i64>,
+    webhook_id: Option<ShortStr>,
 }
 
 impl Verified {
@@ -388,14 +389,18 @@ impl Verified {
     /// The signed timestamp, for schemes that sign one.
     pub fn timestamp(&self) -> Option<DateTime<Utc>> {
         self.timestamp
+            .and_then(|secs| DateTime::from_timestamp(secs, 0))
     }
 
-    /// The sender's delivery or message id, for schemes that send one. Senders retry, so use it
-    /// to drop duplicates, but only where the id is signed (Standard Webhooks, Twitch, PayPal, a
-    /// custom template with `{id}`): GitHub's, Shopify's and Linear's delivery ids are plain
-    /// headers a replaying attacker can change.
+    /// The sender's signed delivery or message id: Standard Webhooks, Twitch, PayPal, and a custom
+    /// template with `{id}`. Senders retry, so use it to drop duplicates.
+    ///
+    /// `None` for schemes whose id is not covered by the signature (GitHub's `X-GitHub-Delivery`,
+    /// Shopify's `X-Shopify-Webhook-Id`, Linear's `Linear-Delivery`): a replaying attacker can
+    /// change those, so they are not reported as verified. Read them from the request's headers
+    /// for logging.
     pub fn webhook_id(&self) -> Option<&str> {
-        self.webhook_id.as_deref()
+        self.webhook_id.as_ref().map(ShortStr::as_str)
     }
 }
 

@@ -382,7 +382,8 @@ async fn non_utf8_body_is_verified_and_passed_on_unchanged() {
     assert_eq!(verified.key_id().as_str(), KEY_ID);
     assert_eq!(
         verified.webhook_id(),
-        Some("72d3162e-cc78-11e3-81ab-4c9367dc0958")
+        None,
+        "GitHub's X-GitHub-Delivery is not signed, so not reported as verified"
     );
     assert_eq!(verified.timestamp(), None, "GitHub signs no timestamp");
 }
@@ -882,7 +883,7 @@ async fn body_exactly_at_limit_is_accepted() {
     assert_eq!(answer.status, StatusCode::OK);
     let seen = recorder.seen();
     assert_eq!(seen[0].body, &payload[..]);
-    assert_eq!(seen[0].verified.as_ref().unwrap().webhook_id(), Some("d2"));
+    assert!(seen[0].verified.is_some());
 }
 
 #[tokio::test]

@@ -511,6 +511,13 @@ async fn hyper_server_accepts_signed_and_refuses_forged() {
                 .get::<Verified>()
                 .cloned()
                 .expect("Verified in the extensions");
+            assert_eq!(
+                verified.webhook_id(),
+                None,
+                "GitHub's delivery id is unsigned"
+            );
+            // The unsigned delivery id is read from the request itself, for logs.
+            let delivery = request.headers()["x-github-delivery"].clone();
             let body = request
                 .into_body()
                 .collect()
@@ -520,7 +527,7 @@ async fn hyper_server_accepts_signed_and_refuses_forged() {
             let text = format!(
                 "{} {} {}",
                 verified.key_id(),
-                verified.webhook_id().unwrap_or("-"),
+                delivery.to_str().unwrap_or("-"),
                 body.len()
             );
             let mut response = Response::new(Full::new(Bytes::from(text)));

@@ -3,13 +3,13 @@
 //!
 //! `X-Hub-Signature-256: sha256=<hex>`, an HMAC-SHA256 of the raw body keyed with the
 //! webhook's secret as text. GitHub signs no timestamp, so replays cannot be refused by age;
-//! the delivery id (`X-GitHub-Delivery`) is reported in [`Verified`](crate::Verified) for
-//! de-duplication. The legacy SHA-1 `X-Hub-Signature` is not accepted.
+//! the delivery id (`X-GitHub-Delivery`) is not signed either, so it is not reported in
+//! [`Verified`](crate::Verified). The legacy SHA-1 `X-Hub-Signature` is not accepted.
 
 use http::header::{HeaderMap, HeaderName};
 
 use super::{
-    header, malformed, put_signature, required_header, value, Delivery, Encoding, Scheme, Signature,
+    malformed, put_signature, required_header, value, Delivery, Encoding, Scheme, Signature,
 };
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
@@ -57,9 +57,6 @@ impl Scheme for GitHub {
             )
         })?;
         delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)?;
-        if let Some(id) = header(headers, &DELIVERY)? {
-            delivery.set_id(id);
-        }
         Ok(())
     }
 

@@ -4,11 +4,12 @@
 //! secret (its text as bytes). Linear puts the send time in the body, as `webhookTimestamp`
 //! (Unix milliseconds), and asks receivers to refuse deliveries more than a minute off: that is
 //! this scheme's default tolerance. The signature covers the body, so the timestamp is signed.
+//! The `Linear-Delivery` id header is not, so it is not reported in [`Verified`](crate::Verified).
 
 use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
-use super::{header, put_signature, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{put_signature, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -54,9 +55,6 @@ impl Scheme for Linear {
             required_header(headers, &SIGNATURE)?,
             Encoding::Hex,
         )?;
-        if let Some(id) = header(headers, &DELIVERY)? {
-            delivery.set_id(id);
-        }
         let millis = webhook_timestamp(delivery.body()).ok_or(VerifyError::MalformedBody {
             field: "webhookTimestamp",
         })?;

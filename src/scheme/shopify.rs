@@ -2,12 +2,12 @@
 //! webhook signatures.
 //!
 //! `X-Shopify-Hmac-Sha256: <base64>`, an HMAC-SHA256 of the raw body keyed with the app's
-//! client secret (its text as bytes). Shopify signs no timestamp; `X-Shopify-Webhook-Id` is
-//! reported in [`Verified`](crate::Verified) for de-duplication.
+//! client secret (its text as bytes). Shopify signs no timestamp and no id;
+//! `X-Shopify-Webhook-Id` is therefore not reported in [`Verified`](crate::Verified).
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{header, put_signature, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{put_signature, required_header, value, Delivery, Encoding, Scheme, Signature};
 use crate::sign::SignError;
 use crate::verify::VerifyError;
 
@@ -48,9 +48,6 @@ impl Scheme for Shopify {
             required_header(headers, &SIGNATURE)?,
             Encoding::Base64,
         )?;
-        if let Some(id) = header(headers, &ID)? {
-            delivery.set_id(id);
-        }
         Ok(())
     }
 

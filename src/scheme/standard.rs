@@ -15,7 +15,8 @@
 use http::header::{HeaderMap, HeaderName};
 
 use super::{
-    header, malformed, required_header, value, Algorithm, Delivery, Encoding, Scheme, Signature,
+    headers, malformed, out_joined, required, same, split_once_byte, value, Algorithm, Delivery,
+    Encoding, Scheme, Signature,
 };
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
@@ -61,44 +62,48 @@ impl Scheme for StandardWebhooks {
 
     fn parse<'h>(
         &self,
-        headers: &'h HeaderMap,
+        map: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        // One lookup in the common case: the Standard Webhooks name, then Svix's.
-        let (id, timestamp, signature, list) = match header(headers, &SIGNATURE)? {
-            Some(list) => (ID, TIMESTAMP, SIGNATURE, list),
-            None => match header(headers, &SVIX_SIGNATURE)? {
-                Some(list) => (SVIX_ID, SVIX_TIMESTAMP, SVIX_SIGNATURE, list),
-                None => return Err(VerifyError::MissingHeader { name: SIGNATURE }),
+        // The Standard Webhooks names, then Svix's.
+        let (list, id, timestamp, signature) = match headers(map, [&SIGNATURE, &ID, &TIMESTAMP])? {
+            [Some(list), id, ts] => (list, required(id, &ID)?, (ts, TIMESTAMP), SIGNATURE),
+            [None, ..] => match headers(map, [&SVIX_SIGNATURE, &SVIX_ID, &SVIX_TIMESTAMP])? {
+                [Some(list), id, ts] => (
+                    list,
+                    required(id, &SVIX_ID)?,
+                    (ts, SVIX_TIMESTAMP),
+                    SVIX_SIGNATURE,
+                ),
+                [None, ..] => return Err(VerifyError::MissingHeader { name: SIGNATURE }),
             },
         };
-        delivery.set_id(required_header(headers, &id)?);
-        delivery.set_timestamp(&timestamp, required_header(headers, &timestamp)?)?;
+        delivery.set_id(id);
+        let (timestamp, timestamp_name) = timestamp;
+        delivery.set_timestamp(&timestamp_name, required(timestamp, &timestamp_name)?)?;
         for item in list.split(' ').filter(|item| !item.is_empty()) {
-            let Some((version, sig)) = item.split_once(',') else {
+            let Some((version, sig)) = split_once_byte(item, b',') else {
                 return Err(malformed(&signature, HeaderProblem::Unparsable));
             };
-            match version {
-                "v1" => delivery.push_listed_signature(&signature, sig, Encoding::Base64)?,
+            if same(version, "v1") {
+                delivery.push_listed_signature(&signature, sig, Encoding::Base64)?;
+            } else if cfg!(feature = "ed25519") && same(version, "v1a") {
                 // Asymmetric entries, checked against the keyring's Ed25519 public keys.
-                #[cfg(feature = "ed25519")]
-                "v1a" => delivery.push_listed_signature_as(
+                delivery.push_listed_signature_as(
                     &signature,
                     sig,
                     Encoding::Base64,
                     Algorithm::Ed25519,
-                )?,
-                _ => {}
+                )?;
             }
         }
         delivery.finish_list(&signature, "v1")
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(delivery.id().unwrap_or_default().as_bytes());
-        out(b".");
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
-        out(b".");
+        let id = delivery.id().unwrap_or_default().as_bytes();
+        let timestamp = delivery.timestamp_text().unwrap_or_default().as_bytes();
+        out_joined(&[id, b".", timestamp, b"."], out);
         out(body);
     }
 

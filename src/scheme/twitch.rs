@@ -14,8 +14,8 @@ use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
 use super::{
-    answer, malformed, put_signature, put_timestamp, required_header, value, Delivery, Encoding,
-    Scheme, Signature,
+    answer, headers, malformed, out_joined, put_signature, put_timestamp, required, value,
+    Delivery, Encoding, Scheme, Signature,
 };
 use crate::keyring::Keyring;
 use crate::sign::SignError;
@@ -72,12 +72,13 @@ impl Scheme for Twitch {
 
     fn parse<'h>(
         &self,
-        headers: &'h HeaderMap,
+        map: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let text = required_header(headers, &SIGNATURE)?;
-        delivery.set_id(required_header(headers, &ID)?);
-        delivery.set_timestamp_rfc3339(&TIMESTAMP, required_header(headers, &TIMESTAMP)?)?;
+        let [text, id, timestamp] = headers(map, [&SIGNATURE, &ID, &TIMESTAMP])?;
+        let text = required(text, &SIGNATURE)?;
+        delivery.set_id(required(id, &ID)?);
+        delivery.set_timestamp_rfc3339(&TIMESTAMP, required(timestamp, &TIMESTAMP)?)?;
         let sig = text.strip_prefix("sha256=").ok_or_else(|| {
             malformed(
                 &SIGNATURE,
@@ -92,8 +93,11 @@ impl Scheme for Twitch {
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(delivery.id().unwrap_or_default().as_bytes());
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
+        let id = delivery.id().unwrap_or_default().as_bytes();
+        out_joined(
+            &[id, delivery.timestamp_text().unwrap_or_default().as_bytes()],
+            out,
+        );
         out(body);
     }
 
