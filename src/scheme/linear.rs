@@ -86,6 +86,14 @@ impl Scheme for Linear {
 
 /// The `webhookTimestamp` field of a JSON body, in milliseconds.
 fn webhook_timestamp(body: &[u8]) -> Option<i64> {
-    let value: serde_json::Value = serde_json::from_slice(body).ok()?;
-    value.get("webhookTimestamp")?.as_i64()
+    /// Only the field needed: the rest of the body is skipped without being built into values,
+    /// so reading the timestamp allocates nothing. A repeated field is refused.
+    #[derive(serde::Deserialize)]
+    struct Stamp {
+        #[serde(rename = "webhookTimestamp")]
+        webhook_timestamp: i64,
+    }
+    serde_json::from_slice::<Stamp>(body)
+        .ok()
+        .map(|stamp| stamp.webhook_timestamp)
 }
