@@ -3,11 +3,10 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{ready, Context, Poll};
 
-use bytes::Bytes;
+use bytes::{Buf, Bytes, BytesMut};
 use http::request::Parts;
 use http::{Request, Response};
 use http_body::Body;
-use http_body_util::combinators::Collect;
 use http_body_util::{Full, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 use tower_service::Service;
@@ -41,7 +40,8 @@ pin_project! {
     {
         Collecting {
             #[pin]
-            collect: Collect<Limited<B>>,
+            body: Limited<B>,
+            received: Received,
             parts: Option<Parts>,
             inner: Option<S>,
         },
@@ -61,15 +61,19 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
+    /// Reads `body` (at most the configured limit; `expected` bytes announced) before calling
+    /// `inner`.
     pub(crate) fn collecting(
-        collect: Collect<Limited<B>>,
+        body: Limited<B>,
+        expected: usize,
         parts: Parts,
         inner: S,
         config: Arc<Config>,
     ) -> Self {
         Self {
             state: State::Collecting {
-                collect,
+                body,
+                received: Received::new(expected),
                 parts: Some(parts),
                 inner: Some(inner),
             },
@@ -100,23 +104,31 @@ where
         loop {
             match this.state.as_mut().project() {
                 StateProj::Collecting {
-                    collect,
+                    mut body,
+                    received,
                     parts,
                     inner,
                 } => {
-                    let collected = ready!(collect.poll(cx));
+                    let collected = loop {
+                        match ready!(body.as_mut().poll_frame(cx)) {
+                            Some(Ok(frame)) => {
+                                if let Ok(data) = frame.into_data() {
+                                    received.push(data);
+                                }
+                            }
+                            Some(Err(e)) => break Err(e),
+                            None => break Ok(received.take()),
+                        }
+                    };
                     let (Some(mut parts), Some(mut inner)) = (parts.take(), inner.take()) else {
                         unreachable!("the collecting state is left right after its body is read")
                     };
                     let config = &**this.config;
                     let outcome = match collected {
-                        Ok(collected) => {
-                            let bytes = collected.to_bytes();
-                            match config.verifier.verify_request(&parts, &bytes) {
-                                Ok(verified) => Ok((verified, bytes)),
-                                Err(e) => Err(Rejection::Verify(e)),
-                            }
-                        }
+                        Ok(bytes) => match config.verifier.verify_request(&parts, &bytes) {
+                            Ok(verified) => Ok((verified, bytes)),
+                            Err(e) => Err(Rejection::Verify(e)),
+                        },
                         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                             Err(Rejection::BodyTooLarge {
                                 limit: config.max_body_size,
@@ -170,5 +182,97 @@ where
                 }
             }
         }
+    }
+}
+
+/// The body so far. A body that arrives in one frame (a `Full` body, or a small request read by
+/// hyper in one go) is kept as that frame's `Bytes`, without a copy or a buffer list; later
+/// frames are appended to one buffer sized from `Content-Length`, up to [`PREALLOCATE_MAX`]:
+/// a sender that announces more than it sends must not make the receiver reserve it.
+#[derive(Debug)]
+pub(crate) struct Received {
+    first: Option<Bytes>,
+    rest: BytesMut,
+    expected: usize,
+}
+
+/// Most buffer reserved ahead of the bytes received.
+const PREALLOCATE_MAX: usize = 64 * 1024;
+
+impl Received {
+    fn new(expected: usize) -> Self {
+        Self {
+            first: None,
+            rest: BytesMut::new(),
+            expected: expected.min(PREALLOCATE_MAX),
+        }
+    }
+
+    fn push(&mut self, mut data: impl Buf) {
+        if !data.has_remaining() {
+            return;
+        }
+        if self.first.is_none() && self.rest.is_empty() {
+            // `Bytes` hands itself over; other buffers are copied once.
+            self.first = Some(data.copy_to_bytes(data.remaining()));
+            return;
+        }
+        if let Some(first) = self.first.take() {
+            self.rest
+                .reserve(self.expected.max(first.len() + data.remaining()));
+            self.rest.extend_from_slice(&first);
+        }
+        while data.has_remaining() {
+            let chunk = data.chunk();
+            self.rest.extend_from_slice(chunk);
+            let read = chunk.len();
+            data.advance(read);
+        }
+    }
+
+    fn take(&mut self) -> Bytes {
+        match self.first.take() {
+            Some(first) => first,
+            None => std::mem::take(&mut self.rest).freeze(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_frame_is_passed_on_without_a_copy() {
+        let frame = Bytes::from(vec![7u8; 1000]);
+        let mut received = Received::new(1000);
+        received.push(Bytes::new());
+        received.push(frame.clone());
+        let body = received.take();
+        assert_eq!(body.as_ptr(), frame.as_ptr());
+        assert_eq!(body, frame);
+    }
+
+    #[test]
+    fn frames_are_joined_in_order() {
+        let mut received = Received::new(10);
+        for part in ["0123", "", "456", "789"] {
+            received.push(Bytes::from_static(part.as_bytes()));
+        }
+        assert_eq!(received.take(), "0123456789");
+        assert_eq!(Received::new(10).take(), "");
+    }
+
+    #[test]
+    fn an_announced_length_reserves_at_most_64_kib() {
+        let mut received = Received::new(usize::MAX);
+        received.push(Bytes::from_static(b"a"));
+        received.push(Bytes::from_static(b"b"));
+        assert!(
+            received.rest.capacity() <= PREALLOCATE_MAX,
+            "{}",
+            received.rest.capacity()
+        );
+        assert_eq!(received.take(), "ab");
     }
 }

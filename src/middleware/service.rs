@@ -5,7 +5,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use http::{header, Request, Response};
 use http_body::Body;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{Full, Limited};
 use tower_service::Service;
 
 use super::future::ResponseFuture;
@@ -77,8 +77,10 @@ where
             let response = self.config.reject(Rejection::BodyTooLarge { limit });
             return ResponseFuture::answered(response, Arc::clone(&self.config));
         }
-        let collect = Limited::new(body, limit).collect();
-        ResponseFuture::collecting(collect, parts, inner, Arc::clone(&self.config))
+        // Announced lengths are only a hint for the buffer, and never above the limit.
+        let expected = usize::try_from(declared).unwrap_or(limit).min(limit);
+        let body = Limited::new(body, limit);
+        ResponseFuture::collecting(body, expected, parts, inner, Arc::clone(&self.config))
     }
 }
 
