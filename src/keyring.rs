@@ -316,22 +316,28 @@ impl Key {
         }
     }
 
+    /// The keyed HMAC-SHA256 state of a shared-secret key.
+    pub(crate) fn keyed_sha256(&self) -> Option<&HmacSha256> {
+        match &self.material {
+            Material::Hmac { mac, .. } => Some(mac),
+            _ => None,
+        }
+    }
+
     pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::SeqCst)
     }
 
     /// Records a verification; writes only when the second changed, so readers on many cores do
     /// not fight over the cache line.
-    pub(crate) fn mark_verified(&self, now: DateTime<Utc>) {
-        let secs = now.timestamp();
+    pub(crate) fn mark_verified(&self, secs: i64) {
         if self.last_verified.load(Ordering::Relaxed) != secs {
             self.last_verified.store(secs, Ordering::Relaxed);
         }
     }
 
     /// True at most once per `every` for this key, across threads.
-    pub(crate) fn should_warn(&self, now: DateTime<Utc>, every: Duration) -> bool {
-        let secs = now.timestamp();
+    pub(crate) fn should_warn(&self, secs: i64, every: Duration) -> bool {
         let last = self.last_warned.load(Ordering::Relaxed);
         let every = i64::try_from(every.as_secs()).unwrap_or(i64::MAX);
         secs.saturating_sub(last) >= every
@@ -691,6 +697,11 @@ impl Keyring {
     /// One snapshot of the key set; a request uses exactly one.
     pub(crate) fn snapshot(&self) -> arc_swap::Guard<Arc<KeySet>> {
         self.shared.set.load()
+    }
+
+    /// The key set, held for longer than a call (a body upload).
+    pub(crate) fn snapshot_full(&self) -> Arc<KeySet> {
+        self.shared.set.load_full()
     }
 
     /// Publishes the key set `change` builds from the latest one, retrying if another writer

@@ -5,13 +5,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use hmac::Mac;
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 use subtle::{Choice, ConstantTimeEq};
 
 use crate::clock::Clock;
-use crate::keyring::{KeyId, KeyRole, Keyring};
-use crate::scheme::{Algorithm, Delivery, Encoding, Scheme};
+use crate::keyring::{HmacSha256, Key, KeyId, KeyRole, KeySet, Keyring};
+use crate::scheme::{Algorithm, Candidate, Delivery, Encoding, Scheme};
 use crate::text::ShortStr;
 
 /// Default timestamp tolerance, both ways: five minutes, as Stripe, Slack and Standard Webhooks
@@ -227,12 +228,13 @@ impl Verifier {
                 scheme: scheme.name(),
             });
         }
+        let now_secs = now.timestamp();
         let mut delivery = Delivery::new();
         delivery.set_request(url, body);
         scheme.parse(headers, &mut delivery)?;
         let timestamp = delivery
             .timestamp()
-            .map(|ts| self.check_time(ts, now))
+            .map(|ts| self.check_time(ts, now_secs))
             .transpose()?;
         let algorithm = scheme.algorithm();
         let set = self.keyring.snapshot();
@@ -243,7 +245,7 @@ impl Verifier {
             tried += 1;
             let matched =
                 match key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out)) {
-                    Some(tag) => bool::from(any_matches(&delivery, &tag, algorithm)),
+                    Some(tag) => bool::from(any_matches(delivery.candidates(), &tag, algorithm)),
                     None => delivery
                         .candidates()
                         .iter()
@@ -260,28 +262,116 @@ impl Verifier {
                         }),
                 };
             if matched && !key.is_retired() {
-                key.mark_verified(now);
-                if role == KeyRole::Grace && key.should_warn(now, GRACE_WARNING_EVERY) {
-                    tracing::warn!(
-                        scheme = scheme.name(),
-                        key = %key.id,
-                        current = %set.current().id,
-                        "delivery verified with a grace key; the sender has not switched to the current secret yet"
-                    );
-                }
-                return Ok(Verified {
-                    key_id: key.id.clone(),
-                    role,
-                    timestamp,
-                    webhook_id: delivery.id().map(ShortStr::new),
-                });
+                let webhook_id = delivery.id().map(ShortStr::new);
+                return Ok(self.accept(key, role, &set, timestamp, webhook_id, now_secs));
             }
         }
-        Err(no_match(&delivery, tried, algorithm))
+        Err(no_match(delivery.candidates(), tried, algorithm))
     }
 
-    fn check_time(&self, ts: i64, now: DateTime<Utc>) -> Result<i64, VerifyError> {
-        let skew = now.timestamp().saturating_sub(ts);
+    /// Records that `key` verified a delivery and describes it.
+    fn accept(
+        &self,
+        key: &Key,
+        role: KeyRole,
+        set: &KeySet,
+        timestamp: Option<i64>,
+        webhook_id: Option<ShortStr>,
+        now: i64,
+    ) -> Verified {
+        key.mark_verified(now);
+        if role == KeyRole::Grace && key.should_warn(now, GRACE_WARNING_EVERY) {
+            tracing::warn!(
+                scheme = self.scheme.name(),
+                key = %key.id,
+                current = %set.current().id,
+                "delivery verified with a grace key; the sender has not switched to the current secret yet"
+            );
+        }
+        Verified {
+            key_id: key.id.clone(),
+            role,
+            timestamp,
+            webhook_id,
+        }
+    }
+
+    /// The verifier's clock reading.
+    pub(crate) fn now(&self) -> DateTime<Utc> {
+        self.clock.now()
+    }
+
+    /// Starts verifying a request whose body is still arriving, for schemes that sign the body
+    /// as is ([`Scheme::signs_body_as_is`]) with HMAC-SHA256 keys: headers, timestamp and URL
+    /// are checked now, and every live key's MAC is fed the signed prefix, so each body frame
+    /// can be MACed as it lands ([`BodyMac::update`]). `Ok(None)` when the delivery must be
+    /// verified whole instead ([`verify_request_at`](Verifier::verify_request_at)).
+    pub(crate) fn begin_body(
+        &self,
+        request: &Parts,
+        now: DateTime<Utc>,
+    ) -> Result<Option<BodyMac>, VerifyError> {
+        let scheme = &*self.scheme;
+        if !scheme.signs_body_as_is() || scheme.algorithm() != Algorithm::HmacSha256 {
+            return Ok(None);
+        }
+        let url = match scheme.uses_url() {
+            true => Some(self.public_url(request)?),
+            false => None,
+        };
+        let now_secs = now.timestamp();
+        let mut delivery = Delivery::new();
+        delivery.set_request(url.as_deref(), &[]);
+        scheme.parse(&request.headers, &mut delivery)?;
+        let timestamp = delivery
+            .timestamp()
+            .map(|ts| self.check_time(ts, now_secs))
+            .transpose()?;
+        let candidates = delivery.candidates();
+        if candidates
+            .iter()
+            .any(|c| c.algorithm(Algorithm::HmacSha256) != Algorithm::HmacSha256)
+        {
+            return Ok(None);
+        }
+        // The signed content around the body: a marker stands in for it.
+        static BODY: [u8; 1] = [0];
+        let (mut prefix, mut suffix, mut bodies) = (Vec::new(), Vec::new(), 0);
+        scheme.signed_content(&delivery, &BODY, &mut |part| {
+            if std::ptr::eq(part, &BODY[..]) {
+                bodies += 1;
+            } else if bodies == 0 {
+                prefix.extend_from_slice(part);
+            } else {
+                suffix.extend_from_slice(part);
+            }
+        });
+        if bodies != 1 {
+            return Ok(None);
+        }
+        let set = self.keyring.snapshot_full();
+        let mut macs = Vec::new();
+        for (key, role) in set.live(now) {
+            let Some(keyed) = key.keyed_sha256() else {
+                return Ok(None);
+            };
+            let mut mac = keyed.clone();
+            mac.update(&prefix);
+            macs.push((Arc::clone(key), role, mac));
+        }
+        Ok(Some(BodyMac {
+            macs,
+            suffix,
+            candidates: candidates.to_vec(),
+            timestamp,
+            webhook_id: delivery.id().map(ShortStr::new),
+            now,
+            set,
+        }))
+    }
+
+    pub(crate) fn check_time(&self, ts: i64, now: i64) -> Result<i64, VerifyError> {
+        let skew = now.saturating_sub(ts);
         if skew > 0 && skew.unsigned_abs() > self.past.as_secs() {
             return Err(VerifyError::TimestampTooOld {
                 age: Duration::from_secs(skew.unsigned_abs()),
@@ -309,13 +399,68 @@ impl fmt::Debug for Verifier {
     }
 }
 
+/// A delivery being verified while its body arrives: every live key's HMAC-SHA256, already fed
+/// the signed prefix (id, timestamp, URL), fed each body frame in turn. Made by
+/// `Verifier::begin_body`; used by the Tower layer.
+pub(crate) struct BodyMac {
+    macs: Vec<(Arc<Key>, KeyRole, HmacSha256)>,
+    suffix: Vec<u8>,
+    candidates: Vec<Candidate>,
+    timestamp: Option<i64>,
+    webhook_id: Option<ShortStr>,
+    now: DateTime<Utc>,
+    /// The key set the MACs came from, to notice a rotation while the body arrived.
+    set: Arc<KeySet>,
+}
+
+impl BodyMac {
+    /// MACs the next piece of the body.
+    pub(crate) fn update(&mut self, bytes: &[u8]) {
+        for (_, _, mac) in &mut self.macs {
+            mac.update(bytes);
+        }
+    }
+
+    /// Finishes verification of `request` with `body`, the whole body that was fed to
+    /// [`update`](BodyMac::update). When no key matched but the key set changed meanwhile, the
+    /// delivery is verified again whole against the keys of now, so a rotation during the
+    /// upload never refuses a delivery that the new keys accept.
+    pub(crate) fn finish(
+        self,
+        verifier: &Verifier,
+        request: &Parts,
+        body: &[u8],
+    ) -> Result<Verified, VerifyError> {
+        let now = self.now.timestamp();
+        let tried = self.macs.len();
+        for (key, role, mut mac) in self.macs {
+            mac.update(&self.suffix);
+            let tag = mac.finalize().into_bytes();
+            let matched = bool::from(any_matches(&self.candidates, &tag, Algorithm::HmacSha256));
+            if matched && !key.is_retired() {
+                return Ok(verifier.accept(
+                    &key,
+                    role,
+                    &self.set,
+                    self.timestamp,
+                    self.webhook_id,
+                    now,
+                ));
+            }
+        }
+        if !Arc::ptr_eq(&self.set, &verifier.keyring.snapshot_full()) {
+            return verifier.verify_request_at(request, body, self.now);
+        }
+        Err(no_match(&self.candidates, tried, Algorithm::HmacSha256))
+    }
+}
+
 /// True when any candidate equals `tag`. Every candidate is compared, and each comparison takes
 /// the same time wherever the bytes differ. Kept out of line so tools that trace secret data
 /// (the valgrind check in `scripts/ctgrind.sh`) see the comparison as its own frame.
 #[inline(never)]
-fn any_matches(delivery: &Delivery<'_>, tag: &[u8], algorithm: Algorithm) -> Choice {
-    delivery
-        .candidates()
+fn any_matches(candidates: &[Candidate], tag: &[u8], algorithm: Algorithm) -> Choice {
+    candidates
         .iter()
         .filter(|c| c.algorithm(algorithm) == algorithm)
         .fold(Choice::from(0), |found, c| found | ct_eq(c.as_bytes(), tag))
@@ -345,8 +490,7 @@ pub(crate) fn ct_eq(a: &[u8], b: &[u8]) -> Choice {
     diff.ct_eq(&0)
 }
 
-fn no_match(delivery: &Delivery<'_>, keys: usize, algorithm: Algorithm) -> VerifyError {
-    let candidates = delivery.candidates();
+fn no_match(candidates: &[Candidate], keys: usize, algorithm: Algorithm) -> VerifyError {
     let mut own = candidates
         .iter()
         .filter(|c| c.algorithm(algorithm) == algorithm)
@@ -588,5 +732,88 @@ mod tests {
         }
         assert!(!bool::from(ct_eq(&a, &a[..36])));
         assert!(bool::from(ct_eq(&[], &[])));
+    }
+}
+
+#[cfg(test)]
+mod body_mac_tests {
+    use super::*;
+    use crate::scheme::{
+        Custom, Dropbox, GitHub, Linear, Paddle, Shopify, Slack, Square, StandardWebhooks, Stripe,
+        Template, TimestampUnit, Twilio, Twitch, Zoom,
+    };
+    use crate::{ManualClock, Secret, Signer};
+
+    const URL: &str = "https://hooks.example.com/in?x=1";
+
+    fn parts(headers: HeaderMap) -> Parts {
+        let mut request = http::Request::post(URL).body(()).unwrap();
+        *request.headers_mut() = headers;
+        request.into_parts().0
+    }
+
+    /// Every MAC scheme, and whether its body can be MACed as it streams.
+    fn schemes() -> Vec<(Box<dyn Scheme>, bool)> {
+        let custom = Custom::new("x-sig")
+            .and_then(|c| c.timestamp_header("x-ts", TimestampUnit::Seconds))
+            .unwrap()
+            .template(Template::parse("{timestamp}:{body}:end").unwrap())
+            .unwrap();
+        vec![
+            (Box::new(StandardWebhooks), true),
+            (Box::new(Stripe), true),
+            (Box::new(GitHub), true),
+            (Box::new(Slack), true),
+            (Box::new(Shopify), true),
+            (Box::new(custom), true),
+            (Box::new(Square), true),
+            (Box::new(Zoom), true),
+            (Box::new(Dropbox), true),
+            (Box::new(Paddle), true),
+            (Box::new(Twitch), true),
+            (Box::new(Linear), false),
+            (Box::new(Twilio), false),
+        ]
+    }
+
+    #[test]
+    fn streamed_mac_agrees_with_whole_body_verification() {
+        let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let body = br#"{"webhookTimestamp":1700000000000,"a":"b"}"#;
+        for (i, (scheme, streams)) in schemes().into_iter().enumerate() {
+            let name = scheme.name();
+            let signer = Signer::new(schemes().swap_remove(i).0, Secret::from_bytes("s").unwrap());
+            let headers = signer.url(URL).sign_at(body, "msg_1", now).unwrap();
+            let keyring = Keyring::builder()
+                .clock(ManualClock::new(now))
+                .build(Secret::from_bytes("other").unwrap());
+            keyring
+                .rotate(Secret::from_bytes("s").unwrap(), Duration::from_secs(60))
+                .unwrap();
+            let verifier = Verifier::new(scheme, keyring);
+            let parts = parts(headers);
+            let whole = verifier.verify_request_at(&parts, body, now);
+            assert!(whole.is_ok(), "{name}: {whole:?}");
+            let body_mac = verifier.begin_body(&parts, now).unwrap();
+            assert_eq!(body_mac.is_some(), streams, "{name}");
+            let Some(mut body_mac) = body_mac else {
+                continue;
+            };
+            for chunk in body.chunks(7) {
+                body_mac.update(chunk);
+            }
+            assert_eq!(body_mac.finish(&verifier, &parts, body), whole, "{name}");
+
+            // One byte changed: refused alike.
+            let mut forged = body.to_vec();
+            forged[3] ^= 1;
+            let mut body_mac = verifier.begin_body(&parts, now).unwrap().unwrap();
+            body_mac.update(&forged);
+            assert_eq!(
+                body_mac.finish(&verifier, &parts, &forged),
+                verifier.verify_request_at(&parts, &forged, now),
+                "{name}"
+            );
+        }
     }
 }

@@ -13,6 +13,7 @@ use tower_service::Service;
 
 use super::layer::Config;
 use super::{Rejection, ResponseBody};
+use crate::verify::BodyMac;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -42,6 +43,7 @@ pin_project! {
             #[pin]
             body: Limited<B>,
             received: Received,
+            body_mac: Option<BodyMac>,
             parts: Option<Parts>,
             inner: Option<S>,
         },
@@ -66,6 +68,7 @@ where
     pub(crate) fn collecting(
         body: Limited<B>,
         expected: usize,
+        body_mac: Option<BodyMac>,
         parts: Parts,
         inner: S,
         config: Arc<Config>,
@@ -74,6 +77,7 @@ where
             state: State::Collecting {
                 body,
                 received: Received::new(expected),
+                body_mac,
                 parts: Some(parts),
                 inner: Some(inner),
             },
@@ -106,13 +110,19 @@ where
                 StateProj::Collecting {
                     mut body,
                     received,
+                    body_mac,
                     parts,
                     inner,
                 } => {
                     let collected = loop {
                         match ready!(body.as_mut().poll_frame(cx)) {
                             Some(Ok(frame)) => {
-                                if let Ok(data) = frame.into_data() {
+                                if let Ok(mut data) = frame.into_data() {
+                                    // `Bytes` hands itself over; other buffers are copied once.
+                                    let data = data.copy_to_bytes(data.remaining());
+                                    if let Some(body_mac) = body_mac {
+                                        body_mac.update(&data);
+                                    }
                                     received.push(data);
                                 }
                             }
@@ -125,7 +135,10 @@ where
                     };
                     let config = &**this.config;
                     let outcome = match collected {
-                        Ok(bytes) => match config.verifier.verify_request(&parts, &bytes) {
+                        Ok(bytes) => match match body_mac.take() {
+                            Some(body_mac) => body_mac.finish(&config.verifier, &parts, &bytes),
+                            None => config.verifier.verify_request(&parts, &bytes),
+                        } {
                             Ok(verified) => Ok((verified, bytes)),
                             Err(e) => Err(Rejection::Verify(e)),
                         },
@@ -208,26 +221,20 @@ impl Received {
         }
     }
 
-    fn push(&mut self, mut data: impl Buf) {
-        if !data.has_remaining() {
+    fn push(&mut self, data: Bytes) {
+        if data.is_empty() {
             return;
         }
         if self.first.is_none() && self.rest.is_empty() {
-            // `Bytes` hands itself over; other buffers are copied once.
-            self.first = Some(data.copy_to_bytes(data.remaining()));
+            self.first = Some(data);
             return;
         }
         if let Some(first) = self.first.take() {
             self.rest
-                .reserve(self.expected.max(first.len() + data.remaining()));
+                .reserve(self.expected.max(first.len() + data.len()));
             self.rest.extend_from_slice(&first);
         }
-        while data.has_remaining() {
-            let chunk = data.chunk();
-            self.rest.extend_from_slice(chunk);
-            let read = chunk.len();
-            data.advance(read);
-        }
+        self.rest.extend_from_slice(&data);
     }
 
     fn take(&mut self) -> Bytes {

@@ -77,15 +77,42 @@ where
             let response = self.config.reject(Rejection::BodyTooLarge { limit });
             return ResponseFuture::answered(response, Arc::clone(&self.config));
         }
+        // A body that may be large or whose length is unknown is MACed frame by frame as it
+        // arrives, where the scheme allows (its headers, timestamp and URL are then checked
+        // before the body is read); one announced as small is MACed once complete, which
+        // costs less than setting up the per-key MACs.
+        let verifier = &self.config.verifier;
+        let small = body.size_hint().upper().is_some_and(|n| n < STREAM_FROM);
+        let body_mac = match small {
+            true => None,
+            false => match verifier.begin_body(&parts, verifier.now()) {
+                Ok(body_mac) => body_mac,
+                Err(e) => {
+                    let response = self.config.reject(Rejection::Verify(e));
+                    return ResponseFuture::answered(response, Arc::clone(&self.config));
+                }
+            },
+        };
         // Announced lengths are only a hint for the buffer, and never above the limit.
         let expected = usize::try_from(declared).unwrap_or(limit).min(limit);
         let body = Limited::new(body, limit);
-        ResponseFuture::collecting(body, expected, parts, inner, Arc::clone(&self.config))
+        ResponseFuture::collecting(
+            body,
+            expected,
+            body_mac,
+            parts,
+            inner,
+            Arc::clone(&self.config),
+        )
     }
 }
 
 /// The `Content-Length` value when it is one well-formed number, else 0 (the body's own limit
 /// still applies; hyper refuses conflicting lengths before we see them).
+/// Bodies announced at fewer bytes than this are MACed once complete rather than as they
+/// stream: below it, receiving is faster than setting up the streaming MACs saves.
+const STREAM_FROM: u64 = 16 * 1024;
+
 fn declared_length(headers: &http::HeaderMap) -> u64 {
     let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
     match (values.next(), values.next()) {

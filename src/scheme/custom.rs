@@ -325,6 +325,10 @@ impl Custom {
 }
 
 impl Scheme for Custom {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "custom"
     }

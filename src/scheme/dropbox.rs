@@ -37,6 +37,10 @@ const MAX_CHALLENGE_LEN: usize = 256;
 pub struct Dropbox;
 
 impl Scheme for Dropbox {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "dropbox"
     }

@@ -40,6 +40,10 @@ const DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
 pub struct GitHub;
 
 impl Scheme for GitHub {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "github"
     }

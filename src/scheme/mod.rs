@@ -202,6 +202,14 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
         false
     }
 
+    /// True when [`parse`](Scheme::parse) does not read the body and
+    /// [`signed_content`](Scheme::signed_content) feeds it exactly once, as given: the
+    /// [Tower layer](crate::middleware) may then MAC the body frame by frame as it arrives
+    /// instead of after the last one. Default: `false`, which is always correct.
+    fn signs_body_as_is(&self) -> bool {
+        false
+    }
+
     /// The timestamp text a sender writes for `at`, or `None` when the scheme signs no
     /// timestamp. Default: whole Unix seconds.
     fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
@@ -258,6 +266,9 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
     }
     fn uses_url(&self) -> bool {
         (**self).uses_url()
+    }
+    fn signs_body_as_is(&self) -> bool {
+        (**self).signs_body_as_is()
     }
     fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
         (**self).timestamp_text(at)

@@ -38,6 +38,10 @@ const FIELDS: KeyedList = KeyedList {
 pub struct Paddle;
 
 impl Scheme for Paddle {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "paddle"
     }

@@ -34,6 +34,10 @@ const ID: HeaderName = HeaderName::from_static("x-shopify-webhook-id");
 pub struct Shopify;
 
 impl Scheme for Shopify {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "shopify"
     }

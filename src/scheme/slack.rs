@@ -32,6 +32,10 @@ const LAYOUT: TimestampedSignature = TimestampedSignature::v0(SIGNATURE, TIMESTA
 pub struct Slack;
 
 impl Scheme for Slack {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "slack"
     }

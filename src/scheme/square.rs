@@ -34,6 +34,10 @@ const SIGNATURE: HeaderName = HeaderName::from_static("x-square-hmacsha256-signa
 pub struct Square;
 
 impl Scheme for Square {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "square"
     }

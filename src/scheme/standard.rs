@@ -56,6 +56,10 @@ const SVIX_SIGNATURE: HeaderName = HeaderName::from_static("svix-signature");
 pub struct StandardWebhooks;
 
 impl Scheme for StandardWebhooks {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "standard-webhooks"
     }

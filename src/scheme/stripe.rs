@@ -55,6 +55,10 @@ impl Stripe {
 }
 
 impl Scheme for Stripe {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "stripe"
     }

@@ -46,6 +46,10 @@ const TYPE: HeaderName = HeaderName::from_static("twitch-eventsub-message-type")
 pub struct Twitch;
 
 impl Scheme for Twitch {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "twitch"
     }

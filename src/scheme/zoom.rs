@@ -65,6 +65,10 @@ impl Zoom {
 }
 
 impl Scheme for Zoom {
+    fn signs_body_as_is(&self) -> bool {
+        true
+    }
+
     fn name(&self) -> &'static str {
         "zoom"
     }
