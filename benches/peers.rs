@@ -1,17 +1,19 @@
 //! The same deliveries verified by this crate and by the published Rust verifiers, per body size.
 //!
-//! * `peers/standard`: Standard Webhooks: `webhook-guard`, `webhook-verify` 0.1,
-//!   `standardwebhooks` 1.0.1, and the RustCrypto pre-keyed HMAC floor over the same bytes.
+//! * `peers/standard`: Standard Webhooks: `webhook-guard`, `webhook-verify` 0.1, `svix` 2.9
+//!   (`svix::webhooks::Webhook::verify`), `standardwebhooks` 1.0.1, and the RustCrypto
+//!   pre-keyed HMAC floor over the same bytes.
 //! * `peers/stripe`: Stripe: `webhook-guard`, `webhook-verify`, floor.
 //! * `peers/github`: GitHub (`X-Hub-Signature-256`, a MAC over the body only): `webhook-guard`,
 //!   `webhook-verify`, and pre-keyed body MACs with `ring::hmac`, `aws_lc_rs::hmac` and RustCrypto
 //!   `Hmac<Sha256>` (each checking the decoded tag with its own `verify`).
 //!
-//! Every contender gets the same secret, body and headers, and each is asserted to accept the
-//! delivery once before it is measured. (`svix` 2.9.1 does not build against hyper-util 0.1.21,
-//! so it is not here; see BENCHMARKS.md.)
+//! Every contender gets the same secret, body and headers (the signature headers among the nine
+//! of a typical proxied request, `common::with_usual_headers`), and each is asserted to accept
+//! the delivery once before it is measured.
 //!
-//! `standardwebhooks` checks the timestamp against the system clock with no way to inject one, so
+//! `standardwebhooks` and `svix` check the timestamp against the system clock with no way to
+//! inject one, so
 //! the Standard Webhooks deliveries are signed at the real current time (per body size, just
 //! before they are measured); `webhook-guard` is given that instant with `verify_at` and
 //! `webhook-verify` reads the system clock. Stripe and GitHub deliveries are signed at
@@ -75,6 +77,7 @@ fn config() -> Criterion {
 fn standard(c: &mut Criterion) {
     let keyed = Hmac::<Sha256>::new_from_slice(RAW_KEY).unwrap();
     let sw = standardwebhooks::Webhook::new(&whsec()).unwrap();
+    let svix = svix::webhooks::Webhook::new(&whsec()).unwrap();
     let wv_secret = webhook_verify::Secret::new(whsec());
     let wv_options = webhook_verify::VerifyOptions::default();
     let verifier = common::verifier("standard", 1, true);
@@ -83,9 +86,11 @@ fn standard(c: &mut Criterion) {
         let body = common::body(size);
         // Signed now (second precision) so that `standardwebhooks`' system-clock check passes.
         let now: DateTime<Utc> = DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
-        let headers = Signer::new(common::scheme("standard"), common::secret())
-            .sign_at(&body, MSG_ID, now)
-            .unwrap();
+        let headers = common::with_usual_headers(
+            Signer::new(common::scheme("standard"), common::secret())
+                .sign_at(&body, MSG_ID, now)
+                .unwrap(),
+        );
         let list = pairs(&headers);
         let (before, after) = common::prefix("standard", &headers);
         let expected = tag(&before, &body, &after);
@@ -101,6 +106,7 @@ fn standard(c: &mut Criterion) {
         )
         .unwrap();
         sw.verify(&body, &headers).unwrap();
+        svix.verify(&body, &headers).unwrap();
         {
             let mut mac = keyed.clone();
             mac.update(&before);
@@ -144,6 +150,9 @@ fn standard(c: &mut Criterion) {
                 })
             },
         );
+        group.bench_with_input(BenchmarkId::new("svix", size), &body, |b, body| {
+            b.iter(|| black_box(svix.verify(black_box(body), black_box(&headers))).unwrap())
+        });
         group.bench_with_input(
             BenchmarkId::new("standardwebhooks", size),
             &body,
