@@ -101,7 +101,10 @@ pub fn with_usual_headers(signed: HeaderMap) -> HeaderMap {
     let mut headers = HeaderMap::new();
     for (name, value) in [
         ("host", "hooks.example.com"),
-        ("user-agent", "Webhook-Sender/1.0 (+https://sender.example/docs)"),
+        (
+            "user-agent",
+            "Webhook-Sender/1.0 (+https://sender.example/docs)",
+        ),
         ("content-type", "application/json"),
         ("content-length", "1024"),
         ("accept", "*/*"),

@@ -111,6 +111,13 @@ def ratios(results):
         # Each iteration is 1000 deliveries per thread: throughput ratio = 2*t1/t2.
         print(f"2 threads vs 1 (deliveries/s): {2 * t1 / t2:.3f}× (1 thread {fmt_time(t1)}, 2 threads {fmt_time(t2)} per 1000/thread)")
 
+    for link in ("loopback", "1Gbit"):
+        g = f"streaming/1MiB-{link}"
+        b, st = m(g, "buffer", 1048576), m(g, "stream", 1048576)
+        if b and st:
+            print(f"1 MiB over {link}: MAC while receiving {fmt_time(st)} vs buffer then MAC "
+                  f"{fmt_time(b)}: {st / b:.3f}× ({fmt_time(b - st)} sooner)")
+
     for peer_group in ("peers/standard", "peers/stripe", "peers/github"):
         fns = sorted({f for g2, f, _ in results if g2 == peer_group})
         if not fns:
@@ -133,6 +140,7 @@ SERIES = [
     ("hmac_floor/github", "verify", "webhook-guard github", dict(color="tab:cyan", marker="s")),
     ("peers/standard", "webhook-verify", "webhook-verify 0.1 (standard)", dict(color="tab:orange", marker="^")),
     ("peers/standard", "standardwebhooks", "standardwebhooks 1.0.1", dict(color="tab:red", marker="v")),
+    ("peers/standard", "svix", "svix 2.9 (standard)", dict(color="tab:brown", marker="x")),
     ("peers/github", "webhook-verify", "webhook-verify 0.1 (github)", dict(color="tab:orange", ls=":", marker="^")),
     ("peers/github", "ring", "ring 0.17 hmac (body only)", dict(color="tab:green", marker="D")),
     ("peers/github", "aws-lc-rs", "aws-lc-rs hmac (body only)", dict(color="tab:purple", marker="P")),

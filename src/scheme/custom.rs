@@ -7,7 +7,9 @@ use std::fmt;
 use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
-use super::{malformed, required_header, value, Delivery, Encoding, Scheme, Signature};
+use super::{
+    headers, malformed, out_joined, required, value, Delivery, Encoding, Scheme, Signature,
+};
 use crate::sign::SignError;
 use crate::verify::{HeaderProblem, VerifyError};
 
@@ -335,7 +337,7 @@ impl Scheme for Custom {
 
     fn parse<'h>(
         &self,
-        headers: &'h HeaderMap,
+        map: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
         if self.timestamp.is_some() && !self.template.uses_timestamp() {
@@ -348,7 +350,15 @@ impl Scheme for Custom {
                 problem: "the custom scheme reads an id header its template does not sign",
             });
         }
-        let text = required_header(headers, &self.signature)?;
+        // One pass for all three; a header the scheme does not read is asked for under the
+        // signature's name, which `headers` reads into the first slot only: its slot stays empty.
+        let timestamp_name = self
+            .timestamp
+            .as_ref()
+            .map_or(&self.signature, |(name, _)| name);
+        let id_name = self.id.as_ref().unwrap_or(&self.signature);
+        let [text, timestamp, id] = headers(map, [&self.signature, timestamp_name, id_name])?;
+        let text = required(text, &self.signature)?;
         match self.separator {
             Some(sep) => {
                 for item in text.split(sep).filter(|item| !item.trim().is_empty()) {
@@ -361,10 +371,10 @@ impl Scheme for Custom {
             None => self.push(delivery, text)?,
         }
         if let Some((name, unit)) = &self.timestamp {
-            delivery.set_timestamp_in(name, required_header(headers, name)?, *unit)?;
+            delivery.set_timestamp_in(name, required(timestamp, name)?, *unit)?;
         }
         if let Some(name) = &self.id {
-            delivery.set_id(required_header(headers, name)?);
+            delivery.set_id(required(id, name)?);
         }
         Ok(())
     }
@@ -377,14 +387,28 @@ impl Scheme for Custom {
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        // The parts around the body are fed joined (see `out_joined`); a template of more
+        // than eight parts on a side is fed part by part.
+        let mut side = arrayvec::ArrayVec::<&[u8], 8>::new();
         for part in &self.template.parts {
-            match part {
-                Part::Literal(bytes) => out(bytes),
-                Part::Id => out(delivery.id().unwrap_or_default().as_bytes()),
-                Part::Timestamp => out(delivery.timestamp_text().unwrap_or_default().as_bytes()),
-                Part::Body => out(body),
+            let bytes = match part {
+                Part::Literal(bytes) => &bytes[..],
+                Part::Id => delivery.id().unwrap_or_default().as_bytes(),
+                Part::Timestamp => delivery.timestamp_text().unwrap_or_default().as_bytes(),
+                Part::Body => {
+                    out_joined(&side, out);
+                    side.clear();
+                    out(body);
+                    continue;
+                }
+            };
+            if let Err(full) = side.try_push(bytes) {
+                out_joined(&side, out);
+                side.clear();
+                out(full.element());
             }
         }
+        out_joined(&side, out);
     }
 
     fn signature_headers(

@@ -734,6 +734,8 @@ const SCAN_PER_NAME: usize = 6;
 /// read in one pass instead of one lookup per name: a lookup hashes the name a byte at a time,
 /// which costs about as much as comparing six entries' names.
 ///
+/// A name given twice is read into its first slot only.
+///
 /// # Errors
 ///
 /// As for [`header`], for the first name in map order that has a problem.
@@ -759,15 +761,22 @@ pub fn headers<'h, const N: usize>(
     if map.len() <= SCAN_PER_NAME * N {
         for (name, value) in map {
             for (slot, wanted) in found.iter_mut().zip(names) {
-                if name == wanted && slot.replace(value).is_some() {
-                    return Err(VerifyError::DuplicateHeader {
-                        name: wanted.clone(),
-                    });
+                if name == wanted {
+                    if slot.replace(value).is_some() {
+                        return Err(VerifyError::DuplicateHeader {
+                            name: wanted.clone(),
+                        });
+                    }
+                    // Names are distinct, so no other slot wants this one.
+                    break;
                 }
             }
         }
     } else {
-        for (slot, wanted) in found.iter_mut().zip(names) {
+        for (i, (slot, wanted)) in found.iter_mut().zip(names).enumerate() {
+            if names[..i].contains(&wanted) {
+                continue;
+            }
             let mut values = map.get_all(wanted).iter();
             *slot = values.next();
             if values.next().is_some() {
@@ -819,7 +828,9 @@ pub(crate) fn out_joined(parts: &[&[u8]], out: &mut dyn FnMut(&[u8])) {
             return parts.iter().for_each(|part| out(part));
         }
     }
-    out(&joined);
+    if !joined.is_empty() {
+        out(&joined);
+    }
 }
 
 /// Splits ASCII `text` around the first `separator` byte.
@@ -1084,6 +1095,12 @@ mod tests {
                     map.append(http::header::HOST, HeaderValue::from_static("example.com"));
                     seen_scan |= map.len() <= SCAN_PER_NAME * 3;
                     seen_lookup |= map.len() > SCAN_PER_NAME * 3;
+                    let [first, again] = headers(&map, [&A, &A]).unwrap_or([None, None]);
+                    assert_eq!(again, None, "a repeated name fills its first slot only");
+                    assert_eq!(
+                        first.is_some(),
+                        headers(&map, [&A]).is_ok_and(|[a]| a.is_some())
+                    );
                     let one_pass = headers(&map, [&A, &B, &C]);
                     let each = [&A, &B, &C].map(|name| header(&map, name));
                     match (one_pass, each) {
