@@ -17,8 +17,8 @@ use http_body::{Body, Frame, SizeHint};
 use http_body_util::{BodyExt, Full};
 use webhook_guard::middleware::WebhookLayer;
 use webhook_guard::scheme::{
-    Custom, Encoding, GitHub, Scheme, Shopify, Slack, StandardWebhooks, Stripe, Template,
-    TimestampUnit,
+    Algorithm, Custom, Encoding, GitHub, Scheme, Shopify, Slack, StandardWebhooks, Stripe,
+    Template, TimestampUnit,
 };
 use webhook_guard::{
     Keyring, ManualClock, Secret, Signer, Verified, Verifier, VerifyError, MAX_SECRET_LEN,
@@ -824,7 +824,19 @@ pub fn check_layer(data: &[u8]) {
 
     let name = layout.name;
     let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).take();
-    let expected = if declared > LAYER_LIMIT as u64 || body.len() > LAYER_LIMIT {
+    // A body of unknown size is MACed as it streams in, for schemes that sign the body as is:
+    // its headers are checked before it is read, so a header problem (400 or 401) comes before
+    // the body's own (too large, read error). A declared length over the limit comes first.
+    let scheme_streams = {
+        let scheme = scheme(index);
+        scheme.signs_body_as_is() && scheme.algorithm() == Algorithm::HmacSha256
+    };
+    let headers_first = scheme_streams && hint.is_none() && !(sign && !conflicting);
+    let expected = if declared > LAYER_LIMIT as u64 {
+        Some(StatusCode::PAYLOAD_TOO_LARGE)
+    } else if headers_first {
+        None
+    } else if body.len() > LAYER_LIMIT {
         Some(StatusCode::PAYLOAD_TOO_LARGE)
     } else if fail {
         Some(StatusCode::BAD_REQUEST)
