@@ -310,7 +310,7 @@ impl Verifier {
         &self,
         request: &Parts,
         now: DateTime<Utc>,
-    ) -> Result<Option<BodyMac>, VerifyError> {
+    ) -> Result<Option<Box<BodyMac>>, VerifyError> {
         let scheme = &*self.scheme;
         if !scheme.signs_body_as_is() || scheme.algorithm() != Algorithm::HmacSha256 {
             return Ok(None);
@@ -359,7 +359,8 @@ impl Verifier {
             mac.update(&prefix);
             macs.push((Arc::clone(key), role, mac));
         }
-        Ok(Some(BodyMac {
+        // Boxed: a request future carries it, and most requests (small bodies) never do.
+        Ok(Some(Box::new(BodyMac {
             macs,
             suffix,
             candidates: candidates.to_vec(),
@@ -367,7 +368,7 @@ impl Verifier {
             webhook_id: delivery.id().map(ShortStr::new),
             now,
             set,
-        }))
+        })))
     }
 
     pub(crate) fn check_time(&self, ts: i64, now: i64) -> Result<i64, VerifyError> {
@@ -426,7 +427,7 @@ impl BodyMac {
     /// delivery is verified again whole against the keys of now, so a rotation during the
     /// upload never refuses a delivery that the new keys accept.
     pub(crate) fn finish(
-        self,
+        self: Box<Self>,
         verifier: &Verifier,
         request: &Parts,
         body: &[u8],

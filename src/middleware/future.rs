@@ -43,7 +43,7 @@ pin_project! {
             #[pin]
             body: Limited<B>,
             received: Received,
-            body_mac: Option<BodyMac>,
+            body_mac: Option<Box<BodyMac>>,
             parts: Option<Parts>,
             inner: Option<S>,
         },
@@ -68,7 +68,7 @@ where
     pub(crate) fn collecting(
         body: Limited<B>,
         expected: usize,
-        body_mac: Option<BodyMac>,
+        body_mac: Option<Box<BodyMac>>,
         parts: Parts,
         inner: S,
         config: Arc<Config>,
