@@ -427,7 +427,7 @@ impl BodyMac {
     /// delivery is verified again whole against the keys of now, so a rotation during the
     /// upload never refuses a delivery that the new keys accept.
     pub(crate) fn finish(
-        self: Box<Self>,
+        self,
         verifier: &Verifier,
         request: &Parts,
         body: &[u8],

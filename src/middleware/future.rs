@@ -136,7 +136,7 @@ where
                     let config = &**this.config;
                     let outcome = match collected {
                         Ok(bytes) => match match body_mac.take() {
-                            Some(body_mac) => body_mac.finish(&config.verifier, &parts, &bytes),
+                            Some(body_mac) => (*body_mac).finish(&config.verifier, &parts, &bytes),
                             None => config.verifier.verify_request(&parts, &bytes),
                         } {
                             Ok(verified) => Ok((verified, bytes)),
