@@ -831,7 +831,8 @@ pub fn check_layer(data: &[u8]) {
         let scheme = scheme(index);
         scheme.signs_body_as_is() && scheme.algorithm() == Algorithm::HmacSha256
     };
-    let headers_first = scheme_streams && hint.is_none() && !(sign && !conflicting);
+    let headers_pass = sign && !conflicting;
+    let headers_first = scheme_streams && hint.is_none() && !headers_pass;
     let expected = if declared > LAYER_LIMIT as u64 {
         Some(StatusCode::PAYLOAD_TOO_LARGE)
     } else if headers_first {
