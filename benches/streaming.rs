@@ -1,66 +1,32 @@
 //! Should the layer MAC the body while it streams in? End-to-end latency of one 1 MiB GitHub
 //! delivery over a real loopback connection (hyper server with `WebhookLayer`, keep-alive client
 //! on another core): `stream` is the layer as shipped, which feeds each frame to the MAC as it
-//! arrives; `buffer` is the same scheme with streaming turned off, so the body is MACed after
-//! its last frame. Both hand the whole body to the inner service.
+//! arrives; `buffer` is the layer with `stream_from(None)`, which MACs the body after its last
+//! frame. Both hand the whole body to the inner service.
 
 use std::convert::Infallible;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use http::{HeaderMap, Request, Response};
+use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tower::{service_fn, Layer};
-use webhook_guard::middleware::WebhookLayer;
-use webhook_guard::scheme::{Delivery, GitHub, Scheme, Signature};
-use webhook_guard::{Keyring, SignError, Verifier, VerifyError};
+use webhook_guard::middleware::{WebhookLayer, DEFAULT_STREAM_FROM};
+use webhook_guard::scheme::GitHub;
+use webhook_guard::{Keyring, Verifier};
 
 mod common;
 
 const SIZE: usize = 1024 * 1024;
 
-/// GitHub's scheme with streaming turned off, so the layer MACs the body once it is complete.
-#[derive(Debug)]
-struct Buffered(GitHub);
-
-impl Scheme for Buffered {
-    fn name(&self) -> &'static str {
-        "github-buffered"
-    }
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        self.0.parse(headers, delivery)
-    }
-    fn signs_body_as_is(&self) -> bool {
-        false
-    }
-    fn timestamp_text(&self, at: chrono::DateTime<chrono::Utc>) -> Option<String> {
-        self.0.timestamp_text(at)
-    }
-    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        self.0.signed_content(delivery, body, out)
-    }
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        self.0.signature_headers(delivery, signatures, headers)
-    }
-}
-
-/// Serves `verifier` behind the layer (limit 2 MiB) on a loopback port; the inner service
-/// answers 200 with the body length.
-async fn serve(verifier: Verifier) -> std::net::SocketAddr {
+/// Serves `verifier` behind the layer (limit 2 MiB, streaming from `stream_from`) on a loopback
+/// port; the inner service answers 200 with the body length.
+async fn serve(verifier: Verifier, stream_from: Option<u64>) -> std::net::SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let inner = service_fn(|request: Request<Full<Bytes>>| async move {
@@ -75,6 +41,7 @@ async fn serve(verifier: Verifier) -> std::net::SocketAddr {
     });
     let service = WebhookLayer::new(verifier)
         .max_body_size(2 * SIZE)
+        .stream_from(stream_from)
         .layer(inner);
     tokio::spawn(async move {
         loop {
@@ -150,11 +117,12 @@ fn streaming(c: &mut Criterion) {
         let mut group = c.benchmark_group(format!("streaming/1MiB-{link}"));
         group.throughput(Throughput::Bytes(SIZE as u64));
         for mode in ["buffer", "stream"] {
-            let verifier = match mode {
-                "buffer" => Verifier::new(Buffered(GitHub), Keyring::new(common::secret())),
-                _ => Verifier::new(GitHub, Keyring::new(common::secret())),
+            let stream_from = match mode {
+                "buffer" => None,
+                _ => Some(DEFAULT_STREAM_FROM),
             };
-            let addr = rt.block_on(serve(verifier));
+            let verifier = Verifier::new(GitHub, Keyring::new(common::secret()));
+            let addr = rt.block_on(serve(verifier, stream_from));
             let mut request = format!(
                 "POST /hooks HTTP/1.1\r\nhost: {addr}\r\ncontent-type: application/json\r\n\
              content-length: {SIZE}\r\nx-hub-signature-256: {signature}\r\n\r\n"

@@ -47,6 +47,10 @@ impl Upload {
     /// Starts a request through a layer around `verifier`; the inner service answers with the
     /// id of the key that verified it.
     fn start(verifier: Verifier, headers: HeaderMap) -> Self {
+        Self::through(WebhookLayer::new(verifier), headers)
+    }
+
+    fn through(layer: WebhookLayer, headers: HeaderMap) -> Self {
         let (frames, receiver) = mpsc::channel(1);
         let mut request = Request::post("/hooks").body(ChannelBody(receiver)).unwrap();
         request.headers_mut().extend(headers);
@@ -59,7 +63,7 @@ impl Upload {
                 .clone();
             Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(key.to_string()))))
         });
-        let service = WebhookLayer::new(verifier).layer(inner);
+        let service = layer.layer(inner);
         let answer = tokio::spawn(async move {
             let response = service.oneshot(request).await.unwrap();
             let status = response.status();
@@ -134,66 +138,70 @@ async fn a_forged_body_in_frames_is_refused() {
     assert!(detail.contains("no signature matched"), "{detail}");
 }
 
-#[tokio::test]
-async fn a_rotation_with_grace_during_the_upload_accepts_the_old_key() {
+/// Uploads `BODY` signed with `signed_with` to a keyring holding "old secret" (id `old`),
+/// rotating to "new secret" (id `new`) with `grace` after the first frame.
+async fn rotate_during_upload(
+    scheme: impl Scheme + Copy + 'static,
+    signed_with: &str,
+    grace: Duration,
+) -> (StatusCode, String) {
     let clock = ManualClock::at_unix(NOW);
     let keyring = keyring(&clock);
     let upload = Upload::start(
-        Verifier::new(GitHub, keyring.clone()),
-        signed(GitHub, "old secret", &clock),
+        Verifier::new(scheme, keyring.clone()),
+        signed(scheme, signed_with, &clock),
     );
     upload.send(BODY[0]).await;
     keyring
-        .rotate_with_id(
-            KeyId::new("new"),
-            secret("new secret"),
-            Duration::from_secs(600),
-        )
+        .rotate_with_id(KeyId::new("new"), secret("new secret"), grace)
         .unwrap();
     upload.send(BODY[1]).await;
     upload.send(BODY[2]).await;
-    assert_eq!(upload.finish().await, (StatusCode::OK, "old".to_owned()));
+    upload.finish().await
+}
+
+#[tokio::test]
+async fn a_rotation_with_grace_during_the_upload_accepts_the_old_key() {
+    let answer = rotate_during_upload(GitHub, "old secret", Duration::from_secs(600)).await;
+    assert_eq!(answer, (StatusCode::OK, "old".to_owned()));
 }
 
 #[tokio::test]
 async fn a_key_added_during_the_upload_is_tried_too() {
     // The sender already signs with a secret the receiver installs only while the body is on
     // its way: the MACs started with the old key set, so the delivery is checked again whole.
-    let clock = ManualClock::at_unix(NOW);
-    let keyring = keyring(&clock);
-    let upload = Upload::start(
-        Verifier::new(StandardWebhooks, keyring.clone()),
-        signed(StandardWebhooks, "new secret", &clock),
-    );
-    upload.send(BODY[0]).await;
-    keyring
-        .rotate_with_id(
-            KeyId::new("new"),
-            secret("new secret"),
-            Duration::from_secs(600),
-        )
-        .unwrap();
-    upload.send(BODY[1]).await;
-    upload.send(BODY[2]).await;
-    assert_eq!(upload.finish().await, (StatusCode::OK, "new".to_owned()));
+    let answer =
+        rotate_during_upload(StandardWebhooks, "new secret", Duration::from_secs(600)).await;
+    assert_eq!(answer, (StatusCode::OK, "new".to_owned()));
 }
 
 #[tokio::test]
 async fn a_secret_invalidated_during_the_upload_is_refused() {
+    let (status, _) = rotate_during_upload(StandardWebhooks, "old secret", Duration::ZERO).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn without_streaming_the_body_is_read_before_the_headers_are_judged() {
     let clock = ManualClock::at_unix(NOW);
-    let keyring = keyring(&clock);
-    let upload = Upload::start(
-        Verifier::new(StandardWebhooks, keyring.clone()),
-        signed(StandardWebhooks, "old secret", &clock),
-    );
+    let mut headers = signed(StandardWebhooks, "old secret", &clock);
+    headers.remove("webhook-timestamp");
+    let layer = WebhookLayer::new(Verifier::new(StandardWebhooks, keyring(&clock)));
+    let upload = Upload::through(layer.stream_from(None), headers);
     upload.send(BODY[0]).await;
-    keyring
-        .rotate_with_id(KeyId::new("new"), secret("new secret"), Duration::ZERO)
-        .unwrap();
+    tokio::task::yield_now().await;
+    assert!(
+        !upload.answer.is_finished(),
+        "answered before the body was read"
+    );
     upload.send(BODY[1]).await;
     upload.send(BODY[2]).await;
-    let (status, _) = upload.finish().await;
-    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, detail) = upload.finish().await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert!(
+        detail.contains("missing header webhook-timestamp"),
+        "{detail}"
+    );
 }
 
 #[tokio::test]

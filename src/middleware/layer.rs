@@ -13,6 +13,11 @@ use crate::verify::Verifier;
 /// typical deliveries are a few KiB; raise it where needed).
 pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
 
+/// Default for [`WebhookLayer::stream_from`]: bodies announced at 16 KiB or more, or not
+/// announced, are MACed as they arrive. Below it, receiving is faster than setting up the
+/// per-key MACs saves (see BENCHMARKS.md).
+pub const DEFAULT_STREAM_FROM: u64 = 16 * 1024;
+
 type RejectionFn = dyn Fn(Rejection) -> Response<Full<Bytes>> + Send + Sync;
 
 /// Applies [`WebhookService`] to a service: verify, then pass on or reject.
@@ -26,6 +31,7 @@ pub struct WebhookLayer {
 pub(crate) struct Config {
     pub(crate) verifier: Verifier,
     pub(crate) max_body_size: usize,
+    pub(crate) stream_from: Option<u64>,
     pub(crate) on_rejection: Option<Arc<RejectionFn>>,
 }
 
@@ -60,6 +66,7 @@ impl WebhookLayer {
             config: Arc::new(Config {
                 verifier,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
+                stream_from: Some(DEFAULT_STREAM_FROM),
                 on_rejection: None,
             }),
         }
@@ -68,6 +75,27 @@ impl WebhookLayer {
     /// Largest body accepted, in bytes. Default: [`DEFAULT_MAX_BODY_SIZE`] (1 MiB).
     pub fn max_body_size(mut self, limit: usize) -> Self {
         self.config_mut().max_body_size = limit;
+        self
+    }
+
+    /// Bodies announced (`Content-Length`, or the body's exact size) at `from` bytes or more,
+    /// or not announced, are MACed frame by frame as they arrive, for schemes that allow it,
+    /// and their headers are checked before the body is read (see the
+    /// [module docs](crate::middleware)). `None` buffers every body and verifies it once
+    /// complete. Default: [`DEFAULT_STREAM_FROM`] (16 KiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::{middleware::WebhookLayer, scheme::GitHub, Keyring, Secret, Verifier};
+    ///
+    /// let verifier = Verifier::new(GitHub, Keyring::new(Secret::from_bytes("s")?));
+    /// // Always read the whole body first, then verify.
+    /// let layer = WebhookLayer::new(verifier).stream_from(None);
+    /// # Ok::<(), webhook_guard::SecretError>(())
+    /// ```
+    pub fn stream_from(mut self, from: Option<u64>) -> Self {
+        self.config_mut().stream_from = from;
         self
     }
 
@@ -104,6 +132,7 @@ impl WebhookLayer {
             self.config = Arc::new(Config {
                 verifier: self.config.verifier.clone(),
                 max_body_size: self.config.max_body_size,
+                stream_from: self.config.stream_from,
                 on_rejection: self.config.on_rejection.clone(),
             });
         }
@@ -127,6 +156,7 @@ impl fmt::Debug for WebhookLayer {
         f.debug_struct("WebhookLayer")
             .field("verifier", &self.config.verifier)
             .field("max_body_size", &self.config.max_body_size)
+            .field("stream_from", &self.config.stream_from)
             .field("on_rejection", &self.config.on_rejection.is_some())
             .finish()
     }

@@ -19,7 +19,7 @@
 //! could be read as a smuggled request.
 //!
 //! A body that is announced as 16 KiB or more, or not announced at all, is MACed frame by frame
-//! as it arrives rather than after its last frame, for schemes that sign the body as is
+//! as it arrives rather than after its last frame ([`WebhookLayer::stream_from`]), for schemes that sign the body as is
 //! ([`Scheme::signs_body_as_is`](crate::scheme::Scheme::signs_body_as_is): all built-in HMAC
 //! schemes except Twilio and Linear, which read the body to find what they sign). Its headers,
 //! timestamp and URL are then checked before the body is read, so a request with a missing or
@@ -92,6 +92,6 @@ mod service;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
-pub use layer::{WebhookLayer, DEFAULT_MAX_BODY_SIZE};
+pub use layer::{WebhookLayer, DEFAULT_MAX_BODY_SIZE, DEFAULT_STREAM_FROM};
 pub use rejection::Rejection;
 pub use service::WebhookService;

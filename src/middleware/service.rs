@@ -80,12 +80,16 @@ where
         // A body that may be large or whose length is unknown is MACed frame by frame as it
         // arrives, where the scheme allows (its headers, timestamp and URL are then checked
         // before the body is read); one announced as small is MACed once complete, which
-        // costs less than setting up the per-key MACs.
+        // costs less than setting up the per-key MACs (`WebhookLayer::stream_from`).
         let verifier = &self.config.verifier;
-        let small = body.size_hint().upper().is_some_and(|n| n < STREAM_FROM);
-        let body_mac = match small {
-            true => None,
-            false => match verifier.begin_body(&parts, verifier.now()) {
+        let stream = self.config.stream_from.is_some_and(|from| {
+            body.size_hint()
+                .upper()
+                .is_none_or(|announced| announced >= from)
+        });
+        let body_mac = match stream {
+            false => None,
+            true => match verifier.begin_body(&parts, verifier.now()) {
                 Ok(body_mac) => body_mac,
                 Err(e) => {
                     let response = self.config.reject(Rejection::Verify(e));
@@ -109,10 +113,6 @@ where
 
 /// The `Content-Length` value when it is one well-formed number, else 0 (the body's own limit
 /// still applies; hyper refuses conflicting lengths before we see them).
-/// Bodies announced at fewer bytes than this are MACed once complete rather than as they
-/// stream: below it, receiving is faster than setting up the streaming MACs saves.
-const STREAM_FROM: u64 = 16 * 1024;
-
 fn declared_length(headers: &http::HeaderMap) -> u64 {
     let mut values = headers.get_all(header::CONTENT_LENGTH).iter();
     match (values.next(), values.next()) {
@@ -127,6 +127,7 @@ impl<S: fmt::Debug> fmt::Debug for WebhookService<S> {
             .field("inner", &self.inner)
             .field("verifier", &self.config.verifier)
             .field("max_body_size", &self.config.max_body_size)
+            .field("stream_from", &self.config.stream_from)
             .finish()
     }
 }
