@@ -351,13 +351,13 @@ impl Verifier {
         }
         let set = self.keyring.snapshot_full();
         let mut macs = Vec::new();
-        for (key, role) in set.live(now) {
+        for (key, _) in set.live(now) {
             let Some(keyed) = key.keyed_sha256() else {
                 return Ok(None);
             };
             let mut mac = keyed.clone();
             mac.update(&prefix);
-            macs.push((Arc::clone(key), role, mac));
+            macs.push((Arc::clone(key), mac));
         }
         // Boxed: a request future carries it, and most requests (small bodies) never do.
         Ok(Some(Box::new(BodyMac {
@@ -366,7 +366,6 @@ impl Verifier {
             candidates: candidates.to_vec(),
             timestamp,
             webhook_id: delivery.id().map(ShortStr::new),
-            now,
             set,
         })))
     }
@@ -404,12 +403,12 @@ impl fmt::Debug for Verifier {
 /// the signed prefix (id, timestamp, URL), fed each body frame in turn. Made by
 /// `Verifier::begin_body`; used by the Tower layer.
 pub(crate) struct BodyMac {
-    macs: Vec<(Arc<Key>, KeyRole, HmacSha256)>,
+    /// In the key set's order.
+    macs: Vec<(Arc<Key>, HmacSha256)>,
     suffix: Vec<u8>,
     candidates: Vec<Candidate>,
     timestamp: Option<i64>,
     webhook_id: Option<ShortStr>,
-    now: DateTime<Utc>,
     /// The key set the MACs came from, to notice a rotation while the body arrived.
     set: Arc<KeySet>,
 }
@@ -417,40 +416,49 @@ pub(crate) struct BodyMac {
 impl BodyMac {
     /// MACs the next piece of the body.
     pub(crate) fn update(&mut self, bytes: &[u8]) {
-        for (_, _, mac) in &mut self.macs {
+        for (_, mac) in &mut self.macs {
             mac.update(bytes);
         }
     }
 
     /// Finishes verification of `request` with `body`, the whole body that was fed to
-    /// [`update`](BodyMac::update). When no key matched but the key set changed meanwhile, the
-    /// delivery is verified again whole against the keys of now, so a rotation during the
-    /// upload never refuses a delivery that the new keys accept.
+    /// [`update`](BodyMac::update), deciding as verifying the whole body at `now` would: the
+    /// timestamp is checked again and only keys live at `now` count, so a slow upload neither
+    /// stretches the tolerance nor a grace period. When the key set changed during the upload,
+    /// the delivery is verified again whole against the keys of `now`, so a rotation never
+    /// refuses a delivery that the new keys accept.
     pub(crate) fn finish(
         self,
         verifier: &Verifier,
         request: &Parts,
         body: &[u8],
+        now: DateTime<Utc>,
     ) -> Result<Verified, VerifyError> {
-        let now = self.now.timestamp();
-        let tried = self.macs.len();
-        for (key, role, mut mac) in self.macs {
+        if !Arc::ptr_eq(&self.set, &verifier.keyring.snapshot_full()) {
+            return verifier.verify_request_at(request, body, now);
+        }
+        let now_secs = now.timestamp();
+        let timestamp = self
+            .timestamp
+            .map(|ts| verifier.check_time(ts, now_secs))
+            .transpose()?;
+        let mut webhook_id = self.webhook_id;
+        let mut macs = self.macs.into_iter();
+        let mut tried = 0;
+        for (key, role) in self.set.live(now) {
+            tried += 1;
+            // A key live now was live when the MACs started, and in the same order, unless
+            // the clock went back since.
+            let Some((_, mut mac)) = macs.find(|(started, _)| Arc::ptr_eq(started, key)) else {
+                return verifier.verify_request_at(request, body, now);
+            };
             mac.update(&self.suffix);
             let tag = mac.finalize().into_bytes();
             let matched = bool::from(any_matches(&self.candidates, &tag, Algorithm::HmacSha256));
             if matched && !key.is_retired() {
-                return Ok(verifier.accept(
-                    &key,
-                    role,
-                    &self.set,
-                    self.timestamp,
-                    self.webhook_id,
-                    now,
-                ));
+                let id = webhook_id.take();
+                return Ok(verifier.accept(key, role, &self.set, timestamp, id, now_secs));
             }
-        }
-        if !Arc::ptr_eq(&self.set, &verifier.keyring.snapshot_full()) {
-            return verifier.verify_request_at(request, body, self.now);
         }
         Err(no_match(&self.candidates, tried, Algorithm::HmacSha256))
     }
@@ -778,6 +786,36 @@ mod body_mac_tests {
     }
 
     #[test]
+    fn time_passing_during_the_upload_is_judged_at_the_end() {
+        // Found by review: a grace key that expires, or a timestamp that ages out, while the
+        // body arrives must be refused as whole-body verification at the end refuses it.
+        let start = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let clock = ManualClock::new(start);
+        let keyring = Keyring::builder()
+            .clock(clock.clone())
+            .build(Secret::from_bytes("old").unwrap());
+        keyring
+            .rotate(Secret::from_bytes("new").unwrap(), Duration::from_secs(60))
+            .unwrap();
+        let verifier = Verifier::new(StandardWebhooks, keyring);
+        let body = b"{}";
+        let headers = Signer::new(StandardWebhooks, Secret::from_bytes("old").unwrap())
+            .sign_at(body, "msg_1", start)
+            .unwrap();
+        let parts = parts(headers);
+        for later in [0, 59, 60, 200, 299, 300, 301, 600] {
+            let end = start + chrono::Duration::seconds(later);
+            let mut body_mac = verifier.begin_body(&parts, start).unwrap().unwrap();
+            body_mac.update(body);
+            assert_eq!(
+                body_mac.finish(&verifier, &parts, body, end),
+                verifier.verify_request_at(&parts, body, end),
+                "{later} s later"
+            );
+        }
+    }
+
+    #[test]
     fn streamed_mac_agrees_with_whole_body_verification() {
         let now = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
         let body = br#"{"webhookTimestamp":1700000000000,"a":"b"}"#;
@@ -803,7 +841,11 @@ mod body_mac_tests {
             for chunk in body.chunks(7) {
                 body_mac.update(chunk);
             }
-            assert_eq!(body_mac.finish(&verifier, &parts, body), whole, "{name}");
+            assert_eq!(
+                body_mac.finish(&verifier, &parts, body, now),
+                whole,
+                "{name}"
+            );
 
             // One byte changed: refused alike.
             let mut forged = body.to_vec();
@@ -811,7 +853,7 @@ mod body_mac_tests {
             let mut body_mac = verifier.begin_body(&parts, now).unwrap().unwrap();
             body_mac.update(&forged);
             assert_eq!(
-                body_mac.finish(&verifier, &parts, &forged),
+                body_mac.finish(&verifier, &parts, &forged, now),
                 verifier.verify_request_at(&parts, &forged, now),
                 "{name}"
             );

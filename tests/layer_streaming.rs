@@ -221,8 +221,9 @@ async fn headers_are_refused_before_the_body_is_read() {
 }
 
 #[tokio::test]
-async fn the_timestamp_is_checked_when_the_headers_arrive() {
-    // A slow upload that outlasts the tolerance is still accepted: the sender signed in time.
+async fn a_slow_upload_does_not_stretch_the_timestamp_tolerance() {
+    // Fresh when the headers arrive, stale when the body is complete: refused, as verifying
+    // the whole body at the end would.
     let clock = ManualClock::at_unix(NOW);
     let upload = Upload::start(
         Verifier::new(StandardWebhooks, keyring(&clock)),
@@ -232,7 +233,33 @@ async fn the_timestamp_is_checked_when_the_headers_arrive() {
     clock.advance(Duration::from_secs(3600));
     upload.send(BODY[1]).await;
     upload.send(BODY[2]).await;
-    assert_eq!(upload.finish().await, (StatusCode::OK, "old".to_owned()));
+    let (status, detail) = upload.finish().await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(detail.contains("3600s old"), "{detail}");
+}
+
+#[tokio::test]
+async fn a_grace_period_that_ends_during_the_upload_refuses_the_old_key() {
+    let clock = ManualClock::at_unix(NOW);
+    let keyring = keyring(&clock);
+    keyring
+        .rotate_with_id(
+            KeyId::new("new"),
+            secret("new secret"),
+            Duration::from_secs(60),
+        )
+        .unwrap();
+    let upload = Upload::start(
+        Verifier::new(GitHub, keyring.clone()),
+        signed(GitHub, "old secret", &clock),
+    );
+    upload.send(BODY[0]).await;
+    clock.advance(Duration::from_secs(61));
+    upload.send(BODY[1]).await;
+    upload.send(BODY[2]).await;
+    let (status, detail) = upload.finish().await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    assert!(detail.contains("against 1 live key"), "{detail}");
 }
 
 #[tokio::test]

@@ -136,7 +136,10 @@ where
                     let config = &**this.config;
                     let outcome = match collected {
                         Ok(bytes) => match match body_mac.take() {
-                            Some(body_mac) => (*body_mac).finish(&config.verifier, &parts, &bytes),
+                            Some(body_mac) => {
+                                let now = config.verifier.now();
+                                (*body_mac).finish(&config.verifier, &parts, &bytes, now)
+                            }
                             None => config.verifier.verify_request(&parts, &bytes),
                         } {
                             Ok(verified) => Ok((verified, bytes)),

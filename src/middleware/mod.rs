@@ -28,9 +28,11 @@
 //! cost (`benches/streaming.rs`). The body is still buffered for the inner service. Keys are
 //! taken when the headers arrive; if the keyring changes during the upload and no key matched,
 //! the delivery is verified again against the keys of that moment, so a rotation never refuses
-//! a delivery the new keys accept. A key invalidated at once (grace 0, revoke) is refused even
-//! for an upload that started before. The timestamp is checked against the time the headers
-//! arrived, so a slow upload of a delivery signed in time is not refused as stale.
+//! a delivery the new keys accept. When the body is complete, the timestamp and the keys'
+//! grace periods are judged again as of that moment, so streaming accepts and refuses exactly
+//! what verifying the whole body then would: a slow upload stretches neither the tolerance nor a
+//! grace period, and a key invalidated at once (grace 0, revoke) is refused even for an upload
+//! that started before.
 //!
 //! The rejection response can be replaced with [`WebhookLayer::on_rejection`].
 //!

@@ -351,14 +351,14 @@ impl Scheme for Custom {
             });
         }
         // One pass for all three; a header the scheme does not read is asked for under the
-        // signature's name, which `headers` reads into the first slot only: its slot stays empty.
+        // signature's name, and its slot ignored.
         let timestamp_name = self
             .timestamp
             .as_ref()
             .map_or(&self.signature, |(name, _)| name);
         let id_name = self.id.as_ref().unwrap_or(&self.signature);
-        let [text, timestamp, id] = headers(map, [&self.signature, timestamp_name, id_name])?;
-        let text = required(text, &self.signature)?;
+        let [text, timestamp, id] = headers(map, [&self.signature, timestamp_name, id_name]);
+        let text = required(text?, &self.signature)?;
         match self.separator {
             Some(sep) => {
                 for item in text.split(sep).filter(|item| !item.trim().is_empty()) {
@@ -371,10 +371,10 @@ impl Scheme for Custom {
             None => self.push(delivery, text)?,
         }
         if let Some((name, unit)) = &self.timestamp {
-            delivery.set_timestamp_in(name, required(timestamp, name)?, *unit)?;
+            delivery.set_timestamp_in(name, required(timestamp?, name)?, *unit)?;
         }
         if let Some(name) = &self.id {
-            delivery.set_id(required(id, name)?);
+            delivery.set_id(required(id?, name)?);
         }
         Ok(())
     }
@@ -447,6 +447,29 @@ impl Scheme for Custom {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_header_may_serve_as_both_timestamp_and_id() {
+        use crate::{Keyring, Secret, Signer, Verifier};
+        let scheme = || {
+            Custom::new("x-sig")
+                .and_then(|c| c.timestamp_header("x-meta", TimestampUnit::Seconds))
+                .and_then(|c| c.id_header("x-meta"))
+                .unwrap()
+                .template(Template::parse("{id}.{timestamp}.{body}").unwrap())
+                .unwrap()
+        };
+        let at = DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let secret = || Secret::from_bytes("s").unwrap();
+        let headers = Signer::new(scheme(), secret())
+            .sign_at(b"{}", "1700000000", at)
+            .unwrap();
+        let verified = Verifier::new(scheme(), Keyring::new(secret()))
+            .verify_at(&headers, b"{}", at)
+            .unwrap();
+        assert_eq!(verified.webhook_id(), Some("1700000000"));
+        assert_eq!(verified.timestamp(), Some(at));
+    }
 
     #[test]
     fn templates_parse_into_parts() {

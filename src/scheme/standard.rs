@@ -70,21 +70,20 @@ impl Scheme for StandardWebhooks {
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
         // The Standard Webhooks names, then Svix's.
-        let (list, id, timestamp, signature) = match headers(map, [&SIGNATURE, &ID, &TIMESTAMP])? {
-            [Some(list), id, ts] => (list, required(id, &ID)?, (ts, TIMESTAMP), SIGNATURE),
-            [None, ..] => match headers(map, [&SVIX_SIGNATURE, &SVIX_ID, &SVIX_TIMESTAMP])? {
-                [Some(list), id, ts] => (
-                    list,
-                    required(id, &SVIX_ID)?,
-                    (ts, SVIX_TIMESTAMP),
-                    SVIX_SIGNATURE,
-                ),
-                [None, ..] => return Err(VerifyError::MissingHeader { name: SIGNATURE }),
-            },
+        let [list, id, timestamp] = headers(map, [&SIGNATURE, &ID, &TIMESTAMP]);
+        let (list, id, timestamp, [signature, id_name, timestamp_name]) = match list? {
+            Some(list) => (list, id, timestamp, [SIGNATURE, ID, TIMESTAMP]),
+            None => {
+                let [list, id, timestamp] =
+                    headers(map, [&SVIX_SIGNATURE, &SVIX_ID, &SVIX_TIMESTAMP]);
+                let list = list?.ok_or(VerifyError::MissingHeader { name: SIGNATURE })?;
+                let names = [SVIX_SIGNATURE, SVIX_ID, SVIX_TIMESTAMP];
+                (list, id, timestamp, names)
+            }
         };
+        let id = required(id?, &id_name)?;
         delivery.set_id(id);
-        let (timestamp, timestamp_name) = timestamp;
-        delivery.set_timestamp(&timestamp_name, required(timestamp, &timestamp_name)?)?;
+        delivery.set_timestamp(&timestamp_name, required(timestamp?, &timestamp_name)?)?;
         for item in list.split(' ').filter(|item| !item.is_empty()) {
             let Some((version, sig)) = split_once_byte(item, b',') else {
                 return Err(malformed(&signature, HeaderProblem::Unparsable));

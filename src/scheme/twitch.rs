@@ -79,10 +79,10 @@ impl Scheme for Twitch {
         map: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let [text, id, timestamp] = headers(map, [&SIGNATURE, &ID, &TIMESTAMP])?;
-        let text = required(text, &SIGNATURE)?;
-        delivery.set_id(required(id, &ID)?);
-        delivery.set_timestamp_rfc3339(&TIMESTAMP, required(timestamp, &TIMESTAMP)?)?;
+        let [text, id, timestamp] = headers(map, [&SIGNATURE, &ID, &TIMESTAMP]);
+        let text = required(text?, &SIGNATURE)?;
+        delivery.set_id(required(id?, &ID)?);
+        delivery.set_timestamp_rfc3339(&TIMESTAMP, required(timestamp?, &TIMESTAMP)?)?;
         let sig = text.strip_prefix("sha256=").ok_or_else(|| {
             malformed(
                 &SIGNATURE,
