@@ -416,8 +416,8 @@ fn find(haystack: &[u8], needle: &[u8]) -> Option<std::ops::Range<usize>> {
 ///
 /// Properties: an unmodified delivery verifies; so do equivalent encodings of its signature
 /// (hex in upper case, base64 without padding); any real change to the body, the timestamp,
-/// a signed id or the signature bytes, a missing or duplicated header, or the wrong key is
-/// refused.
+/// a signed id or the signature bytes, a missing header or a duplicated one the scheme reads,
+/// or the wrong key is refused.
 pub fn check_verify_mutations(data: &[u8]) {
     let [pick, mutation, pos, with, body @ ..] = data else {
         return;
@@ -551,9 +551,13 @@ pub fn check_verify_mutations(data: &[u8]) {
             changed.remove(drop);
             refused("a required header was removed", verify(&changed, body));
         }
-        // Duplicate any header.
+        // Duplicate a header the scheme reads (an unsigned delivery id is not read).
         7 => {
-            let names: Vec<&HeaderName> = headers.keys().collect();
+            let unread = layout.id.filter(|(_, signed)| !signed).map(|(h, _)| h);
+            let names: Vec<&HeaderName> = headers
+                .keys()
+                .filter(|n| Some(n.as_str()) != unread)
+                .collect();
             let name_dup = names[usize::from(*pos) % names.len()].clone();
             let mut changed = headers.clone();
             if let Some(v) = headers.get(&name_dup) {
