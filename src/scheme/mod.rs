@@ -1097,8 +1097,10 @@ mod tests {
 
     #[test]
     fn base64_fast_path_agrees_with_the_lenient_decoder() {
-        // Every string over a small alphabet up to 8 characters, padding in every position.
-        let alphabet = [b'A', b'Q', b'/', b'+', b'=', b'z', b'9', b'-'];
+        // Every string up to 8 characters (two quads) over: a digit with zero low bits, one
+        // with non-zero low bits (non-canonical last digit), two more valid digits, padding,
+        // and an invalid character.
+        let alphabet = [b'A', b'Q', b'/', b'z', b'=', b'-'];
         let mut checked = 0;
         for len in 0..=8u32 {
             for n in 0..alphabet.len().pow(len) {
@@ -1122,7 +1124,7 @@ mod tests {
                 checked += 1;
             }
         }
-        assert_eq!(checked, (0..=8).map(|l| 8usize.pow(l)).sum::<usize>());
+        assert_eq!(checked, (0..=8).map(|l| 6usize.pow(l)).sum::<usize>());
     }
 
     #[test]
