@@ -135,16 +135,16 @@ where
                     };
                     let config = &**this.config;
                     let outcome = match collected {
-                        Ok(bytes) => match match body_mac.take() {
-                            Some(body_mac) => {
-                                let now = config.verifier.now();
-                                (*body_mac).finish(&config.verifier, &parts, &bytes, now)
-                            }
-                            None => config.verifier.verify_request(&parts, &bytes),
-                        } {
-                            Ok(verified) => Ok((verified, bytes)),
-                            Err(e) => Err(Rejection::Verify(e)),
-                        },
+                        Ok(bytes) => {
+                            let verified = match body_mac.take() {
+                                Some(body_mac) => {
+                                    let now = config.verifier.now();
+                                    (*body_mac).finish(&config.verifier, &parts, &bytes, now)
+                                }
+                                None => config.verifier.verify_request(&parts, &bytes),
+                            };
+                            verified.map(|v| (v, bytes)).map_err(Rejection::Verify)
+                        }
                         Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
                             Err(Rejection::BodyTooLarge {
                                 limit: config.max_body_size,
