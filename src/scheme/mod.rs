@@ -758,9 +758,11 @@ pub fn headers<'h, const N: usize>(
     let mut found: [(Option<&'h HeaderValue>, bool); N] = [(None, false); N];
     if map.len() <= SCAN_PER_NAME * N {
         for (name, value) in map {
-            if let Some(slot) = names.iter().position(|wanted| name == *wanted) {
-                let (first, repeated) = &mut found[slot];
-                *repeated |= first.replace(value).is_some();
+            // Every slot that wants this name, should a name be asked for twice.
+            for ((first, repeated), wanted) in found.iter_mut().zip(names) {
+                if name == wanted {
+                    *repeated |= first.replace(value).is_some();
+                }
             }
         }
     } else {
@@ -769,16 +771,14 @@ pub fn headers<'h, const N: usize>(
             *slot = (values.next(), values.next().is_some());
         }
     }
-    std::array::from_fn(|i| {
-        // A name asked for twice: the scan filled its first slot only.
-        let first = names.iter().position(|name| *name == names[i]).unwrap_or(i);
-        match found[first] {
-            (_, true) => Err(VerifyError::DuplicateHeader {
-                name: names[i].clone(),
-            }),
-            (value, false) => value.map(|value| header_text(names[i], value)).transpose(),
-        }
-    })
+    let mut texts = [const { Ok(None) }; N];
+    for ((text, found), name) in texts.iter_mut().zip(found).zip(names) {
+        *text = match found {
+            (_, true) => Err(VerifyError::DuplicateHeader { name: name.clone() }),
+            (value, false) => value.map(|value| header_text(name, value)).transpose(),
+        };
+    }
+    texts
 }
 
 /// The text of one value of header `name`, trimmed, if it is short enough and visible ASCII.
