@@ -2,7 +2,7 @@
 //!
 //! ```sh
 //! cargo run --example receiver                       # 127.0.0.1:3000, fresh secret
-//! PORT=8080 WEBHOOK_SECRET=whsec_... cargo run --example receiver
+//! PORT=8080 WEBHOOK_SECRET=whsec_... cargo run --example receiver   # PORT=0: any free port
 //! ```
 //!
 //! On start it prints the secret it uses and a ready `curl` command with a correctly signed
@@ -38,7 +38,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map_err(|e| format!("PORT={p:?} is not a port number: {e}"))?,
         Err(_) => 3000,
     };
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let requested = SocketAddr::from(([127, 0, 0, 1], port));
+    // Bound first, so that PORT=0 (any free port) prints the port actually used.
+    let listener = tokio::net::TcpListener::bind(requested)
+        .await
+        .map_err(|e| format!("cannot listen on {requested}: {e} (set PORT to use another port)"))?;
+    let addr = listener.local_addr()?;
 
     let (keyring, shown) = match std::env::var("WEBHOOK_SECRET") {
         Ok(text) => {
@@ -70,9 +75,6 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 .with_state((keyring, addr)),
         );
 
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .map_err(|e| format!("cannot listen on {addr}: {e} (set PORT to use another port)"))?;
     println!("listening on http://{addr} (POST /webhooks, POST /rotate)");
     axum::serve(listener, app)
         .with_graceful_shutdown(async {
