@@ -716,14 +716,25 @@ pub fn header<'h>(
     headers: &'h HeaderMap,
     name: &HeaderName,
 ) -> Result<Option<&'h str>, VerifyError> {
-    let mut values = headers.get_all(name).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(VerifyError::DuplicateHeader { name: name.clone() });
+    checked(name, looked_up(headers, name))
+}
+
+/// Header `name`'s first value, and whether it has another.
+fn looked_up<'h>(map: &'h HeaderMap, name: &HeaderName) -> (Option<&'h HeaderValue>, bool) {
+    let mut values = map.get_all(name).iter();
+    (values.next(), values.next().is_some())
+}
+
+/// What [`header`] answers for header `name` with `found` as its first value and whether it
+/// has another.
+fn checked<'h>(
+    name: &HeaderName,
+    found: (Option<&'h HeaderValue>, bool),
+) -> Result<Option<&'h str>, VerifyError> {
+    match found {
+        (_, true) => Err(VerifyError::DuplicateHeader { name: name.clone() }),
+        (value, false) => value.map(|value| header_text(name, value)).transpose(),
     }
-    header_text(name, value).map(Some)
 }
 
 /// Values per wanted name up to which [`headers`] scans the map rather than looking each name
@@ -767,16 +778,12 @@ pub fn headers<'h, const N: usize>(
         }
     } else {
         for (slot, wanted) in found.iter_mut().zip(names) {
-            let mut values = map.get_all(wanted).iter();
-            *slot = (values.next(), values.next().is_some());
+            *slot = looked_up(map, wanted);
         }
     }
     let mut texts = [const { Ok(None) }; N];
     for ((text, found), name) in texts.iter_mut().zip(found).zip(names) {
-        *text = match found {
-            (_, true) => Err(VerifyError::DuplicateHeader { name: name.clone() }),
-            (value, false) => value.map(|value| header_text(name, value)).transpose(),
-        };
+        *text = checked(name, found);
     }
     texts
 }
@@ -878,9 +885,23 @@ pub(crate) struct KeyedList {
     pub(crate) separator: char,
     pub(crate) timestamp: &'static str,
     pub(crate) signature: &'static str,
+    /// Signed between the timestamp and the body: `{timestamp}{joiner}{body}`.
+    pub(crate) joiner: &'static [u8],
 }
 
 impl KeyedList {
+    /// Feeds `{timestamp}{joiner}{body}`, the prefix in one piece.
+    pub(crate) fn signed_content(
+        &self,
+        delivery: &Delivery<'_>,
+        body: &[u8],
+        out: &mut dyn FnMut(&[u8]),
+    ) {
+        let timestamp = delivery.timestamp_text().unwrap_or_default().as_bytes();
+        out_joined(&[timestamp, self.joiner], out);
+        out(body);
+    }
+
     /// Reads header `name` into `delivery`.
     pub(crate) fn parse<'h>(
         &self,

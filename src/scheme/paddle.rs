@@ -18,6 +18,7 @@ const FIELDS: KeyedList = KeyedList {
     separator: ';',
     timestamp: "ts",
     signature: "h1",
+    joiner: b":",
 };
 
 /// Paddle's `Paddle-Signature` header.
@@ -55,9 +56,7 @@ impl Scheme for Paddle {
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
-        out(b":");
-        out(body);
+        FIELDS.signed_content(delivery, body, out)
     }
 
     fn signature_headers(

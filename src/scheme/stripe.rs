@@ -19,6 +19,7 @@ const FIELDS: KeyedList = KeyedList {
     separator: ',',
     timestamp: "t",
     signature: "v1",
+    joiner: b".",
 };
 
 /// Stripe's `Stripe-Signature` header.
@@ -72,9 +73,7 @@ impl Scheme for Stripe {
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(delivery.timestamp_text().unwrap_or_default().as_bytes());
-        out(b".");
-        out(body);
+        FIELDS.signed_content(delivery, body, out)
     }
 
     fn signature_headers(
