@@ -783,15 +783,10 @@ pub fn headers<'h, const N: usize>(
     // Each wanted name's first value, and whether it has another.
     let mut found: [(Option<&'h HeaderValue>, bool); N] = [(None, false); N];
     if scans(map.len(), N) {
-        let mut wanted = [""; N];
-        for (text, name) in wanted.iter_mut().zip(names) {
-            *text = name.as_str();
-        }
         for (name, value) in map {
-            let name = name.as_str();
             // Every slot that wants this name, should a name be asked for twice.
-            for ((first, repeated), wanted) in found.iter_mut().zip(wanted) {
-                if same_name(name, wanted) {
+            for ((first, repeated), wanted) in found.iter_mut().zip(names) {
+                if name == wanted {
                     *repeated |= first.replace(value).is_some();
                 }
             }
@@ -808,22 +803,8 @@ pub fn headers<'h, const N: usize>(
     texts
 }
 
-/// `a == b` for header names, which are lowercase: lengths first, then the last eight bytes,
-/// where names that share a prefix (`webhook-id`, `webhook-timestamp`) differ, inline; only
-/// names equal so far go to `memcmp`.
-#[inline(always)]
-fn same_name(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    match (a.last_chunk::<8>(), b.last_chunk::<8>()) {
-        (Some(x), Some(y)) => x == y && a == b,
-        _ => a == b,
-    }
-}
-
 /// The text of one value of header `name`, trimmed, if it is short enough and visible ASCII.
+#[inline(always)]
 fn header_text<'h>(name: &HeaderName, value: &'h HeaderValue) -> Result<&'h str, VerifyError> {
     if value.len() > MAX_HEADER_LEN {
         return Err(malformed(
