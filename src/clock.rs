@@ -3,7 +3,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{DateTime, TimeZone, Utc};
 
@@ -14,6 +14,52 @@ use chrono::{DateTime, TimeZone, Utc};
 pub trait Clock: fmt::Debug + Send + Sync + 'static {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
+
+    /// The current time as whole seconds and nanoseconds since the Unix epoch, which is all a
+    /// verification needs. The default derives it from [`now`](Clock::now); [`SystemClock`]
+    /// reads the system clock without building a calendar date (half the cost of `now`).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::{Clock, ManualClock};
+    ///
+    /// let clock = ManualClock::at_unix(1_700_000_000);
+    /// assert_eq!(clock.unix_now(), (1_700_000_000, 0));
+    /// ```
+    fn unix_now(&self) -> (i64, u32) {
+        let now = self.now();
+        (now.timestamp(), now.timestamp_subsec_nanos())
+    }
+}
+
+/// An instant as seconds and nanoseconds since the Unix epoch: what the hot path compares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(crate) struct Now {
+    secs: i64,
+    nanos: u32,
+}
+
+impl Now {
+    /// Whole seconds since the Unix epoch.
+    pub(crate) fn secs(self) -> i64 {
+        self.secs
+    }
+}
+
+impl From<(i64, u32)> for Now {
+    fn from((secs, nanos): (i64, u32)) -> Self {
+        Self { secs, nanos }
+    }
+}
+
+impl From<DateTime<Utc>> for Now {
+    fn from(time: DateTime<Utc>) -> Self {
+        Self {
+            secs: time.timestamp(),
+            nanos: time.timestamp_subsec_nanos(),
+        }
+    }
 }
 
 /// The operating system's wall clock.
@@ -24,6 +70,24 @@ impl Clock for SystemClock {
     fn now(&self) -> DateTime<Utc> {
         Utc::now()
     }
+
+    fn unix_now(&self) -> (i64, u32) {
+        since_epoch(SystemTime::now())
+    }
+}
+
+/// `time` as seconds (rounded down) and nanoseconds since the Unix epoch, as chrono counts.
+fn since_epoch(time: SystemTime) -> (i64, u32) {
+    let (secs, nanos, before_epoch) = match time.duration_since(UNIX_EPOCH) {
+        Ok(since) => (since.as_secs(), since.subsec_nanos(), false),
+        Err(e) => (e.duration().as_secs(), e.duration().subsec_nanos(), true),
+    };
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
+    match (before_epoch, nanos) {
+        (false, _) => (secs, nanos),
+        (true, 0) => (-secs, 0),
+        (true, _) => (-secs - 1, 1_000_000_000 - nanos),
+    }
 }
 
 /// A clock that moves only when told to; clones share the same time.
@@ -31,7 +95,7 @@ impl Clock for SystemClock {
 /// # Examples
 ///
 /// ```
-/// use std::time::Duration;
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
 /// use webhook_guard::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::at_unix(1_700_000_000);
@@ -82,5 +146,65 @@ impl Clock for ManualClock {
         Utc.timestamp_micros(self.micros.load(Ordering::SeqCst))
             .single()
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn system_clock_counts_unix_time_as_chrono_does() {
+        for (secs, nanos, after) in [
+            (0, 0, true),
+            (0, 1, true),
+            (1_700_000_000, 999_999_999, true),
+            (0, 1, false),
+            (5, 250, false),
+            (5, 0, false),
+            (86_400 * 365 * 30, 123_456_789, false),
+        ] {
+            let offset = Duration::new(secs, nanos);
+            let time = match after {
+                true => UNIX_EPOCH + offset,
+                false => UNIX_EPOCH - offset,
+            };
+            let expected = DateTime::<Utc>::from(time);
+            assert_eq!(
+                since_epoch(time),
+                (expected.timestamp(), expected.timestamp_subsec_nanos()),
+                "{offset:?} {}",
+                if after { "after" } else { "before" }
+            );
+        }
+        let before = Now::from(Utc::now());
+        let now = Now::from(SystemClock.unix_now());
+        let after = Now::from(Utc::now());
+        assert!(before <= now && now <= after);
+    }
+
+    #[test]
+    fn instants_order_as_date_times_do() {
+        let times = [
+            -1_500_000_001i64,
+            -1,
+            0,
+            1,
+            999_999_999,
+            1_000_000_000,
+            1_700_000_000_000_000_001,
+        ];
+        for a in times {
+            for b in times {
+                let (a_time, b_time) = (
+                    DateTime::from_timestamp_nanos(a),
+                    DateTime::from_timestamp_nanos(b),
+                );
+                assert_eq!(
+                    Now::from(a_time).cmp(&Now::from(b_time)),
+                    a_time.cmp(&b_time)
+                );
+            }
+        }
     }
 }

@@ -17,7 +17,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::{Clock, Now, SystemClock};
 #[cfg(any(feature = "ed25519", feature = "ecdsa", feature = "paypal"))]
 use crate::public_key::PublicInner;
 use crate::public_key::{KeyMaterial, PublicKey, SigningKey};
@@ -371,8 +371,8 @@ pub(crate) struct Entry {
 }
 
 impl Entry {
-    fn is_live(&self, now: DateTime<Utc>) -> bool {
-        self.expires_at.is_none_or(|at| now < at)
+    fn is_live(&self, now: Now) -> bool {
+        self.expires_at.is_none_or(|at| now < Now::from(at))
     }
 }
 
@@ -384,7 +384,7 @@ pub(crate) struct KeySet {
 
 impl KeySet {
     /// The keys a request may match at `now`, current first, each with its role.
-    pub(crate) fn live(&self, now: DateTime<Utc>) -> impl Iterator<Item = (&Arc<Key>, KeyRole)> {
+    pub(crate) fn live(&self, now: Now) -> impl Iterator<Item = (&Arc<Key>, KeyRole)> {
         self.entries
             .iter()
             .enumerate()
@@ -400,7 +400,7 @@ impl KeySet {
     fn pruned(&self, now: DateTime<Utc>) -> Vec<Entry> {
         self.entries
             .iter()
-            .filter(|e| e.is_live(now) && !e.key.is_retired())
+            .filter(|e| e.is_live(now.into()) && !e.key.is_retired())
             .cloned()
             .collect()
     }
@@ -658,7 +658,7 @@ impl Keyring {
         set.entries
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.is_live(now) && !e.key.is_retired())
+            .filter(|(_, e)| e.is_live(now.into()) && !e.key.is_retired())
             .map(|(i, e)| KeyInfo {
                 id: e.key.id.clone(),
                 role: role_at(i),
@@ -679,7 +679,7 @@ impl Keyring {
     pub(crate) fn hmac_sha256(&self, id: &KeyId, message: &[u8]) -> Option<[u8; 32]> {
         let now = self.shared.clock.now();
         let set = self.shared.set.load();
-        let (key, _) = set.live(now).find(|(key, _)| &key.id == id)?;
+        let (key, _) = set.live(now.into()).find(|(key, _)| &key.id == id)?;
         let tag = key.tag(Algorithm::HmacSha256, |out| out(message))?;
         tag.as_slice().try_into().ok()
     }

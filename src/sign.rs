@@ -140,7 +140,7 @@ impl Signer {
             Keys::Fixed(key) => vec![Arc::clone(key)],
             Keys::Ring(keyring) => keyring
                 .snapshot()
-                .live(timestamp)
+                .live(timestamp.into())
                 .map(|(key, _)| Arc::clone(key))
                 .collect(),
         };

@@ -10,7 +10,7 @@ use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::clock::Clock;
+use crate::clock::{Clock, Now};
 use crate::keyring::{HmacSha256, Key, KeyId, KeyRole, KeySet, Keyring};
 use crate::scheme::{Algorithm, Candidate, Delivery, Encoding, Scheme};
 use crate::text::ShortStr;
@@ -131,7 +131,7 @@ impl Verifier {
     ///
     /// See [`VerifyError`].
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, VerifyError> {
-        self.verify_at(headers, body, self.clock.now())
+        self.check(headers, None, body, self.now())
     }
 
     /// Verifies a delivery as if it arrived at `now`: timestamps are checked against it and
@@ -148,7 +148,7 @@ impl Verifier {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Verified, VerifyError> {
-        self.check(headers, None, body, now)
+        self.check(headers, None, body, now.into())
     }
 
     /// Verifies a request received by an HTTP server, now. The URL the sender signed (for
@@ -159,7 +159,7 @@ impl Verifier {
     ///
     /// See [`VerifyError`].
     pub fn verify_request(&self, request: &Parts, body: &[u8]) -> Result<Verified, VerifyError> {
-        self.verify_request_at(request, body, self.clock.now())
+        self.verify_request_in(request, body, self.now())
     }
 
     /// [`verify_request`](Verifier::verify_request) as if the request arrived at `now`.
@@ -172,6 +172,15 @@ impl Verifier {
         request: &Parts,
         body: &[u8],
         now: DateTime<Utc>,
+    ) -> Result<Verified, VerifyError> {
+        self.verify_request_in(request, body, now.into())
+    }
+
+    fn verify_request_in(
+        &self,
+        request: &Parts,
+        body: &[u8],
+        now: Now,
     ) -> Result<Verified, VerifyError> {
         if !self.scheme.uses_url() {
             return self.check(&request.headers, None, body, now);
@@ -193,7 +202,7 @@ impl Verifier {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Verified, VerifyError> {
-        self.check(headers, Some(url), body, now)
+        self.check(headers, Some(url), body, now.into())
     }
 
     /// The URL the sender used: the configured public base URL, or `https://` + `Host`, followed
@@ -220,7 +229,7 @@ impl Verifier {
         headers: &HeaderMap,
         url: Option<&str>,
         body: &[u8],
-        now: DateTime<Utc>,
+        now: Now,
     ) -> Result<Verified, VerifyError> {
         let scheme = &*self.scheme;
         if url.is_none() && scheme.uses_url() {
@@ -228,7 +237,7 @@ impl Verifier {
                 scheme: scheme.name(),
             });
         }
-        let now_secs = now.timestamp();
+        let now_secs = now.secs();
         let mut delivery = Delivery::new();
         delivery.set_request(url, body);
         scheme.parse(headers, &mut delivery)?;
@@ -298,8 +307,8 @@ impl Verifier {
     }
 
     /// The verifier's clock reading.
-    pub(crate) fn now(&self) -> DateTime<Utc> {
-        self.clock.now()
+    pub(crate) fn now(&self) -> Now {
+        self.clock.unix_now().into()
     }
 
     /// Starts verifying a request whose body is still arriving, for schemes that sign the body
@@ -310,7 +319,7 @@ impl Verifier {
     pub(crate) fn begin_body(
         &self,
         request: &Parts,
-        now: DateTime<Utc>,
+        now: Now,
     ) -> Result<Option<Box<BodyMac>>, VerifyError> {
         let scheme = &*self.scheme;
         if !scheme.signs_body_as_is() || scheme.algorithm() != Algorithm::HmacSha256 {
@@ -320,7 +329,7 @@ impl Verifier {
             true => Some(self.public_url(request)?),
             false => None,
         };
-        let now_secs = now.timestamp();
+        let now_secs = now.secs();
         let mut delivery = Delivery::new();
         delivery.set_request(url.as_deref(), &[]);
         scheme.parse(&request.headers, &mut delivery)?;
@@ -433,12 +442,12 @@ impl BodyMac {
         verifier: &Verifier,
         request: &Parts,
         body: &[u8],
-        now: DateTime<Utc>,
+        now: Now,
     ) -> Result<Verified, VerifyError> {
         if !Arc::ptr_eq(&self.set, &verifier.keyring.snapshot_full()) {
-            return verifier.verify_request_at(request, body, now);
+            return verifier.verify_request_in(request, body, now);
         }
-        let now_secs = now.timestamp();
+        let now_secs = now.secs();
         let timestamp = self
             .timestamp
             .map(|ts| verifier.check_time(ts, now_secs))
@@ -451,7 +460,7 @@ impl BodyMac {
             // A key live now was live when the MACs started, and in the same order, unless
             // the clock went back since.
             let Some((_, mut mac)) = macs.find(|(started, _)| Arc::ptr_eq(started, key)) else {
-                return verifier.verify_request_at(request, body, now);
+                return verifier.verify_request_in(request, body, now);
             };
             mac.update(&self.suffix);
             let tag = mac.finalize().into_bytes();
@@ -806,10 +815,10 @@ mod body_mac_tests {
         let parts = parts(headers);
         for later in [0, 59, 60, 200, 299, 300, 301, 600] {
             let end = start + chrono::Duration::seconds(later);
-            let mut body_mac = verifier.begin_body(&parts, start).unwrap().unwrap();
+            let mut body_mac = verifier.begin_body(&parts, start.into()).unwrap().unwrap();
             body_mac.update(body);
             assert_eq!(
-                body_mac.finish(&verifier, &parts, body, end),
+                body_mac.finish(&verifier, &parts, body, end.into()),
                 verifier.verify_request_at(&parts, body, end),
                 "{later} s later"
             );
@@ -834,7 +843,7 @@ mod body_mac_tests {
             let parts = parts(headers);
             let whole = verifier.verify_request_at(&parts, body, now);
             assert!(whole.is_ok(), "{name}: {whole:?}");
-            let body_mac = verifier.begin_body(&parts, now).unwrap();
+            let body_mac = verifier.begin_body(&parts, now.into()).unwrap();
             assert_eq!(body_mac.is_some(), streams, "{name}");
             let Some(mut body_mac) = body_mac else {
                 continue;
@@ -843,7 +852,7 @@ mod body_mac_tests {
                 body_mac.update(chunk);
             }
             assert_eq!(
-                body_mac.finish(&verifier, &parts, body, now),
+                body_mac.finish(&verifier, &parts, body, now.into()),
                 whole,
                 "{name}"
             );
@@ -851,10 +860,10 @@ mod body_mac_tests {
             // One byte changed: refused alike.
             let mut forged = body.to_vec();
             forged[3] ^= 1;
-            let mut body_mac = verifier.begin_body(&parts, now).unwrap().unwrap();
+            let mut body_mac = verifier.begin_body(&parts, now.into()).unwrap().unwrap();
             body_mac.update(&forged);
             assert_eq!(
-                body_mac.finish(&verifier, &parts, &forged, now),
+                body_mac.finish(&verifier, &parts, &forged, now.into()),
                 verifier.verify_request_at(&parts, &forged, now),
                 "{name}"
             );
