@@ -147,7 +147,25 @@ impl Clock for ManualClock {
             .single()
             .unwrap_or(DateTime::<Utc>::MAX_UTC)
     }
+
+    fn unix_now(&self) -> (i64, u32) {
+        let micros = self.micros.load(Ordering::SeqCst);
+        let secs = micros.div_euclid(1_000_000);
+        match (CHRONO_MIN_SECS..=CHRONO_MAX_SECS).contains(&secs) {
+            // `rem_euclid` is below 1 000 000, so the nanoseconds fit a u32.
+            true => (secs, (micros.rem_euclid(1_000_000) * 1000) as u32),
+            // Outside chrono's range `now` answers its maximum.
+            false => {
+                let now = self.now();
+                (now.timestamp(), now.timestamp_subsec_nanos())
+            }
+        }
+    }
 }
+
+/// The first and last second chrono represents (years −262 143 and +262 142).
+const CHRONO_MIN_SECS: i64 = -8_334_601_228_800;
+const CHRONO_MAX_SECS: i64 = 8_210_266_876_799;
 
 #[cfg(test)]
 mod tests {
@@ -181,6 +199,30 @@ mod tests {
         let now = Now::from(SystemClock.unix_now());
         let after = Now::from(Utc::now());
         assert!(before <= now && now <= after);
+    }
+
+    #[test]
+    fn manual_clock_reads_unix_time_as_its_date_time() {
+        assert_eq!(DateTime::<Utc>::MIN_UTC.timestamp(), CHRONO_MIN_SECS);
+        assert_eq!(DateTime::<Utc>::MAX_UTC.timestamp(), CHRONO_MAX_SECS);
+        let edges = [CHRONO_MIN_SECS, CHRONO_MAX_SECS].map(|s| s * 1_000_000);
+        for micros in [i64::MIN, i64::MAX, -1, 0, 1, 999_999, 1_000_000, -1_000_001]
+            .into_iter()
+            .chain(
+                edges
+                    .iter()
+                    .flat_map(|e| [e - 1, *e, e + 1, e + 999_999, e + 1_000_000]),
+            )
+        {
+            let clock = ManualClock::at_unix(0);
+            clock.micros.store(micros, Ordering::SeqCst);
+            let now = clock.now();
+            assert_eq!(
+                clock.unix_now(),
+                (now.timestamp(), now.timestamp_subsec_nanos()),
+                "{micros}"
+            );
+        }
     }
 
     #[test]
