@@ -3,8 +3,8 @@
 //! also a hand-written single-purpose check (`handwritten`): what reading one header from an
 //! `http::HeaderMap` plus the MAC costs at the least, the bound for any `HeaderMap` verifier.
 
-use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use arc_swap::ArcSwap;
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use hmac::{Hmac, KeyInit, Mac};
 use http::{HeaderMap, HeaderName};
 use sha2::Sha256;

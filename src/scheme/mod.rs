@@ -750,16 +750,17 @@ fn checked<'h>(
 
 /// Map sizes up to which [`headers`] compares every entry's name with the wanted ones rather
 /// than looking each wanted name up: a lookup hashes the name a byte at a time. Measured with
-/// 8 to 32 values: one name, scanning is cheaper up to 14 values; three names, up to 21.
+/// 8 to 32 values: for one name scanning is cheaper up to 14 values, for three up to about 21;
+/// hence 10 plus 4 per name.
 const fn scans(values: usize, names: usize) -> bool {
     values <= 10 + 4 * names
 }
 
 /// Reads the headers `names`, each exactly as [`header`] would: slot `i` holds what
 /// `header(map, names[i])` returns, so a caller that applies `?` to the slots in its own order
-/// gets the same result and the same first error as reading them one by one. A map of a few
-/// values per name is read in one pass instead of one lookup per name: a lookup hashes the
-/// name a byte at a time, which costs more than comparing a dozen entries' names.
+/// gets the same result and the same first error as reading them one by one. A map of up to
+/// 10 values plus 4 per wanted name is read in one pass instead of one lookup per name: a
+/// lookup hashes the name a byte at a time, which costs more than comparing that many names.
 ///
 /// # Examples
 ///
