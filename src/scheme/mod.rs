@@ -845,6 +845,20 @@ pub(crate) fn out_joined(parts: &[&[u8]], out: &mut dyn FnMut(&[u8])) {
     }
 }
 
+/// Feeds `{before}{timestamp}{between}{body}`, the timestamp as sent and the prefix in one
+/// piece.
+fn timestamped_body(
+    delivery: &Delivery<'_>,
+    before: &[u8],
+    between: &[u8],
+    body: &[u8],
+    out: &mut dyn FnMut(&[u8]),
+) {
+    let timestamp = delivery.timestamp_text().unwrap_or_default().as_bytes();
+    out_joined(&[before, timestamp, between], out);
+    out(body);
+}
+
 /// Splits ASCII `text` around the first `separator` byte.
 pub(crate) fn split_once_byte(text: &str, separator: u8) -> Option<(&str, &str)> {
     let at = text.bytes().position(|b| b == separator)?;
@@ -914,9 +928,7 @@ impl KeyedList {
         body: &[u8],
         out: &mut dyn FnMut(&[u8]),
     ) {
-        let timestamp = delivery.timestamp_text().unwrap_or_default().as_bytes();
-        out_joined(&[timestamp, self.joiner], out);
-        out(body);
+        timestamped_body(delivery, b"", self.joiner, body, out);
     }
 
     /// Reads header `name` into `delivery`.
@@ -1018,9 +1030,7 @@ impl TimestampedSignature {
         body: &[u8],
         out: &mut dyn FnMut(&[u8]),
     ) {
-        let timestamp = delivery.timestamp_text().unwrap_or_default().as_bytes();
-        out_joined(&[self.before, timestamp, self.between], out);
-        out(body);
+        timestamped_body(delivery, self.before, self.between, body, out);
     }
 
     pub(crate) fn write(
