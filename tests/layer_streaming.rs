@@ -84,6 +84,13 @@ impl Upload {
         drop(self.frames);
         self.answer.await.unwrap()
     }
+
+    /// Sends the frames of `BODY` after the first and waits for the answer.
+    async fn finish_body(self) -> (StatusCode, String) {
+        self.send(BODY[1]).await;
+        self.send(BODY[2]).await;
+        self.finish().await
+    }
 }
 
 const BODY: [&[u8]; 3] = [b"{\"event\":", b"\"invoice.paid\",", b"\"amount\":4200}"];
@@ -155,9 +162,7 @@ async fn rotate_during_upload(
     keyring
         .rotate_with_id(KeyId::new("new"), secret("new secret"), grace)
         .unwrap();
-    upload.send(BODY[1]).await;
-    upload.send(BODY[2]).await;
-    upload.finish().await
+    upload.finish_body().await
 }
 
 #[tokio::test]
@@ -194,9 +199,7 @@ async fn without_streaming_the_body_is_read_before_the_headers_are_judged() {
         !upload.answer.is_finished(),
         "answered before the body was read"
     );
-    upload.send(BODY[1]).await;
-    upload.send(BODY[2]).await;
-    let (status, detail) = upload.finish().await;
+    let (status, detail) = upload.finish_body().await;
     assert_eq!(status, StatusCode::BAD_REQUEST);
     assert!(
         detail.contains("missing header webhook-timestamp"),
@@ -231,9 +234,7 @@ async fn a_slow_upload_does_not_stretch_the_timestamp_tolerance() {
     );
     upload.send(BODY[0]).await;
     clock.advance(Duration::from_secs(3600));
-    upload.send(BODY[1]).await;
-    upload.send(BODY[2]).await;
-    let (status, detail) = upload.finish().await;
+    let (status, detail) = upload.finish_body().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(detail.contains("3600s old"), "{detail}");
 }
@@ -255,9 +256,7 @@ async fn a_grace_period_that_ends_during_the_upload_refuses_the_old_key() {
     );
     upload.send(BODY[0]).await;
     clock.advance(Duration::from_secs(61));
-    upload.send(BODY[1]).await;
-    upload.send(BODY[2]).await;
-    let (status, detail) = upload.finish().await;
+    let (status, detail) = upload.finish_body().await;
     assert_eq!(status, StatusCode::UNAUTHORIZED);
     assert!(detail.contains("against 1 live key"), "{detail}");
 }
