@@ -28,9 +28,13 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
     /// assert_eq!(clock.unix_now(), (1_700_000_000, 0));
     /// ```
     fn unix_now(&self) -> (i64, u32) {
-        let now = self.now();
-        (now.timestamp(), now.timestamp_subsec_nanos())
+        unix_parts(self.now())
     }
+}
+
+/// `time` as whole seconds and nanoseconds since the Unix epoch.
+fn unix_parts(time: DateTime<Utc>) -> (i64, u32) {
+    (time.timestamp(), time.timestamp_subsec_nanos())
 }
 
 /// An instant as seconds and nanoseconds since the Unix epoch: what the hot path compares.
@@ -55,10 +59,7 @@ impl From<(i64, u32)> for Now {
 
 impl From<DateTime<Utc>> for Now {
     fn from(time: DateTime<Utc>) -> Self {
-        Self {
-            secs: time.timestamp(),
-            nanos: time.timestamp_subsec_nanos(),
-        }
+        unix_parts(time).into()
     }
 }
 
@@ -95,7 +96,7 @@ fn since_epoch(time: SystemTime) -> (i64, u32) {
 /// # Examples
 ///
 /// ```
-/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// use std::time::Duration;
 /// use webhook_guard::{Clock, ManualClock};
 ///
 /// let clock = ManualClock::at_unix(1_700_000_000);
@@ -155,10 +156,7 @@ impl Clock for ManualClock {
             // `rem_euclid` is below 1 000 000, so the nanoseconds fit a u32.
             true => (secs, (micros.rem_euclid(1_000_000) * 1000) as u32),
             // Outside chrono's range `now` answers its maximum.
-            false => {
-                let now = self.now();
-                (now.timestamp(), now.timestamp_subsec_nanos())
-            }
+            false => unix_parts(self.now()),
         }
     }
 }
