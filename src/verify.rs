@@ -727,7 +727,7 @@ pub enum HeaderProblem {
         field: &'static str,
     },
     /// The timestamp is not a plain non-negative integer.
-    #[error("timestamp is not a non-negative integer of at most 18 digits")]
+    #[error("timestamp is not a non-negative integer of at most 18 digits without leading zeros")]
     BadTimestamp,
     /// The timestamp is not an RFC 3339 date-time.
     #[error("timestamp is not an RFC 3339 date-time")]

@@ -31,6 +31,18 @@ enum Part {
     Body,
 }
 
+impl Part {
+    /// The placeholder's name, `None` for literal text.
+    fn placeholder(&self) -> Option<&'static str> {
+        match self {
+            Self::Literal(_) => None,
+            Self::Id => Some("id"),
+            Self::Timestamp => Some("timestamp"),
+            Self::Body => Some("body"),
+        }
+    }
+}
+
 /// The layout of the signed content, such as `{timestamp}.{body}`.
 ///
 /// Placeholders are `{id}`, `{timestamp}` (as the sender wrote it) and `{body}` (exactly once);
@@ -57,8 +69,10 @@ impl Template {
     ///
     /// # Errors
     ///
-    /// [`TemplateError`] for an unknown placeholder, an unclosed brace, or a `{body}` count
-    /// other than one.
+    /// [`TemplateError`] for an unknown placeholder, an unclosed brace, a `{body}` count other
+    /// than one, or two placeholders with nothing between them (`{id}{timestamp}`; only
+    /// `{timestamp}{body}` and `{body}{timestamp}` are allowed, see
+    /// [`TemplateError::AdjacentPlaceholders`]).
     pub fn parse(text: &str) -> Result<Self, TemplateError> {
         let mut parts = Vec::new();
         let mut literal = Vec::new();
@@ -101,6 +115,29 @@ impl Template {
         let bodies = parts.iter().filter(|p| **p == Part::Body).count();
         if bodies != 1 {
             return Err(TemplateError::BodyCount { count: bodies });
+        }
+        // With no literal between two placeholders, where one ends and the next begins is not
+        // signed: `{id}{body}` signed for id `evt_1` and body `0{...}` also verifies id `evt_10`
+        // and body `{...}`. A canonical timestamp next to the body is the exception: moving a
+        // digit across changes it tenfold, far outside any tolerance (`{timestamp}{body}` is
+        // Discord's and SendGrid's layout).
+        for pair in parts.windows(2) {
+            if let [first, second] = pair {
+                let timestamp_and_body = matches!(
+                    (first, second),
+                    (Part::Timestamp, Part::Body) | (Part::Body, Part::Timestamp)
+                );
+                if let (Some(a), Some(b), false) = (
+                    first.placeholder(),
+                    second.placeholder(),
+                    timestamp_and_body,
+                ) {
+                    return Err(TemplateError::AdjacentPlaceholders {
+                        first: a,
+                        second: b,
+                    });
+                }
+            }
         }
         Ok(Self {
             parts,
@@ -156,6 +193,15 @@ pub enum TemplateError {
     Unopened {
         /// Byte offset.
         at: usize,
+    },
+    /// Two placeholders follow each other with no literal text between them (other than
+    /// `{timestamp}` next to `{body}`), so the boundary between their values is not signed.
+    #[error("{{{first}}} is followed directly by {{{second}}}; put a separator between them")]
+    AdjacentPlaceholders {
+        /// The first placeholder's name.
+        first: &'static str,
+        /// The second placeholder's name.
+        second: &'static str,
     },
     /// `{body}` must appear exactly once.
     #[error("the template has {count} {{body}} placeholders; it needs exactly one")]

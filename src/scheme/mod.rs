@@ -599,7 +599,8 @@ impl<'h> Delivery<'h> {
     ///
     /// # Errors
     ///
-    /// [`VerifyError::MalformedHeader`] unless `text` is 1 to 18 ASCII digits.
+    /// [`VerifyError::MalformedHeader`] unless `text` is 1 to 18 ASCII digits with no leading
+    /// zero.
     pub fn set_timestamp(&mut self, name: &HeaderName, text: &'h str) -> Result<(), VerifyError> {
         self.set_timestamp_in(name, text, TimestampUnit::Seconds)
     }
@@ -885,9 +886,11 @@ pub(crate) fn malformed(name: &HeaderName, problem: HeaderProblem) -> VerifyErro
     }
 }
 
-/// Parses 1 to 18 ASCII digits (no sign, no fraction), small enough never to overflow.
+/// Parses 1 to 18 ASCII digits (no sign, no fraction), small enough never to overflow, in
+/// canonical form: no leading zero, so each number has one text. A signature over
+/// `1700000000` must not verify `01700000000`, whose text a template may split differently.
 fn parse_unsigned(text: &str) -> Option<i64> {
-    if text.is_empty() || text.len() > 18 {
+    if text.is_empty() || text.len() > 18 || (text.len() > 1 && text.starts_with('0')) {
         return None;
     }
     text.bytes().try_fold(0i64, |n, b| {
@@ -1222,6 +1225,7 @@ mod tests {
     #[test]
     fn timestamps_are_plain_digits() {
         assert_eq!(parse_unsigned("1614265330"), Some(1_614_265_330));
+        assert_eq!(parse_unsigned("0"), Some(0));
         for bad in [
             "",
             "-1",
@@ -1231,6 +1235,8 @@ mod tests {
             " 1",
             "9999999999999999999",
             "１",
+            "01700000000",
+            "00",
         ] {
             assert_eq!(parse_unsigned(bad), None, "{bad:?}");
         }
