@@ -4,6 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use arrayvec::ArrayVec;
 use chrono::{DateTime, Utc};
 use hmac::Mac;
 use http::header::{HeaderMap, HeaderName};
@@ -12,7 +13,7 @@ use subtle::{Choice, ConstantTimeEq};
 
 use crate::clock::{Clock, Now};
 use crate::keyring::{HmacSha256, Key, KeyId, KeyRole, KeySet, Keyring};
-use crate::scheme::{Algorithm, Candidate, Delivery, Encoding, Scheme};
+use crate::scheme::{Algorithm, Candidate, Delivery, Encoding, Scheme, MAX_SIGNATURES};
 use crate::text::ShortStr;
 
 /// Default timestamp tolerance, both ways: five minutes, as Stripe, Slack and Standard Webhooks
@@ -247,29 +248,39 @@ impl Verifier {
             .transpose()?;
         let algorithm = scheme.algorithm();
         let set = self.keyring.snapshot();
-        // Public-key signatures need the signed content in one piece; assembled once, if any.
+        // Public-key signatures need the signed content in one piece, and a scheme that
+        // computes its content should do so once, not per key: assembled once, if needed.
         let mut message: Option<Vec<u8>> = None;
+        let assemble = || {
+            let mut all = Vec::with_capacity(body.len() + 128);
+            scheme.signed_content(&delivery, body, &mut |part| all.extend_from_slice(part));
+            all
+        };
+        let assembles = scheme.assembles_content();
+        let mut public: Option<ArrayVec<&Candidate, MAX_SIGNATURES>> = None;
         let mut tried = 0;
         for (key, role) in set.live(now) {
             tried += 1;
-            let matched =
-                match key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out)) {
-                    Some(tag) => bool::from(any_matches(delivery.candidates(), &tag, algorithm)),
-                    None => delivery
-                        .candidates()
-                        .iter()
-                        .filter(|c| !c.algorithm(algorithm).is_mac())
-                        .any(|c| {
-                            let message = message.get_or_insert_with(|| {
-                                let mut all = Vec::with_capacity(body.len() + 128);
-                                scheme.signed_content(&delivery, body, &mut |part| {
-                                    all.extend_from_slice(part)
-                                });
-                                all
-                            });
-                            key.verifies(c.algorithm(algorithm), message, c.as_bytes())
-                        }),
-                };
+            let tag = match assembles {
+                false => key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out)),
+                true => {
+                    let message = message.get_or_insert_with(assemble);
+                    key.tag(algorithm, |out| out(message))
+                }
+            };
+            let matched = match tag {
+                Some(tag) => bool::from(any_matches(delivery.candidates(), &tag, algorithm)),
+                None => public
+                    .get_or_insert_with(|| {
+                        let keys = set.live(now).filter(|(k, _)| k.is_public()).count();
+                        public_candidates(delivery.candidates(), algorithm, keys + 1)
+                    })
+                    .iter()
+                    .any(|c| {
+                        let message = message.get_or_insert_with(assemble);
+                        key.verifies(c.algorithm(algorithm), message, c.as_bytes())
+                    }),
+            };
             if matched && !key.is_retired() {
                 let webhook_id = delivery.id().map(ShortStr::new);
                 return Ok(self.accept(key, role, &set, timestamp, webhook_id, now_secs));
@@ -474,6 +485,34 @@ impl BodyMac {
     }
 }
 
+/// The public-key candidates worth checking: each distinct signature once, and at most `most`
+/// of them. The verifier passes one more than the live public keys (a sender rotating its own
+/// key signs with two), so a request costs at most k × (k + 1) signature verifications for k
+/// live public keys, however many entries its header repeats. Signatures are public: comparing
+/// them with `==` leaks nothing.
+fn public_candidates(
+    candidates: &[Candidate],
+    algorithm: Algorithm,
+    most: usize,
+) -> ArrayVec<&Candidate, MAX_SIGNATURES> {
+    let mut distinct = ArrayVec::<&Candidate, MAX_SIGNATURES>::new();
+    for c in candidates {
+        let kind = c.algorithm(algorithm);
+        if kind.is_mac()
+            || distinct
+                .iter()
+                .any(|d| d.algorithm(algorithm) == kind && d.as_bytes() == c.as_bytes())
+        {
+            continue;
+        }
+        if distinct.len() == most.min(MAX_SIGNATURES) {
+            break;
+        }
+        distinct.push(c);
+    }
+    distinct
+}
+
 /// True when any candidate equals `tag`. Every candidate is compared, and each comparison takes
 /// the same time wherever the bytes differ. Kept out of line so tools that trace secret data
 /// (the valgrind check in `scripts/ctgrind.sh`) see the comparison as its own frame.
@@ -629,6 +668,13 @@ pub enum VerifyError {
         /// The field.
         field: &'static str,
     },
+    /// A form-encoded body has more parameters than the scheme reads (Twilio: each one is
+    /// decoded and sorted before the MAC, so their number bounds the work per request).
+    #[error("body has more than {max} form parameters")]
+    TooManyParameters {
+        /// The limit.
+        max: usize,
+    },
     /// The body's SHA-256 differs from the digest the sender signed (Twilio's `bodySHA256`).
     #[error("body does not match the signed bodySHA256 digest")]
     BodyDigestMismatch,
@@ -659,6 +705,7 @@ impl VerifyError {
                 | Self::MalformedHeader { .. }
                 | Self::UrlRequired { .. }
                 | Self::MalformedBody { .. }
+                | Self::TooManyParameters { .. }
         )
     }
 }

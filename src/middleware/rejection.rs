@@ -59,7 +59,8 @@ impl Rejection {
             Self::Verify(VerifyError::MalformedHeader { .. }) => "malformed-header",
             Self::Verify(VerifyError::UrlRequired { .. }) => "url-unknown",
             Self::Verify(VerifyError::Misconfigured { .. }) => "misconfigured",
-            Self::Verify(VerifyError::MalformedBody { .. }) => "malformed-body",
+            Self::Verify(VerifyError::MalformedBody { .. })
+            | Self::Verify(VerifyError::TooManyParameters { .. }) => "malformed-body",
             Self::Verify(VerifyError::TimestampTooOld { .. })
             | Self::Verify(VerifyError::TimestampInFuture { .. }) => "timestamp-out-of-tolerance",
             Self::Verify(_) => "invalid-signature",

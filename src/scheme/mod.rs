@@ -76,7 +76,7 @@ pub use slack::Slack;
 pub use square::Square;
 pub use standard::StandardWebhooks;
 pub use stripe::Stripe;
-pub use twilio::Twilio;
+pub use twilio::{Twilio, MAX_TWILIO_PARAMETERS};
 pub use twitch::Twitch;
 pub use zoom::Zoom;
 
@@ -210,6 +210,14 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
         false
     }
 
+    /// True when [`signed_content`](Scheme::signed_content) computes its pieces (parses and
+    /// sorts, as Twilio's form parameters) rather than handing over slices of the delivery:
+    /// the verifier then assembles the content once per request and MACs that with each live
+    /// key, so the parsing is not repeated per key. Default: `false` (no copy, no allocation).
+    fn assembles_content(&self) -> bool {
+        false
+    }
+
     /// The timestamp text a sender writes for `at`, or `None` when the scheme signs no
     /// timestamp. Default: whole Unix seconds.
     fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
@@ -269,6 +277,9 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
     }
     fn signs_body_as_is(&self) -> bool {
         (**self).signs_body_as_is()
+    }
+    fn assembles_content(&self) -> bool {
+        (**self).assembles_content()
     }
     fn timestamp_text(&self, at: DateTime<Utc>) -> Option<String> {
         (**self).timestamp_text(at)

@@ -6,6 +6,11 @@
 //! `\r\n` as SendGrid sends it: verify the bytes received). Verify with the account's
 //! verification key, base64 DER ([`PublicKey::p256_der_base64`](crate::PublicKey::p256_der_base64)).
 //! Receiving only: this crate does not sign with P-256 private keys.
+//!
+//! A signature's text is not an identity: ECDSA signatures are malleable (for a valid `(r, s)`,
+//! `(r, n − s)` is valid too; SendGrid does not normalize to low S, so both are accepted), DER
+//! and base64 padding leave room for other spellings of the same signature. Never deduplicate or
+//! key a replay cache by the signature header; use the timestamp and the events' `sg_event_id`.
 
 use http::header::{HeaderMap, HeaderName};
 

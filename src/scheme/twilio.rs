@@ -11,6 +11,14 @@
 //! Twilio signs no timestamp, and because parameters are signed as a sorted set, reordering or
 //! repeating values of one parameter keeps the signature valid (as with Twilio's own
 //! libraries): read each parameter once, and drop repeated `CallSid`/`MessageSid` values.
+//! Nor does it sign where one parameter ends and the next begins: names and values are joined
+//! with no separator, so a signature for `A=x&B=y` (signed text `AxBy`) also verifies `A=xBy`.
+//! A captured request can be replayed forever and reshaped that way; treat Twilio deliveries as
+//! a notification to look up (by `CallSid`/`MessageSid`, against Twilio's API), not as data to act on.
+//!
+//! A form body may carry at most [`MAX_TWILIO_PARAMETERS`] parameters (real payloads have a few
+//! dozen): each is decoded and sorted before the MAC, so their number bounds the work per
+//! request. More are refused with [`VerifyError::TooManyParameters`] (400) before any of it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -22,6 +30,9 @@ use crate::sign::SignError;
 use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
+
+/// Most form parameters a Twilio body may carry.
+pub const MAX_TWILIO_PARAMETERS: usize = 1024;
 
 /// Twilio's `X-Twilio-Signature` header (HMAC-SHA1 over URL and parameters).
 ///
@@ -72,8 +83,21 @@ impl Scheme for Twilio {
             if !expected.eq_ignore_ascii_case(&actual) {
                 return Err(VerifyError::BodyDigestMismatch);
             }
+        } else if delivery
+            .body()
+            .split(|&b| b == b'&')
+            .nth(MAX_TWILIO_PARAMETERS)
+            .is_some()
+        {
+            return Err(VerifyError::TooManyParameters {
+                max: MAX_TWILIO_PARAMETERS,
+            });
         }
         Ok(())
+    }
+
+    fn assembles_content(&self) -> bool {
+        true
     }
 
     fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
