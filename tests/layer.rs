@@ -279,7 +279,7 @@ where
 #[tokio::test]
 async fn accepted_delivery_reaches_inner_service_with_same_bytes_and_verified() {
     let fx = Fixture::new(StandardWebhooks);
-    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks));
+    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks)).detailed_rejections(true);
     let recorder = Recorder::default();
     let body = Bytes::from_static(br#"{"type":"invoice.paid","amount":4200}"#);
     let headers = fx.sign(&body, "msg_2Lx7");
@@ -305,7 +305,7 @@ async fn accepted_delivery_reaches_inner_service_with_same_bytes_and_verified() 
 #[tokio::test]
 async fn accepted_with_grace_key_after_rotation_reports_grace_role() {
     let fx = Fixture::new(StandardWebhooks);
-    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks));
+    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks)).detailed_rejections(true);
     fx.keyring
         .rotate_with_id(
             KeyId::new("key-2026-02"),
@@ -366,7 +366,7 @@ async fn accepted_with_grace_key_after_rotation_reports_grace_role() {
 #[tokio::test]
 async fn non_utf8_body_is_verified_and_passed_on_unchanged() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub));
+    let layer = WebhookLayer::new(fx.verifier(GitHub)).detailed_rejections(true);
     let recorder = Recorder::default();
     let body = Bytes::from_static(&[0xff, 0xfe, 0x00, 0x80, 0xc3, 0x28, b'\n', 0xed, 0xa0, 0x80]);
     assert!(std::str::from_utf8(&body).is_err());
@@ -418,7 +418,7 @@ async fn github_reference_vector_is_accepted() {
 #[tokio::test]
 async fn wrong_secret_is_401_problem_and_inner_not_called() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub));
+    let layer = WebhookLayer::new(fx.verifier(GitHub)).detailed_rejections(true);
     let recorder = Recorder::default();
     let body = Bytes::from_static(b"{\"action\":\"opened\"}");
     let forged = Signer::new(GitHub, secret("not the secret"))
@@ -446,7 +446,7 @@ async fn wrong_secret_is_401_problem_and_inner_not_called() {
 #[tokio::test]
 async fn tampered_body_is_401_and_inner_not_called() {
     let fx = Fixture::new(StandardWebhooks);
-    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks));
+    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks)).detailed_rejections(true);
     let recorder = Recorder::default();
     let headers = fx.sign(br#"{"amount":1}"#, "msg_1");
 
@@ -469,7 +469,7 @@ async fn tampered_body_is_401_and_inner_not_called() {
 #[tokio::test]
 async fn truncated_signature_is_401_with_length_reason() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub));
+    let layer = WebhookLayer::new(fx.verifier(GitHub)).detailed_rejections(true);
     let recorder = Recorder::default();
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -496,7 +496,7 @@ async fn truncated_signature_is_401_with_length_reason() {
 #[tokio::test]
 async fn stale_timestamp_is_401_with_skew_in_seconds() {
     let fx = Fixture::new(StandardWebhooks);
-    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks));
+    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks)).detailed_rejections(true);
     let recorder = Recorder::default();
     // Signed correctly, ten minutes ago; delivered now.
     let headers = fx
@@ -526,7 +526,8 @@ async fn future_timestamp_is_401_with_skew_in_seconds() {
     let layer = WebhookLayer::new(
         fx.verifier(StandardWebhooks)
             .tolerance(Duration::from_secs(60)),
-    );
+    )
+    .detailed_rejections(true);
     let recorder = Recorder::default();
     let headers = fx
         .signer
@@ -556,7 +557,7 @@ async fn future_timestamp_is_401_with_skew_in_seconds() {
 async fn timestamp_is_checked_when_the_request_arrives() {
     // Signed at NOW and held for 301 s by a slow queue: refused although the bytes are intact.
     let fx = Fixture::new(StandardWebhooks);
-    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks));
+    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks)).detailed_rejections(true);
     let recorder = Recorder::default();
     let headers = fx.sign(b"{}", "msg_1");
     fx.clock.advance(Duration::from_secs(300));
@@ -590,7 +591,7 @@ async fn timestamp_is_checked_when_the_request_arrives() {
 #[tokio::test]
 async fn missing_signature_header_is_400() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub));
+    let layer = WebhookLayer::new(fx.verifier(GitHub)).detailed_rejections(true);
     let recorder = Recorder::default();
 
     let answer = send(
@@ -612,7 +613,7 @@ async fn missing_signature_header_is_400() {
 #[tokio::test]
 async fn missing_standard_webhooks_id_is_400() {
     let fx = Fixture::new(StandardWebhooks);
-    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks));
+    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks)).detailed_rejections(true);
     let recorder = Recorder::default();
     let mut headers = fx.sign(b"{}", "msg_1");
     headers.remove("webhook-id");
@@ -636,7 +637,7 @@ async fn missing_standard_webhooks_id_is_400() {
 #[tokio::test]
 async fn duplicated_signature_header_is_400_even_if_one_copy_is_valid() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub));
+    let layer = WebhookLayer::new(fx.verifier(GitHub)).detailed_rejections(true);
     let recorder = Recorder::default();
     let body = Bytes::from_static(b"{}");
     let mut headers = fx.sign(&body, "d1");
@@ -660,7 +661,7 @@ async fn duplicated_signature_header_is_400_even_if_one_copy_is_valid() {
 #[tokio::test]
 async fn non_hex_signature_is_400_malformed() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub));
+    let layer = WebhookLayer::new(fx.verifier(GitHub)).detailed_rejections(true);
     let recorder = Recorder::default();
     let mut headers = HeaderMap::new();
     headers.insert(
@@ -690,7 +691,7 @@ async fn non_hex_signature_is_400_malformed() {
 #[tokio::test]
 async fn wrong_prefix_is_400_malformed() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub));
+    let layer = WebhookLayer::new(fx.verifier(GitHub)).detailed_rejections(true);
     let recorder = Recorder::default();
     let body = Bytes::from_static(b"{}");
     // A valid SHA-256 signature, under the legacy SHA-1 prefix.
@@ -719,7 +720,7 @@ async fn wrong_prefix_is_400_malformed() {
 #[tokio::test]
 async fn non_numeric_timestamp_is_400_malformed() {
     let fx = Fixture::new(StandardWebhooks);
-    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks));
+    let layer = WebhookLayer::new(fx.verifier(StandardWebhooks)).detailed_rejections(true);
     let recorder = Recorder::default();
     let mut headers = fx.sign(b"{}", "msg_1");
     headers.insert("webhook-timestamp", HeaderValue::from_static("-1700000000"));
@@ -750,7 +751,9 @@ async fn non_numeric_timestamp_is_400_malformed() {
 #[tokio::test]
 async fn content_length_over_limit_is_413_before_reading_the_body() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub)).max_body_size(16);
+    let layer = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .max_body_size(16);
     let recorder = Recorder::default();
     let body = TestBody::untouchable(SizeHint::default());
     let polled = Arc::clone(&body.polled);
@@ -772,7 +775,9 @@ async fn content_length_over_limit_is_413_before_reading_the_body() {
 #[tokio::test]
 async fn content_length_one_over_limit_is_413_unread() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub)).max_body_size(16);
+    let layer = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .max_body_size(16);
     let recorder = Recorder::default();
     let body = TestBody::untouchable(SizeHint::default());
     let polled = Arc::clone(&body.polled);
@@ -794,7 +799,9 @@ async fn content_length_one_over_limit_is_413_unread() {
 #[tokio::test]
 async fn size_hint_over_limit_is_413_before_reading_the_body() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub)).max_body_size(16);
+    let layer = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .max_body_size(16);
     let recorder = Recorder::default();
     let body = TestBody::untouchable(SizeHint::with_exact(4096));
     let polled = Arc::clone(&body.polled);
@@ -814,7 +821,9 @@ async fn size_hint_over_limit_is_413_before_reading_the_body() {
 #[tokio::test]
 async fn streamed_body_without_length_over_limit_is_413_and_reading_stops() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub)).max_body_size(16);
+    let layer = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .max_body_size(16);
     let recorder = Recorder::default();
     let chunks = ["aaaaaa", "bbbbbb", "cccccc", "dddddd", "eeeeee"];
     let whole = chunks.concat();
@@ -840,7 +849,9 @@ async fn streamed_body_without_length_over_limit_is_413_and_reading_stops() {
 #[tokio::test]
 async fn streamed_body_one_byte_over_limit_is_413() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub)).max_body_size(16);
+    let layer = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .max_body_size(16);
     let recorder = Recorder::default();
     let body = TestBody::chunks(["0123456789", "abcdefg"]);
     let headers = fx.sign(b"0123456789abcdefg", "d1");
@@ -858,7 +869,9 @@ async fn streamed_body_one_byte_over_limit_is_413() {
 #[tokio::test]
 async fn body_exactly_at_limit_is_accepted() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub)).max_body_size(16);
+    let layer = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .max_body_size(16);
     let payload = b"0123456789abcdef";
     assert_eq!(payload.len(), 16);
 
@@ -889,7 +902,9 @@ async fn body_exactly_at_limit_is_accepted() {
 #[tokio::test]
 async fn empty_body_is_verified() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub)).max_body_size(0);
+    let layer = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .max_body_size(0);
     let recorder = Recorder::default();
     let headers = fx.sign(b"", "d1");
     let answer = send(&layer, &recorder, request(headers, Full::new(Bytes::new()))).await;
@@ -904,7 +919,7 @@ async fn empty_body_is_verified() {
 #[tokio::test]
 async fn body_read_error_is_400_body_unreadable() {
     let fx = Fixture::new(GitHub);
-    let layer = WebhookLayer::new(fx.verifier(GitHub));
+    let layer = WebhookLayer::new(fx.verifier(GitHub)).detailed_rejections(true);
     let recorder = Recorder::default();
     let headers = fx.sign(b"{\"partial\":", "d1");
     let body = TestBody::results([
@@ -938,6 +953,7 @@ async fn on_rejection_replaces_the_response() {
     let rejections = Arc::new(Mutex::new(Vec::new()));
     let log = Arc::clone(&rejections);
     let layer = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
         .max_body_size(16)
         .on_rejection(move |rejection: Rejection| {
             let status = rejection.status();
@@ -1005,6 +1021,7 @@ async fn on_rejection_replaces_the_response() {
 async fn builder_order_does_not_matter_and_clones_keep_settings() {
     let fx = Fixture::new(GitHub);
     let a = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
         .on_rejection(|r| {
             let mut response = Response::new(Full::new(Bytes::from(r.kind())));
             *response.status_mut() = r.status();
@@ -1063,7 +1080,9 @@ async fn builder_order_does_not_matter_and_clones_keep_settings() {
 async fn sequential_calls_on_one_service_instance() {
     let fx = Fixture::new(StandardWebhooks);
     let recorder = Recorder::default();
-    let mut service = WebhookLayer::new(fx.verifier(StandardWebhooks)).layer(recorder.service());
+    let mut service = WebhookLayer::new(fx.verifier(StandardWebhooks))
+        .detailed_rejections(true)
+        .layer(recorder.service());
 
     for i in 0..5 {
         let body = format!("{{\"n\":{i}}}");
@@ -1153,7 +1172,9 @@ async fn the_instance_driven_ready_is_the_one_called() {
     };
     let polls = Arc::clone(&inner.polls);
     let calls = Arc::clone(&inner.calls);
-    let mut service = WebhookLayer::new(fx.verifier(GitHub)).layer(inner);
+    let mut service = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .layer(inner);
 
     for i in 0..3 {
         let body = format!("delivery {i}");
@@ -1178,7 +1199,9 @@ async fn responses_can_complete_out_of_order() {
     // Two calls in flight at once from one instance: the second completes first.
     let fx = Fixture::new(GitHub);
     let recorder = Recorder::default();
-    let mut service = WebhookLayer::new(fx.verifier(GitHub)).layer(recorder.service());
+    let mut service = WebhookLayer::new(fx.verifier(GitHub))
+        .detailed_rejections(true)
+        .layer(recorder.service());
 
     let first_body = TestBody::chunks(["first ", "delivery"]).slow();
     let first_headers = fx.sign(b"first delivery", "d1");

@@ -47,7 +47,10 @@ impl Upload {
     /// Starts a request through a layer around `verifier`; the inner service answers with the
     /// id of the key that verified it.
     fn start(verifier: Verifier, headers: HeaderMap) -> Self {
-        Self::through(WebhookLayer::new(verifier), headers)
+        Self::through(
+            WebhookLayer::new(verifier).detailed_rejections(true),
+            headers,
+        )
     }
 
     fn through(layer: WebhookLayer, headers: HeaderMap) -> Self {
@@ -192,7 +195,7 @@ async fn without_streaming_the_body_is_read_before_the_headers_are_judged() {
     let mut headers = signed(StandardWebhooks, "old secret", &clock);
     headers.remove("webhook-timestamp");
     let layer = WebhookLayer::new(Verifier::new(StandardWebhooks, keyring(&clock)));
-    let upload = Upload::through(layer.stream_from(None), headers);
+    let upload = Upload::through(layer.stream_from(None).detailed_rejections(true), headers);
     upload.send(BODY[0]).await;
     tokio::task::yield_now().await;
     assert!(

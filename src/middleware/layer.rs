@@ -1,11 +1,13 @@
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::Response;
 use http_body_util::Full;
 use tower_layer::Layer;
 
+use super::report::{RejectionReport, DEFAULT_REJECTION_SUMMARY_EVERY};
 use super::{Rejection, WebhookService};
 use crate::verify::Verifier;
 
@@ -33,6 +35,8 @@ pub(crate) struct Config {
     pub(crate) max_body_size: usize,
     pub(crate) stream_from: Option<u64>,
     pub(crate) on_rejection: Option<Arc<RejectionFn>>,
+    pub(crate) detailed_rejections: bool,
+    pub(crate) report: RejectionReport,
 }
 
 impl Config {
@@ -43,17 +47,20 @@ impl Config {
             Rejection::BodyRead { reason } => reason.as_str(),
             _ => "",
         };
-        tracing::warn!(
+        let kind = rejection.kind();
+        tracing::debug!(
             scheme,
             status,
-            kind = rejection.kind(),
+            kind,
             reason = %rejection,
             transport,
             current_key = %self.verifier.keyring().current_id(),
             "webhook rejected"
         );
+        self.report.record(kind, self.verifier.now().secs(), scheme);
         match &self.on_rejection {
             Some(f) => f(rejection),
+            None if self.detailed_rejections => rejection.into_detailed_response(),
             None => rejection.into_response(),
         }
     }
@@ -68,6 +75,8 @@ impl WebhookLayer {
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
                 stream_from: Some(DEFAULT_STREAM_FROM),
                 on_rejection: None,
+                detailed_rejections: false,
+                report: RejectionReport::new(DEFAULT_REJECTION_SUMMARY_EVERY),
             }),
         }
     }
@@ -96,6 +105,36 @@ impl WebhookLayer {
     /// ```
     pub fn stream_from(mut self, from: Option<u64>) -> Self {
         self.config_mut().stream_from = from;
+        self
+    }
+
+    /// Sends each rejection's specific text as the problem `detail` ("timestamp is 600s old,
+    /// beyond the 300s tolerance", "no signature matched: 1 signature(s) checked against 2 live
+    /// key(s)") instead of one sentence per problem type. For development: the specific text
+    /// tells outsiders the server's clock, the tolerance and whether a rotation is in its grace
+    /// period. It is always logged at debug. Default: `false`.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::{middleware::WebhookLayer, scheme::GitHub, Keyring, Secret, Verifier};
+    ///
+    /// let verifier = Verifier::new(GitHub, Keyring::new(Secret::from_bytes("s")?));
+    /// let layer = WebhookLayer::new(verifier)
+    ///     .detailed_rejections(cfg!(debug_assertions));
+    /// # Ok::<(), webhook_guard::SecretError>(())
+    /// ```
+    pub fn detailed_rejections(mut self, detailed: bool) -> Self {
+        self.config_mut().detailed_rejections = detailed;
+        self
+    }
+
+    /// How often, at most, rejections are summed up in one `warn` line (counts by kind, written
+    /// with the first rejection after the interval). Each rejection is logged at `debug` with its
+    /// specific reason, so forged traffic cannot flood the logs at the default level. Default:
+    /// [`DEFAULT_REJECTION_SUMMARY_EVERY`] (60 s).
+    pub fn rejection_summary_every(mut self, every: Duration) -> Self {
+        self.config_mut().report = RejectionReport::new(every);
         self
     }
 
@@ -134,6 +173,8 @@ impl WebhookLayer {
                 max_body_size: self.config.max_body_size,
                 stream_from: self.config.stream_from,
                 on_rejection: self.config.on_rejection.clone(),
+                detailed_rejections: self.config.detailed_rejections,
+                report: RejectionReport::new(self.config.report.every()),
             });
         }
         Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
@@ -158,6 +199,7 @@ impl fmt::Debug for WebhookLayer {
             .field("max_body_size", &self.config.max_body_size)
             .field("stream_from", &self.config.stream_from)
             .field("on_rejection", &self.config.on_rejection.is_some())
+            .field("detailed_rejections", &self.config.detailed_rejections)
             .finish()
     }
 }

@@ -34,6 +34,14 @@
 //! grace period, and a key invalidated at once (grace 0, revoke) is refused even for an upload
 //! that started before.
 //!
+//! The problem document's `detail` is one sentence per problem type
+//! ([`Rejection::generic_detail`]): the specific reason (how many live keys were tried, the
+//! server's clock and tolerance, the MAC's length) would tell an outsider whether a rotation is
+//! in its grace period and how the receiver is set up. It is logged at `debug`, and sent with
+//! [`WebhookLayer::detailed_rejections`] for development. Rejections are counted by kind and
+//! summed up in one `warn` line at most once a minute
+//! ([`WebhookLayer::rejection_summary_every`]), so forged traffic cannot flood the logs.
+//!
 //! The rejection response can be replaced with [`WebhookLayer::on_rejection`].
 //!
 //! # Examples
@@ -90,10 +98,12 @@ mod body;
 mod future;
 mod layer;
 mod rejection;
+mod report;
 mod service;
 
 pub use body::ResponseBody;
 pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, DEFAULT_MAX_BODY_SIZE, DEFAULT_STREAM_FROM};
 pub use rejection::Rejection;
+pub use report::DEFAULT_REJECTION_SUMMARY_EVERY;
 pub use service::WebhookService;

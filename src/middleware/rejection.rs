@@ -38,7 +38,24 @@ pub enum Rejection {
     },
 }
 
+/// Every [`Rejection::kind`].
+pub(crate) const KINDS: [&str; 10] = [
+    "missing-header",
+    "duplicate-header",
+    "malformed-header",
+    "url-unknown",
+    "misconfigured",
+    "malformed-body",
+    "timestamp-out-of-tolerance",
+    "invalid-signature",
+    "body-too-large",
+    "body-unreadable",
+];
+
 impl Rejection {
+    /// Every value [`kind`](Rejection::kind) returns.
+    pub const KINDS: &'static [&'static str] = &KINDS;
+
     /// The response status: 400 for malformed requests, 401 for failed authentication, 413 for
     /// an oversized body, 500 for a misconfigured scheme.
     pub fn status(&self) -> StatusCode {
@@ -51,7 +68,8 @@ impl Rejection {
         }
     }
 
-    /// A stable identifier of the kind of problem, used as the last part of the problem `type`.
+    /// A stable identifier of the kind of problem, used as the last part of the problem `type`;
+    /// one of [`Rejection::KINDS`].
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Verify(VerifyError::MissingHeader { .. }) => "missing-header",
@@ -85,26 +103,74 @@ impl Rejection {
         }
     }
 
-    /// The RFC 9457 problem document: `type`, `title`, `status` and `detail`.
+    /// The same sentence for every rejection of a kind, the problem `detail` sent by default.
+    ///
+    /// The specific text ([`Display`](std::fmt::Display)) tells more than a sender needs and an
+    /// attacker should learn: how many live keys were tried (a count going from 1 to 2 shows a
+    /// rotation in its grace period), the server's clock to the second, the MAC's length. It is
+    /// logged at debug and sent only with
+    /// [`WebhookLayer::detailed_rejections`](super::WebhookLayer::detailed_rejections).
+    pub fn generic_detail(&self) -> &'static str {
+        match self.kind() {
+            "missing-header" => "a header the webhook scheme requires is missing",
+            "duplicate-header" => "a webhook header that must appear once appears more than once",
+            "malformed-header" => "a webhook header is not in the scheme's format",
+            "url-unknown" => "the URL the sender signed could not be determined",
+            "misconfigured" => "the receiver's webhook verification is misconfigured",
+            "malformed-body" => "the webhook body is not in the form the scheme requires",
+            "timestamp-out-of-tolerance" => {
+                "the signed timestamp is outside the window the receiver accepts"
+            }
+            "invalid-signature" => "no signature in the request matches",
+            "body-too-large" => "the webhook body is larger than the receiver accepts",
+            _ => "the webhook body could not be read",
+        }
+    }
+
+    /// The RFC 9457 problem document: `type`, `title`, `status` and the
+    /// [generic `detail`](Rejection::generic_detail).
     pub fn problem(&self) -> serde_json::Value {
+        self.problem_with(self.generic_detail())
+    }
+
+    /// The problem document with the specific `detail` (this rejection's
+    /// [`Display`](std::fmt::Display) text), for development.
+    pub fn detailed_problem(&self) -> serde_json::Value {
+        self.problem_with(&self.to_string())
+    }
+
+    fn problem_with(&self, detail: &str) -> serde_json::Value {
         serde_json::json!({
             "type": format!("tag:webhook-guard,2026:{}", self.kind()),
             "title": self.title(),
             "status": self.status().as_u16(),
-            "detail": self.to_string(),
+            "detail": detail,
         })
     }
 
-    /// The default response: the status and the problem document as
+    /// The default response: the status and the [problem document](Rejection::problem) as
     /// `application/problem+json`.
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        let body = serde_json::to_vec(&self.problem()).unwrap_or_default();
-        let mut response = Response::new(Full::new(Bytes::from(body)));
-        *response.status_mut() = self.status();
-        response.headers_mut().insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("application/problem+json"),
-        );
-        response
+        problem_response(self.status(), &self.problem())
     }
+
+    /// The response with the [specific detail](Rejection::detailed_problem).
+    pub fn into_detailed_response(self) -> Response<Full<Bytes>> {
+        problem_response(self.status(), &self.detailed_problem())
+    }
+}
+
+/// `status` with `problem` as its `application/problem+json` body.
+pub(crate) fn problem_response(
+    status: StatusCode,
+    problem: &serde_json::Value,
+) -> Response<Full<Bytes>> {
+    let body = serde_json::to_vec(problem).unwrap_or_default();
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/problem+json"),
+    );
+    response
 }
