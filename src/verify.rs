@@ -675,6 +675,13 @@ pub enum VerifyError {
         /// The limit.
         max: usize,
     },
+    /// An unsigned header contradicts the signed body (Twitch's message type header on a body
+    /// that is, or is not, a callback verification).
+    #[error("header {name} contradicts the signed body")]
+    ContradictsBody {
+        /// The header.
+        name: HeaderName,
+    },
     /// The body's SHA-256 differs from the digest the sender signed (Twilio's `bodySHA256`).
     #[error("body does not match the signed bodySHA256 digest")]
     BodyDigestMismatch,
@@ -706,6 +713,7 @@ impl VerifyError {
                 | Self::UrlRequired { .. }
                 | Self::MalformedBody { .. }
                 | Self::TooManyParameters { .. }
+                | Self::ContradictsBody { .. }
         )
     }
 }

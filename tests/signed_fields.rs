@@ -185,3 +185,130 @@ fn integer_timestamps_with_leading_zeros_are_refused_in_every_scheme() {
         );
     }
 }
+
+mod twitch {
+    use std::convert::Infallible;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    use bytes::Bytes;
+    use http::{Request, Response, StatusCode};
+    use http_body_util::{BodyExt, Full};
+    use tower::{service_fn, Layer, ServiceExt};
+    use webhook_guard::middleware::WebhookLayer;
+    use webhook_guard::scheme::Twitch;
+    use webhook_guard::ManualClock;
+
+    use super::*;
+
+    const CHALLENGE: &[u8] =
+        br#"{"challenge":"pogchamp-kappa-360noscope-vohiyo","subscription":{"type":"channel.follow"}}"#;
+    const EVENT: &[u8] =
+        br#"{"subscription":{"type":"channel.follow"},"event":{"user_id":"1337"}}"#;
+    const TYPE: &str = "twitch-eventsub-message-type";
+
+    /// Sends `body`, signed, with the type header set to `kind` (removed for `None`); returns
+    /// the status, the response's headers and body, and whether the handler ran.
+    async fn send(
+        body: &'static [u8],
+        kind: Option<&'static str>,
+    ) -> (StatusCode, HeaderMap, Bytes, bool) {
+        let keyring = Keyring::builder()
+            .clock(ManualClock::at_unix(NOW))
+            .build(secret());
+        let calls = Arc::new(AtomicUsize::new(0));
+        let counted = Arc::clone(&calls);
+        let service = WebhookLayer::new(Verifier::new(Twitch, keyring)).layer(service_fn(
+            move |_: Request<Full<Bytes>>| {
+                counted.fetch_add(1, Ordering::SeqCst);
+                async {
+                    Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"handled"))))
+                }
+            },
+        ));
+        let mut headers = Signer::new(Twitch, secret())
+            .sign_at(body, "msg-1", now())
+            .expect("signed");
+        match kind {
+            Some(kind) => headers.insert(TYPE, HeaderValue::from_static(kind)),
+            None => headers.remove(TYPE),
+        };
+        let mut request = Request::post("/eventsub")
+            .body(Full::new(Bytes::from_static(body)))
+            .expect("a valid request");
+        *request.headers_mut() = headers;
+        let response = service
+            .oneshot(request)
+            .await
+            .unwrap_or_else(|never| match never {});
+        let (parts, body) = response.into_parts();
+        let body = body
+            .collect()
+            .await
+            .unwrap_or_else(|never| match never {})
+            .to_bytes();
+        (
+            parts.status,
+            parts.headers,
+            body,
+            calls.load(Ordering::SeqCst) == 1,
+        )
+    }
+
+    #[tokio::test]
+    async fn the_signer_names_the_type_its_body_has() {
+        for (body, kind) in [
+            (CHALLENGE, "webhook_callback_verification"),
+            (EVENT, "notification"),
+        ] {
+            let headers = Signer::new(Twitch, secret())
+                .sign_at(body, "msg-1", now())
+                .expect("signed");
+            assert_eq!(headers[TYPE], kind);
+        }
+    }
+
+    /// The challenge is echoed with nosniff and no-store, whatever the type header says, as long
+    /// as it does not contradict the body.
+    #[tokio::test]
+    async fn a_signed_challenge_is_echoed_with_nosniff_and_no_store() {
+        for kind in [Some("webhook_callback_verification"), None] {
+            let (status, headers, body, handled) = send(CHALLENGE, kind).await;
+            assert_eq!(status, StatusCode::OK, "{kind:?}");
+            assert_eq!(body, "pogchamp-kappa-360noscope-vohiyo");
+            assert_eq!(headers["content-type"], "text/plain");
+            assert_eq!(headers["x-content-type-options"], "nosniff");
+            assert_eq!(headers["cache-control"], "no-store");
+            assert!(!handled);
+        }
+    }
+
+    /// Review finding: the unsigned type header chose the handshake, so a signed verification
+    /// message replayed as `notification` reached the handler. Now it is refused, and so is an
+    /// event sent as a verification.
+    #[tokio::test]
+    async fn a_type_header_that_contradicts_the_signed_body_is_refused() {
+        for (body, kind) in [
+            (CHALLENGE, "notification"),
+            (CHALLENGE, "revocation"),
+            (EVENT, "webhook_callback_verification"),
+        ] {
+            let (status, headers, problem, handled) = send(body, Some(kind)).await;
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{kind}");
+            assert_eq!(headers["content-type"], "application/problem+json");
+            let doc: serde_json::Value = serde_json::from_slice(&problem).expect("JSON");
+            assert_eq!(doc["type"], "tag:webhook-guard,2026:malformed-header");
+            assert!(!handled, "{kind}: the handler ran");
+        }
+        // An event with its own type, or none, is passed on.
+        for kind in [Some("notification"), Some("revocation"), None] {
+            let (status, _, body, handled) = send(EVENT, kind).await;
+            assert_eq!(
+                (status, &body[..]),
+                (StatusCode::OK, &b"handled"[..]),
+                "{kind:?}"
+            );
+            assert!(handled);
+        }
+    }
+}

@@ -164,16 +164,21 @@ where
                             );
                             let scheme = config.verifier.scheme();
                             let keyring = config.verifier.keyring();
-                            if let Some(answer) =
-                                scheme.handshake(&parts, &bytes, keyring, &verified)
-                            {
-                                tracing::debug!(
-                                    scheme = scheme.name(),
-                                    "answered a sender's endpoint check"
-                                );
-                                return Poll::Ready(Ok(
-                                    answer.map(|b| ResponseBody::own(Full::new(b)))
-                                ));
+                            match scheme.handshake(&parts, &bytes, keyring, &verified) {
+                                Ok(None) => {}
+                                Ok(Some(answer)) => {
+                                    tracing::debug!(
+                                        scheme = scheme.name(),
+                                        "answered a sender's endpoint check"
+                                    );
+                                    return Poll::Ready(Ok(
+                                        answer.map(|b| ResponseBody::own(Full::new(b)))
+                                    ));
+                                }
+                                Err(e) => {
+                                    let response = config.reject(Rejection::Verify(e));
+                                    return Poll::Ready(Ok(response.map(ResponseBody::own)));
+                                }
                             }
                             parts.extensions.insert(verified);
                             let request = Request::from_parts(parts, Full::new(bytes));

@@ -74,7 +74,8 @@ impl Rejection {
         match self {
             Self::Verify(VerifyError::MissingHeader { .. }) => "missing-header",
             Self::Verify(VerifyError::DuplicateHeader { .. }) => "duplicate-header",
-            Self::Verify(VerifyError::MalformedHeader { .. }) => "malformed-header",
+            Self::Verify(VerifyError::MalformedHeader { .. })
+            | Self::Verify(VerifyError::ContradictsBody { .. }) => "malformed-header",
             Self::Verify(VerifyError::UrlRequired { .. }) => "url-unknown",
             Self::Verify(VerifyError::Misconfigured { .. }) => "misconfigured",
             Self::Verify(VerifyError::MalformedBody { .. })

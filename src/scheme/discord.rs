@@ -60,10 +60,12 @@ impl Scheme for Discord {
         body: &[u8],
         _: &Keyring,
         _: &Verified,
-    ) -> Option<http::Response<bytes::Bytes>> {
-        let interaction: serde_json::Value = serde_json::from_slice(body).ok()?;
-        (interaction.get("type")?.as_u64()? == 1)
-            .then(|| answer("application/json", &b"{\"type\":1}"[..]))
+    ) -> Result<Option<http::Response<bytes::Bytes>>, VerifyError> {
+        let is_ping = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|interaction| interaction.get("type")?.as_u64())
+            == Some(1);
+        Ok(is_ping.then(|| answer("application/json", &b"{\"type\":1}"[..])))
     }
 
     fn parse<'h>(

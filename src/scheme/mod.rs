@@ -183,16 +183,22 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
     /// An answer the middleware gives for a verified request instead of calling the inner
     /// service, for a sender's signed endpoint check (Twitch's callback verification, Zoom's
     /// URL validation, Discord's PING). `verified` is the proof the request was verified with a
-    /// key of `keyring`. Default: none.
+    /// key of `keyring`. Decide by the signed body, never by an unsigned header alone: a signed
+    /// message replayed with another header must not change what it is. Default: none.
+    ///
+    /// # Errors
+    ///
+    /// A [`VerifyError`] when the request's unsigned parts contradict its signed body (a
+    /// Twitch message type header that says otherwise); the middleware refuses it.
     fn handshake(
         &self,
         request: &http::request::Parts,
         body: &[u8],
         keyring: &crate::Keyring,
         verified: &crate::Verified,
-    ) -> Option<http::Response<Bytes>> {
+    ) -> Result<Option<http::Response<Bytes>>, VerifyError> {
         let _ = (request, body, keyring, verified);
-        None
+        Ok(None)
     }
 
     /// True when the signed content includes the request URL, which the verifier must then be
@@ -269,7 +275,7 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
         body: &[u8],
         keyring: &crate::Keyring,
         verified: &crate::Verified,
-    ) -> Option<http::Response<Bytes>> {
+    ) -> Result<Option<http::Response<Bytes>>, VerifyError> {
         (**self).handshake(request, body, keyring, verified)
     }
     fn uses_url(&self) -> bool {
@@ -915,11 +921,22 @@ pub(crate) fn value(name: &HeaderName, text: &str) -> Result<HeaderValue, SignEr
 }
 
 /// A 200 response with `body` as `content_type`, for handshake answers.
+/// A handshake's answer, which echoes text the request chose: `nosniff`, so no browser reads
+/// it as anything but `content_type`, and `no-store`, so no cache keeps it.
 pub(crate) fn answer(content_type: &'static str, body: impl Into<Bytes>) -> http::Response<Bytes> {
     let mut response = http::Response::new(body.into());
-    response.headers_mut().insert(
+    let headers = response.headers_mut();
+    headers.insert(
         http::header::CONTENT_TYPE,
         HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
     );
     response
 }

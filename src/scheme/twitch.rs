@@ -7,14 +7,18 @@
 //! messages older than ten minutes, this scheme's default tolerance, and to drop repeated
 //! message ids. A new subscription is confirmed by a signed `webhook_callback_verification`
 //! message whose `challenge` must be answered as `text/plain`; the middleware does it
-//! ([`Scheme::handshake`]).
+//! ([`Scheme::handshake`]), with `nosniff` and `no-store`. What a message is, is decided by its
+//! signed body (a `challenge` and no `event`), not by the unsigned
+//! `Twitch-Eventsub-Message-Type` header: a type header that contradicts the body is refused
+//! ([`VerifyError::ContradictsBody`], 400), so a signed verification message replayed as a
+//! `notification` never reaches the handler.
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
 use super::{
-    answer, headers, malformed, out_joined, put_signature, put_timestamp, required, value,
+    answer, header, headers, malformed, out_joined, put_signature, put_timestamp, required, value,
     Delivery, Encoding, Scheme, Signature,
 };
 use crate::keyring::Keyring;
@@ -64,14 +68,19 @@ impl Scheme for Twitch {
         body: &[u8],
         _: &Keyring,
         _: &Verified,
-    ) -> Option<http::Response<bytes::Bytes>> {
-        let kind = request.headers.get(TYPE)?;
-        if kind != "webhook_callback_verification" {
-            return None;
+    ) -> Result<Option<http::Response<bytes::Bytes>>, VerifyError> {
+        let challenge = challenge(body);
+        let says_verification = match header(&request.headers, &TYPE)? {
+            None => None,
+            Some(kind) => Some(kind == "webhook_callback_verification"),
+        };
+        match (challenge, says_verification) {
+            (Some(challenge), None | Some(true)) => Ok(Some(answer("text/plain", challenge))),
+            (None, None | Some(false)) => Ok(None),
+            (Some(_), Some(false)) | (None, Some(true)) => {
+                Err(VerifyError::ContradictsBody { name: TYPE })
+            }
         }
-        let message: serde_json::Value = serde_json::from_slice(body).ok()?;
-        let challenge = message.get("challenge")?.as_str()?.to_owned();
-        Some(answer("text/plain", challenge))
     }
 
     fn parse<'h>(
@@ -114,7 +123,28 @@ impl Scheme for Twitch {
         put_signature(headers, &SIGNATURE, "sha256=", Encoding::Hex, signatures)?;
         headers.insert(ID, value(&ID, delivery.id().unwrap_or_default())?);
         put_timestamp(headers, &TIMESTAMP, delivery)?;
-        headers.insert(TYPE, http::HeaderValue::from_static("notification"));
+        let kind = match challenge(delivery.body()) {
+            Some(_) => "webhook_callback_verification",
+            None => "notification",
+        };
+        headers.insert(TYPE, http::HeaderValue::from_static(kind));
         Ok(())
+    }
+}
+
+/// The `challenge` of a callback verification message: a JSON object with a `challenge` string
+/// and no `event` (the other fields are skipped, not built).
+fn challenge(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        challenge: Option<String>,
+        event: Option<serde::de::IgnoredAny>,
+    }
+    match serde_json::from_slice::<Probe>(body).ok()? {
+        Probe {
+            challenge: Some(challenge),
+            event: None,
+        } => Some(challenge),
+        _ => None,
     }
 }

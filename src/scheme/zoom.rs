@@ -79,8 +79,9 @@ impl Scheme for Zoom {
         body: &[u8],
         keyring: &Keyring,
         verified: &Verified,
-    ) -> Option<http::Response<bytes::Bytes>> {
-        Self::url_validation(keyring, verified, body).map(|json| answer("application/json", json))
+    ) -> Result<Option<http::Response<bytes::Bytes>>, VerifyError> {
+        Ok(Self::url_validation(keyring, verified, body)
+            .map(|json| answer("application/json", json)))
     }
 
     fn parse<'h>(
