@@ -70,10 +70,8 @@ impl Scheme for Twitch {
         _: &Verified,
     ) -> Result<Option<http::Response<bytes::Bytes>>, VerifyError> {
         let challenge = challenge(body);
-        let says_verification = match header(&request.headers, &TYPE)? {
-            None => None,
-            Some(kind) => Some(kind == "webhook_callback_verification"),
-        };
+        let says_verification =
+            header(&request.headers, &TYPE)?.map(|kind| kind == "webhook_callback_verification");
         match (challenge, says_verification) {
             (Some(challenge), None | Some(true)) => Ok(Some(answer("text/plain", challenge))),
             (None, None | Some(false)) => Ok(None),
