@@ -509,3 +509,126 @@ fn every_further_scheme_round_trips_and_url_schemes_need_the_url() {
         stdout(&out)
     );
 }
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn now_beyond_the_calendar_is_a_usage_error_not_a_panic() {
+    // The review's command (E12): it panicked in the grace-key arithmetic.
+    let out = run(&[
+        "verify",
+        "--scheme",
+        "github",
+        "--secret",
+        "a",
+        "--now",
+        "8210266876799",
+        "-H",
+        "x-hub-signature-256: sha256=00",
+        "--body",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains("--now"), "{err}");
+    assert!(first.contains("out of range"), "{err}");
+    assert!(first.contains("from 0 to 253402300799"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn time_flags_name_themselves_and_their_range_at_every_extreme() {
+    let too_far = [
+        i64::MIN.to_string(),
+        "-1".to_owned(),
+        "253402300800".to_owned(),
+        "8210266876799".to_owned(),
+        i64::MAX.to_string(),
+        u64::MAX.to_string(),
+        "1e9".to_owned(),
+    ];
+    for value in &too_far {
+        let verify = run(&[
+            "verify", "--scheme", "github", "--secret", "a", "--body", "x", "--now", value,
+        ]);
+        let sign = run(&[
+            "sign",
+            "--scheme",
+            "twitch",
+            "--secret",
+            "a",
+            "--body",
+            "x",
+            "--timestamp",
+            value,
+        ]);
+        for (out, flag) in [(verify, "--now"), (sign, "--timestamp")] {
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+            assert!(err.contains(flag), "{flag} {value}: {err}");
+            assert!(
+                err.contains("from 0 to 253402300799"),
+                "{flag} {value}: {err}"
+            );
+        }
+    }
+    // Both ends of the range work: the last second signs and verifies.
+    let headers = sign("twitch", "a", "x", "253402300799");
+    assert!(headers.iter().any(|h| h.ends_with("9999-12-31T23:59:59Z")));
+    let mut args = vec![
+        "verify", "--scheme", "twitch", "--secret", "a", "--body", "x", "--now",
+    ];
+    args.push("253402300799");
+    args.extend(headers.iter().map(String::as_str));
+    assert_eq!(run(&args).status.code(), Some(0));
+    let headers = sign("stripe", "a", "x", "0");
+    let mut args = vec![
+        "verify", "--scheme", "stripe", "--secret", "a", "--body", "x", "--now", "0",
+    ];
+    args.extend(headers.iter().map(String::as_str));
+    assert_eq!(run(&args).status.code(), Some(0));
+}
+
+#[test]
+fn tolerance_takes_any_whole_seconds_and_names_its_range_otherwise() {
+    let headers = sign("slack", "s", "x", "1");
+    let mut args = vec![
+        "verify",
+        "--scheme",
+        "slack",
+        "--secret",
+        "s",
+        "--body",
+        "x",
+        "--now",
+        "253402300799",
+        "--tolerance",
+    ];
+    args.push("18446744073709551615");
+    args.extend(headers.iter().map(String::as_str));
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    for value in ["-1", "18446744073709551616", "ten"] {
+        let out = run(&[
+            "verify",
+            "--scheme",
+            "slack",
+            "--secret",
+            "s",
+            "--body",
+            "x",
+            "--tolerance",
+            value,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(err.contains("--tolerance"), "{value}: {err}");
+        assert!(
+            err.contains("from 0 to 18446744073709551615"),
+            "{value}: {err}"
+        );
+    }
+}

@@ -8,8 +8,8 @@ use serde_json::json;
 use webhook_guard::scheme::Scheme;
 use webhook_guard::{KeyId, KeyRole, Keyring, Secret, Signer, Verifier, VerifyError};
 
-use super::options::{secret_texts, SecretFormat};
-use super::{unix, VerifyArgs};
+use super::options::{secret_texts, SecretFormat, MAX_UNIX_TIME};
+use super::VerifyArgs;
 
 pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     let format = args
@@ -27,17 +27,12 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let headers = parse_headers(&args.headers)?;
     let body = args.body.read()?;
-    let now = match args.now {
-        Some(secs) => unix(secs, "--now")?,
-        None => chrono::Utc::now(),
-    };
-    let tolerance = args.tolerance.map(Duration::from_secs);
+    let now = args.now.unwrap_or_else(chrono::Utc::now);
+    let tolerance = args.tolerance;
     let url = args.scheme.url.as_deref();
     let check = |secrets: &[Secret], body: &[u8]| -> Result<Result<usize, VerifyError>, String> {
         let scheme = args.scheme.build()?;
-        Ok(verify_with(
-            scheme, secrets, tolerance, url, &headers, body, now,
-        ))
+        verify_with(scheme, secrets, tolerance, url, &headers, body, now)
     };
 
     let outcome = check(&secrets, &body)?;
@@ -95,7 +90,8 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     }
 }
 
-/// Verifies with `secrets` (the first current, the rest grace), returning the matching index.
+/// Verifies with `secrets` (the first current, the rest grace), returning the matching index;
+/// the outer error is a usage error.
 fn verify_with(
     scheme: Box<dyn Scheme>,
     secrets: &[Secret],
@@ -104,7 +100,7 @@ fn verify_with(
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<usize, VerifyError> {
+) -> Result<Result<usize, VerifyError>, String> {
     let clock = webhook_guard::ManualClock::new(now);
     let keyring = Keyring::builder()
         .clock(clock)
@@ -112,7 +108,15 @@ fn verify_with(
         .max_grace(Duration::from_secs(3650 * 86_400))
         .key_id(KeyId::new("1"))
         .build(secrets[0].clone());
-    let far = now + chrono::Duration::days(3650);
+    // Grace keys last ten years past `now`, which --now's range keeps representable.
+    let far = now
+        .checked_add_signed(chrono::TimeDelta::days(3650))
+        .ok_or_else(|| {
+            format!(
+                "--now {} is too late: give Unix seconds from 0 to {MAX_UNIX_TIME}",
+                now.timestamp()
+            )
+        })?;
     let mut ids = vec![keyring.current_id()];
     for secret in &secrets[1..] {
         // Cannot fail: the expiry is in the future and max_keys fits every secret.
@@ -127,15 +131,17 @@ fn verify_with(
         verifier = verifier.tolerance(tolerance);
     }
     let verified = match url {
-        Some(url) => verifier.verify_url_at(url, headers, body, now)?,
-        None => verifier.verify_at(headers, body, now)?,
+        Some(url) => verifier.verify_url_at(url, headers, body, now),
+        None => verifier.verify_at(headers, body, now),
     };
-    let index = ids
-        .iter()
-        .position(|id| id == verified.key_id())
-        .unwrap_or(0);
-    debug_assert_eq!(index == 0, verified.role() == KeyRole::Current);
-    Ok(index)
+    Ok(verified.map(|verified| {
+        let index = ids
+            .iter()
+            .position(|id| id == verified.key_id())
+            .unwrap_or(0);
+        debug_assert_eq!(index == 0, verified.role() == KeyRole::Current);
+        index
+    }))
 }
 
 type Check<'a> = dyn Fn(&[Secret], &[u8]) -> Result<Result<usize, VerifyError>, String> + 'a;
