@@ -6,8 +6,9 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 use webhook_guard::scheme::Scheme;
-use webhook_guard::{KeyId, KeyRole, Keyring, Secret, Signer, Verifier, VerifyError};
+use webhook_guard::{KeyId, KeyRole, Keyring, Secret, Verifier, VerifyError};
 
+use super::expected::{expected, Expected};
 use super::options::{secret_texts, SecretFormat, MAX_UNIX_TIME};
 use super::VerifyArgs;
 
@@ -36,22 +37,27 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     };
 
     let outcome = check(&secrets, &body)?;
-    let expected = if args.show_expected {
-        expected_signatures(&args, &secrets, &headers, &body, now)?
+    let (expected, unknown) = if args.show_expected {
+        match expected(&args.scheme, &secrets, &headers, &body, now)? {
+            Expected::Headers(lines) => (lines, None),
+            Expected::Unknown(why) => (Vec::new(), Some(why)),
+        }
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     match outcome {
         Ok(index) => {
             let role = if index == 0 { "current" } else { "grace" };
             if args.json {
-                println!(
-                    "{}",
-                    json!({"valid": true, "secret": index + 1, "role": role, "expected": expected})
-                );
+                let mut report =
+                    json!({"valid": true, "secret": index + 1, "role": role, "expected": expected});
+                if let Some(why) = &unknown {
+                    report["expected_unavailable"] = json!(why);
+                }
+                println!("{report}");
             } else {
                 println!("valid: signature matches secret #{} ({role})", index + 1);
-                print_expected(&expected);
+                print_expected(&expected, unknown.as_deref());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -66,15 +72,16 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
                 _ => Vec::new(),
             };
             if args.json {
-                println!(
-                    "{}",
-                    json!({
-                        "valid": false,
-                        "error": error.to_string(),
-                        "diagnosis": hints,
-                        "expected": expected,
-                    })
-                );
+                let mut report = json!({
+                    "valid": false,
+                    "error": error.to_string(),
+                    "diagnosis": hints,
+                    "expected": expected,
+                });
+                if let Some(why) = &unknown {
+                    report["expected_unavailable"] = json!(why);
+                }
+                println!("{report}");
             } else {
                 println!("invalid: {error}");
                 if matches!(error, VerifyError::NoMatch { .. }) {
@@ -83,7 +90,7 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
                 for hint in &hints {
                     println!("hint: {hint}");
                 }
-                print_expected(&expected);
+                print_expected(&expected, unknown.as_deref());
             }
             Ok(ExitCode::from(1))
         }
@@ -278,43 +285,13 @@ fn replace(body: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The headers each secret would have produced for this id, timestamp and body.
-fn expected_signatures(
-    args: &VerifyArgs,
-    secrets: &[Secret],
-    headers: &HeaderMap,
-    body: &[u8],
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<String>, String> {
-    let probe = args.scheme.build()?;
-    let mut delivery = webhook_guard::scheme::Delivery::new();
-    let (id, at) = match probe.parse(headers, &mut delivery).map(|()| &delivery) {
-        Ok(d) => (
-            d.id().unwrap_or_default().to_owned(),
-            d.timestamp()
-                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-                .unwrap_or(now),
-        ),
-        Err(_) => (String::new(), now),
-    };
-    let mut out = Vec::new();
-    for (i, secret) in secrets.iter().enumerate() {
-        let mut signer = Signer::new(args.scheme.build()?, secret.clone());
-        if let Some(url) = &args.scheme.url {
-            signer = signer.url(url.clone());
-        }
-        let signed = signer.sign_at(body, &id, at).map_err(|e| e.to_string())?;
-        for (name, value) in &signed {
-            let value = value.to_str().unwrap_or_default();
-            out.push(format!("secret #{}: {name}: {value}", i + 1));
-        }
-    }
-    Ok(out)
-}
-
-fn print_expected(expected: &[String]) {
+/// Prints `--show-expected`'s answer, if it was asked for.
+fn print_expected(expected: &[String], unknown: Option<&str>) {
     for line in expected {
         println!("expected {line}");
+    }
+    if let Some(why) = unknown {
+        println!("expected: cannot compute the expected signature: {why}");
     }
 }
 

@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use webhook_guard::Secret;
 
 mod diagnose;
+mod expected;
 mod options;
 mod sign;
 
