@@ -108,13 +108,16 @@ fn verify_with(
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Result<usize, VerifyError>, String> {
+    let Some((current, grace)) = secrets.split_first() else {
+        return Err("no secret: give --secret or --secret-env".to_owned());
+    };
     let clock = webhook_guard::ManualClock::new(now);
     let keyring = Keyring::builder()
         .clock(clock)
         .max_keys(secrets.len().max(1))
         .max_grace(Duration::from_secs(3650 * 86_400))
         .key_id(KeyId::new("1"))
-        .build(secrets[0].clone());
+        .build(current.clone());
     // Grace keys last ten years past `now`, which --now's range keeps representable.
     let far = now
         .checked_add_signed(chrono::TimeDelta::days(3650))
@@ -125,7 +128,7 @@ fn verify_with(
             )
         })?;
     let mut ids = vec![keyring.current_id()];
-    for secret in &secrets[1..] {
+    for secret in grace {
         // Cannot fail: the expiry is in the future and max_keys fits every secret.
         ids.push(
             keyring
@@ -271,7 +274,7 @@ fn python_style(value: &serde_json::Value) -> Option<Vec<u8>> {
 }
 
 fn replace(body: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + body.len() / 16);
+    let mut out = Vec::with_capacity(body.len().saturating_add(body.len() / 16));
     let mut rest = body;
     while !rest.is_empty() {
         if rest.starts_with(from) {

@@ -13,7 +13,10 @@ pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
         .secret_format
         .unwrap_or_else(|| args.scheme.default_secret_format());
     let texts = secret_texts(args.secret.as_slice(), args.secret_env.as_slice())?;
-    let secret = format.parse(&texts[0])?;
+    let text = texts
+        .first()
+        .ok_or("no secret: give --secret or --secret-env")?;
+    let secret = format.parse(text)?;
     let body = args.body.read()?;
     let at = args.timestamp.unwrap_or_else(chrono::Utc::now);
     let id = match args.id {
