@@ -43,16 +43,19 @@ fn sign(scheme: &str, secret: &str, body: &str, ts: &str) -> Vec<String> {
 }
 
 fn verify(scheme: &str, secret: &str, headers: &[String], body: &str, extra: &[&str]) -> Output {
+    verify_at("1700000010", scheme, secret, headers, body, extra)
+}
+
+fn verify_at(
+    now: &str,
+    scheme: &str,
+    secret: &str,
+    headers: &[String],
+    body: &str,
+    extra: &[&str],
+) -> Output {
     let mut args = vec![
-        "verify",
-        "--scheme",
-        scheme,
-        "--secret",
-        secret,
-        "--body",
-        body,
-        "--now",
-        "1700000010",
+        "verify", "--scheme", scheme, "--secret", secret, "--body", body, "--now", now,
     ];
     args.extend(headers.iter().map(String::as_str));
     args.extend(extra);
@@ -508,4 +511,289 @@ fn every_further_scheme_round_trips_and_url_schemes_need_the_url() {
         "{}",
         stdout(&out)
     );
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn now_beyond_the_calendar_is_a_usage_error_not_a_panic() {
+    // The review's command (E12): it panicked in the grace-key arithmetic.
+    let out = run(&[
+        "verify",
+        "--scheme",
+        "github",
+        "--secret",
+        "a",
+        "--now",
+        "8210266876799",
+        "-H",
+        "x-hub-signature-256: sha256=00",
+        "--body",
+        "x",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    let err = stderr(&out);
+    let first = err.lines().next().unwrap_or_default();
+    assert!(first.contains("--now"), "{err}");
+    assert!(first.contains("out of range"), "{err}");
+    assert!(first.contains("from 0 to 253402300799"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn time_flags_name_themselves_and_their_range_at_every_extreme() {
+    let too_far = [
+        i64::MIN.to_string(),
+        "-1".to_owned(),
+        "253402300800".to_owned(),
+        "8210266876799".to_owned(),
+        i64::MAX.to_string(),
+        u64::MAX.to_string(),
+        "1e9".to_owned(),
+    ];
+    for value in &too_far {
+        let verify = run(&[
+            "verify", "--scheme", "github", "--secret", "a", "--body", "x", "--now", value,
+        ]);
+        let sign = run(&[
+            "sign",
+            "--scheme",
+            "twitch",
+            "--secret",
+            "a",
+            "--body",
+            "x",
+            "--timestamp",
+            value,
+        ]);
+        for (out, flag) in [(verify, "--now"), (sign, "--timestamp")] {
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(2), "{flag} {value}: {err}");
+            assert!(err.contains(flag), "{flag} {value}: {err}");
+            assert!(
+                err.contains("from 0 to 253402300799"),
+                "{flag} {value}: {err}"
+            );
+        }
+    }
+    // Both ends of the range work: the last second signs and verifies.
+    let headers = sign("twitch", "a", "x", "253402300799");
+    assert!(headers.iter().any(|h| h.ends_with("9999-12-31T23:59:59Z")));
+    let mut args = vec![
+        "verify", "--scheme", "twitch", "--secret", "a", "--body", "x", "--now",
+    ];
+    args.push("253402300799");
+    args.extend(headers.iter().map(String::as_str));
+    assert_eq!(run(&args).status.code(), Some(0));
+    let headers = sign("stripe", "a", "x", "0");
+    let mut args = vec![
+        "verify", "--scheme", "stripe", "--secret", "a", "--body", "x", "--now", "0",
+    ];
+    args.extend(headers.iter().map(String::as_str));
+    assert_eq!(run(&args).status.code(), Some(0));
+}
+
+#[test]
+fn tolerance_takes_any_whole_seconds_and_names_its_range_otherwise() {
+    let headers = sign("slack", "s", "x", "1");
+    let mut args = vec![
+        "verify",
+        "--scheme",
+        "slack",
+        "--secret",
+        "s",
+        "--body",
+        "x",
+        "--now",
+        "253402300799",
+        "--tolerance",
+    ];
+    args.push("18446744073709551615");
+    args.extend(headers.iter().map(String::as_str));
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    for value in ["-1", "18446744073709551616", "ten"] {
+        let out = run(&[
+            "verify",
+            "--scheme",
+            "slack",
+            "--secret",
+            "s",
+            "--body",
+            "x",
+            "--tolerance",
+            value,
+        ]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(2), "{value}: {err}");
+        assert!(err.contains("--tolerance"), "{value}: {err}");
+        assert!(
+            err.contains("from 0 to 18446744073709551615"),
+            "{value}: {err}"
+        );
+    }
+}
+
+/// The value of the `expected secret #n: name: value` line for `name`.
+fn expected_value(out: &Output, secret: usize, name: &str) -> Option<String> {
+    let prefix = format!("expected secret #{secret}: {name}: ");
+    stdout(out)
+        .lines()
+        .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+}
+
+#[test]
+fn show_expected_signs_twitch_nanoseconds_as_received() {
+    // E13: the time was re-formatted to whole seconds before signing.
+    let text = "2019-11-16T10:11:12.634234626Z";
+    let at = chrono::DateTime::parse_from_rfc3339(text).unwrap().to_utc();
+    let secret = webhook_guard::Secret::from_bytes("s3cRe7-twitch").unwrap();
+    let signed = webhook_guard::Signer::new(webhook_guard::scheme::Twitch, secret)
+        .sign_at(b"{}", "e76c6bd4-55c9-4987-8304-da1588d8988b", at)
+        .unwrap();
+    assert_eq!(signed["twitch-eventsub-message-timestamp"], text);
+    let mut args = vec![
+        "verify".to_owned(),
+        "--scheme".to_owned(),
+        "twitch".to_owned(),
+        "--secret".to_owned(),
+        "not-it".to_owned(),
+        "--secret".to_owned(),
+        "s3cRe7-twitch".to_owned(),
+        "--body".to_owned(),
+        "{}".to_owned(),
+        "--now".to_owned(),
+        "1573899072".to_owned(),
+        "--show-expected".to_owned(),
+    ];
+    for (name, value) in &signed {
+        args.extend([
+            "-H".to_owned(),
+            format!("{name}: {}", value.to_str().unwrap()),
+        ]);
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = run(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let received = signed["twitch-eventsub-message-signature"]
+        .to_str()
+        .unwrap();
+    let sig = "twitch-eventsub-message-signature";
+    assert_eq!(expected_value(&out, 2, sig).as_deref(), Some(received));
+    assert_ne!(expected_value(&out, 1, sig).as_deref(), Some(received));
+    let ts = "twitch-eventsub-message-timestamp";
+    assert_eq!(expected_value(&out, 2, ts).as_deref(), Some(text));
+    assert_eq!(
+        expected_value(&out, 2, "twitch-eventsub-message-id").as_deref(),
+        Some("e76c6bd4-55c9-4987-8304-da1588d8988b")
+    );
+}
+
+#[test]
+fn show_expected_signs_a_timestamp_text_no_signer_writes_and_it_verifies() {
+    // An offset instead of `Z`: the signature printed for it, sent back, verifies.
+    let headers = |sig: &str| {
+        vec![
+            "-H".to_owned(),
+            "twitch-eventsub-message-id: m1".to_owned(),
+            "-H".to_owned(),
+            "twitch-eventsub-message-timestamp: 2019-11-16T10:11:12.5+00:00".to_owned(),
+            "-H".to_owned(),
+            format!("twitch-eventsub-message-signature: {sig}"),
+        ]
+    };
+    let zeros = format!("sha256={}", "0".repeat(64));
+    let out = verify("twitch", "k", &headers(&zeros), "{}", &["--show-expected"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let ts = expected_value(&out, 1, "twitch-eventsub-message-timestamp");
+    assert_eq!(ts.as_deref(), Some("2019-11-16T10:11:12.5+00:00"));
+    let sig = expected_value(&out, 1, "twitch-eventsub-message-signature").unwrap();
+    let out = verify_at("1573899072", "twitch", "k", &headers(&sig), "{}", &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn show_expected_keeps_a_standard_timestamp_beyond_chrono_as_received() {
+    // E13: 99999999999999 s is past chrono's last second; the expected signature was made
+    // over --now's time instead and showed its timestamp.
+    let headers = |sig: &str| {
+        vec![
+            "-H".to_owned(),
+            "webhook-id: msg_far".to_owned(),
+            "-H".to_owned(),
+            "webhook-timestamp: 99999999999999".to_owned(),
+            "-H".to_owned(),
+            format!("webhook-signature: {sig}"),
+        ]
+    };
+    let zeros = format!("v1,{}=", "A".repeat(43));
+    let show = ["--show-expected"];
+    let out = verify_at("0", "standard", SW, &headers(&zeros), "{}", &show);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let text = stdout(&out);
+    assert!(
+        text.contains("timestamp is 99999999999999s in the future"),
+        "{text}"
+    );
+    assert!(!text.contains("webhook-timestamp: 0\n"), "{text}");
+    let ts = expected_value(&out, 1, "webhook-timestamp");
+    assert_eq!(ts.as_deref(), Some("99999999999999"), "{text}");
+    assert_eq!(
+        expected_value(&out, 1, "webhook-id").as_deref(),
+        Some("msg_far")
+    );
+    // The signature printed is over the received text: with the clock check out of the way,
+    // it verifies.
+    let sig = expected_value(&out, 1, "webhook-signature").unwrap();
+    let any_skew = ["--tolerance", "18446744073709551615"];
+    let out = verify_at("0", "standard", SW, &headers(&sig), "{}", &any_skew);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+}
+
+#[test]
+fn show_expected_says_so_when_it_cannot_know_what_was_signed() {
+    // No id and no timestamp received, and the scheme signs both: no guess.
+    let out = verify(
+        "standard",
+        SW,
+        &["-H".to_owned(), "webhook-signature: v1,AAAA".to_owned()],
+        "{}",
+        &["--show-expected"],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    let text = stdout(&out);
+    assert!(
+        text.contains("expected: cannot compute the expected signature: the headers do not parse (missing header webhook-id)"),
+        "{text}"
+    );
+    assert!(!text.contains("expected secret #"), "{text}");
+    let json = verify("standard", SW, &[], "{}", &["--show-expected", "--json"]);
+    let value: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(value["expected"], serde_json::json!([]));
+    assert!(value["expected_unavailable"]
+        .as_str()
+        .unwrap()
+        .contains("webhook id or timestamp"));
+    // A scheme that signs only the body needs nothing from the headers.
+    let signed = sign("github", "s", "x", "1700000000");
+    let out = verify("github", "s", &[], "x", &["--show-expected"]);
+    let expected = expected_value(&out, 1, "x-hub-signature-256").unwrap();
+    assert_eq!(signed[1], format!("x-hub-signature-256: {expected}"));
+    // One that signs the URL says it needs it, and verify still answers 1, not a usage error.
+    let out = run(&[
+        "verify",
+        "--scheme",
+        "square",
+        "--secret",
+        "k",
+        "-H",
+        "x-square-hmacsha256-signature: AAAA",
+        "--body",
+        "x",
+        "--show-expected",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stdout(&out).contains("expected: cannot compute the expected signature: the scheme signs the URL: pass it with --url"));
 }

@@ -6,10 +6,11 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 use webhook_guard::scheme::Scheme;
-use webhook_guard::{KeyId, KeyRole, Keyring, Secret, Signer, Verifier, VerifyError};
+use webhook_guard::{KeyId, KeyRole, Keyring, Secret, Verifier, VerifyError};
 
-use super::options::{secret_texts, SecretFormat};
-use super::{unix, VerifyArgs};
+use super::expected::{expected, Expected};
+use super::options::{secret_texts, SecretFormat, MAX_UNIX_TIME};
+use super::VerifyArgs;
 
 pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     let format = args
@@ -27,36 +28,36 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
         .collect::<Result<Vec<_>, _>>()?;
     let headers = parse_headers(&args.headers)?;
     let body = args.body.read()?;
-    let now = match args.now {
-        Some(secs) => unix(secs, "--now")?,
-        None => chrono::Utc::now(),
-    };
-    let tolerance = args.tolerance.map(Duration::from_secs);
+    let now = args.now.unwrap_or_else(chrono::Utc::now);
+    let tolerance = args.tolerance;
     let url = args.scheme.url.as_deref();
     let check = |secrets: &[Secret], body: &[u8]| -> Result<Result<usize, VerifyError>, String> {
         let scheme = args.scheme.build()?;
-        Ok(verify_with(
-            scheme, secrets, tolerance, url, &headers, body, now,
-        ))
+        verify_with(scheme, secrets, tolerance, url, &headers, body, now)
     };
 
     let outcome = check(&secrets, &body)?;
-    let expected = if args.show_expected {
-        expected_signatures(&args, &secrets, &headers, &body, now)?
+    let (expected, unknown) = if args.show_expected {
+        match expected(&args.scheme, &secrets, &headers, &body, now)? {
+            Expected::Headers(lines) => (lines, None),
+            Expected::Unknown(why) => (Vec::new(), Some(why)),
+        }
     } else {
-        Vec::new()
+        (Vec::new(), None)
     };
     match outcome {
         Ok(index) => {
             let role = if index == 0 { "current" } else { "grace" };
             if args.json {
-                println!(
-                    "{}",
-                    json!({"valid": true, "secret": index + 1, "role": role, "expected": expected})
-                );
+                let mut report =
+                    json!({"valid": true, "secret": index + 1, "role": role, "expected": expected});
+                if let Some(why) = &unknown {
+                    report["expected_unavailable"] = json!(why);
+                }
+                println!("{report}");
             } else {
                 println!("valid: signature matches secret #{} ({role})", index + 1);
-                print_expected(&expected);
+                print_expected(&expected, unknown.as_deref());
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -71,15 +72,16 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
                 _ => Vec::new(),
             };
             if args.json {
-                println!(
-                    "{}",
-                    json!({
-                        "valid": false,
-                        "error": error.to_string(),
-                        "diagnosis": hints,
-                        "expected": expected,
-                    })
-                );
+                let mut report = json!({
+                    "valid": false,
+                    "error": error.to_string(),
+                    "diagnosis": hints,
+                    "expected": expected,
+                });
+                if let Some(why) = &unknown {
+                    report["expected_unavailable"] = json!(why);
+                }
+                println!("{report}");
             } else {
                 println!("invalid: {error}");
                 if matches!(error, VerifyError::NoMatch { .. }) {
@@ -88,14 +90,15 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
                 for hint in &hints {
                     println!("hint: {hint}");
                 }
-                print_expected(&expected);
+                print_expected(&expected, unknown.as_deref());
             }
             Ok(ExitCode::from(1))
         }
     }
 }
 
-/// Verifies with `secrets` (the first current, the rest grace), returning the matching index.
+/// Verifies with `secrets` (the first current, the rest grace), returning the matching index;
+/// the outer error is a usage error.
 fn verify_with(
     scheme: Box<dyn Scheme>,
     secrets: &[Secret],
@@ -104,17 +107,28 @@ fn verify_with(
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
-) -> Result<usize, VerifyError> {
+) -> Result<Result<usize, VerifyError>, String> {
+    let Some((current, grace)) = secrets.split_first() else {
+        return Err("no secret: give --secret or --secret-env".to_owned());
+    };
     let clock = webhook_guard::ManualClock::new(now);
     let keyring = Keyring::builder()
         .clock(clock)
         .max_keys(secrets.len().max(1))
         .max_grace(Duration::from_secs(3650 * 86_400))
         .key_id(KeyId::new("1"))
-        .build(secrets[0].clone());
-    let far = now + chrono::Duration::days(3650);
+        .build(current.clone());
+    // Grace keys last ten years past `now`, which --now's range keeps representable.
+    let far = now
+        .checked_add_signed(chrono::TimeDelta::days(3650))
+        .ok_or_else(|| {
+            format!(
+                "--now {} is too late: give Unix seconds from 0 to {MAX_UNIX_TIME}",
+                now.timestamp()
+            )
+        })?;
     let mut ids = vec![keyring.current_id()];
-    for secret in &secrets[1..] {
+    for secret in grace {
         // Cannot fail: the expiry is in the future and max_keys fits every secret.
         ids.push(
             keyring
@@ -127,15 +141,17 @@ fn verify_with(
         verifier = verifier.tolerance(tolerance);
     }
     let verified = match url {
-        Some(url) => verifier.verify_url_at(url, headers, body, now)?,
-        None => verifier.verify_at(headers, body, now)?,
+        Some(url) => verifier.verify_url_at(url, headers, body, now),
+        None => verifier.verify_at(headers, body, now),
     };
-    let index = ids
-        .iter()
-        .position(|id| id == verified.key_id())
-        .unwrap_or(0);
-    debug_assert_eq!(index == 0, verified.role() == KeyRole::Current);
-    Ok(index)
+    Ok(verified.map(|verified| {
+        let index = ids
+            .iter()
+            .position(|id| id == verified.key_id())
+            .unwrap_or(0);
+        debug_assert_eq!(index == 0, verified.role() == KeyRole::Current);
+        index
+    }))
 }
 
 type Check<'a> = dyn Fn(&[Secret], &[u8]) -> Result<Result<usize, VerifyError>, String> + 'a;
@@ -258,7 +274,7 @@ fn python_style(value: &serde_json::Value) -> Option<Vec<u8>> {
 }
 
 fn replace(body: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(body.len() + body.len() / 16);
+    let mut out = Vec::with_capacity(body.len().saturating_add(body.len() / 16));
     let mut rest = body;
     while !rest.is_empty() {
         if rest.starts_with(from) {
@@ -272,43 +288,13 @@ fn replace(body: &[u8], from: &[u8], to: &[u8]) -> Vec<u8> {
     out
 }
 
-/// The headers each secret would have produced for this id, timestamp and body.
-fn expected_signatures(
-    args: &VerifyArgs,
-    secrets: &[Secret],
-    headers: &HeaderMap,
-    body: &[u8],
-    now: chrono::DateTime<chrono::Utc>,
-) -> Result<Vec<String>, String> {
-    let probe = args.scheme.build()?;
-    let mut delivery = webhook_guard::scheme::Delivery::new();
-    let (id, at) = match probe.parse(headers, &mut delivery).map(|()| &delivery) {
-        Ok(d) => (
-            d.id().unwrap_or_default().to_owned(),
-            d.timestamp()
-                .and_then(|s| chrono::DateTime::from_timestamp(s, 0))
-                .unwrap_or(now),
-        ),
-        Err(_) => (String::new(), now),
-    };
-    let mut out = Vec::new();
-    for (i, secret) in secrets.iter().enumerate() {
-        let mut signer = Signer::new(args.scheme.build()?, secret.clone());
-        if let Some(url) = &args.scheme.url {
-            signer = signer.url(url.clone());
-        }
-        let signed = signer.sign_at(body, &id, at).map_err(|e| e.to_string())?;
-        for (name, value) in &signed {
-            let value = value.to_str().unwrap_or_default();
-            out.push(format!("secret #{}: {name}: {value}", i + 1));
-        }
-    }
-    Ok(out)
-}
-
-fn print_expected(expected: &[String]) {
+/// Prints `--show-expected`'s answer, if it was asked for.
+fn print_expected(expected: &[String], unknown: Option<&str>) {
     for line in expected {
         println!("expected {line}");
+    }
+    if let Some(why) = unknown {
+        println!("expected: cannot compute the expected signature: {why}");
     }
 }
 

@@ -2,12 +2,14 @@
 //! generate secrets. All cryptography is the library's.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use webhook_guard::Secret;
 
 mod diagnose;
+mod expected;
 mod options;
 mod sign;
 
@@ -65,9 +67,9 @@ struct SignArgs {
     /// The webhook id (default: a random msg_… id).
     #[arg(long)]
     id: Option<String>,
-    /// The timestamp, Unix seconds (default: now).
-    #[arg(long)]
-    timestamp: Option<i64>,
+    /// The timestamp, Unix seconds from 0 to 253402300799 (default: now).
+    #[arg(long, value_name = "SECONDS", value_parser = options::unix_time, allow_negative_numbers = true)]
+    timestamp: Option<DateTime<Utc>>,
     #[command(flatten)]
     body: BodyArgs,
     /// Print a curl command that posts the signed body to URL.
@@ -96,12 +98,12 @@ struct VerifyArgs {
     headers: Vec<String>,
     #[command(flatten)]
     body: BodyArgs,
-    /// Check timestamps against this time, Unix seconds (default: now).
-    #[arg(long)]
-    now: Option<i64>,
+    /// Check timestamps against this time, Unix seconds from 0 to 253402300799 (default: now).
+    #[arg(long, value_name = "SECONDS", value_parser = options::unix_time, allow_negative_numbers = true)]
+    now: Option<DateTime<Utc>>,
     /// Timestamp tolerance in seconds, both ways (default: the scheme's, 300 s for most).
-    #[arg(long)]
-    tolerance: Option<u64>,
+    #[arg(long, value_name = "SECONDS", value_parser = options::tolerance, allow_negative_numbers = true)]
+    tolerance: Option<Duration>,
     /// Also print the signature each secret would have produced (sensitive).
     #[arg(long)]
     show_expected: bool,
@@ -135,8 +137,4 @@ fn gen_secret(format: GenFormat) -> Result<ExitCode, String> {
     };
     println!("{}", &*text);
     Ok(ExitCode::SUCCESS)
-}
-
-fn unix(secs: i64, what: &str) -> Result<DateTime<Utc>, String> {
-    DateTime::from_timestamp(secs, 0).ok_or_else(|| format!("{what} {secs} is out of range"))
 }

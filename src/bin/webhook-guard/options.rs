@@ -2,7 +2,9 @@
 
 use std::io::Read as _;
 use std::path::PathBuf;
+use std::time::Duration;
 
+use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use webhook_guard::scheme::{
     Custom, Dropbox, Encoding, GitHub, Linear, Paddle, Scheme, Shopify, Slack, Square,
@@ -203,4 +205,83 @@ pub fn secret_texts(secrets: &[String], envs: &[String]) -> Result<Vec<String>, 
         return Err("no secret: give --secret or --secret-env".to_owned());
     }
     Ok(texts)
+}
+
+/// Latest time `--now` and `--timestamp` accept, 9999-12-31T23:59:59Z: the last second RFC 3339
+/// (four-digit years) can write, so every scheme's timestamp text for it is valid, and a grace
+/// period of years after it is still a `DateTime`.
+pub const MAX_UNIX_TIME: i64 = 253_402_300_799;
+
+/// Parses a `--now` or `--timestamp` value: Unix seconds from 0 to [`MAX_UNIX_TIME`].
+pub fn unix_time(text: &str) -> Result<DateTime<Utc>, String> {
+    let range = format!("Unix seconds from 0 to {MAX_UNIX_TIME} (9999-12-31T23:59:59Z)");
+    whole_number(text, &range)?
+        .parse::<i64>()
+        .ok()
+        .filter(|secs| (0..=MAX_UNIX_TIME).contains(secs))
+        .and_then(|secs| DateTime::from_timestamp(secs, 0))
+        .ok_or_else(|| format!("out of range: give {range}"))
+}
+
+/// Parses a `--tolerance` value: whole seconds from 0 to `u64::MAX`.
+pub fn tolerance(text: &str) -> Result<Duration, String> {
+    let range = format!("whole seconds from 0 to {}", u64::MAX);
+    whole_number(text, &range)?
+        .parse::<u64>()
+        .map(Duration::from_secs)
+        .map_err(|_| format!("out of range: give {range}"))
+}
+
+/// `text` without surrounding white space, if it is a whole number of any size, so a number
+/// too large is told apart from one that is not a number at all.
+fn whole_number<'t>(text: &'t str, range: &str) -> Result<&'t str, String> {
+    let text = text.trim();
+    let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!("not a whole number: give {range}"));
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unix_time_accepts_exactly_its_range() {
+        assert_eq!(unix_time("0").map(|t| t.timestamp()), Ok(0));
+        assert_eq!(
+            unix_time("253402300799").map(|t| t.timestamp()),
+            Ok(MAX_UNIX_TIME)
+        );
+        for bad in [
+            "-1",
+            "253402300800",
+            "8210266876799",
+            "-9223372036854775808",
+            "18446744073709551615",
+            "",
+            "1e9",
+        ] {
+            let error = unix_time(bad).unwrap_err();
+            assert!(error.contains("from 0 to 253402300799"), "{bad}: {error}");
+        }
+        assert!(unix_time("-1").unwrap_err().starts_with("out of range"));
+        assert!(unix_time(&"9".repeat(60))
+            .unwrap_err()
+            .starts_with("out of range"));
+        assert!(unix_time("1e9")
+            .unwrap_err()
+            .starts_with("not a whole number"));
+    }
+
+    #[test]
+    fn tolerance_accepts_every_u64_and_nothing_else() {
+        assert_eq!(
+            tolerance("18446744073709551615"),
+            Ok(Duration::from_secs(u64::MAX))
+        );
+        assert!(tolerance("-1").is_err());
+        assert!(tolerance("18446744073709551616").is_err());
+    }
 }

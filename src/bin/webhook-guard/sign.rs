@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use webhook_guard::Signer;
 
 use super::options::secret_texts;
-use super::{unix, SignArgs};
+use super::SignArgs;
 
 pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
     let scheme = args.scheme.build()?;
@@ -13,12 +13,12 @@ pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
         .secret_format
         .unwrap_or_else(|| args.scheme.default_secret_format());
     let texts = secret_texts(args.secret.as_slice(), args.secret_env.as_slice())?;
-    let secret = format.parse(&texts[0])?;
+    let text = texts
+        .first()
+        .ok_or("no secret: give --secret or --secret-env")?;
+    let secret = format.parse(text)?;
     let body = args.body.read()?;
-    let at = match args.timestamp {
-        Some(secs) => unix(secs, "--timestamp")?,
-        None => chrono::Utc::now(),
-    };
+    let at = args.timestamp.unwrap_or_else(chrono::Utc::now);
     let id = match args.id {
         Some(id) => id,
         None => format!("msg_{:016x}", getrandom::u64().map_err(|e| e.to_string())?),
