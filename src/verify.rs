@@ -435,6 +435,11 @@ pub(crate) struct BodyMac {
 }
 
 impl BodyMac {
+    /// How many keys each byte is MACed with.
+    pub(crate) fn keys(&self) -> usize {
+        self.macs.len()
+    }
+
     /// MACs the next piece of the body.
     pub(crate) fn update(&mut self, bytes: &[u8]) {
         for (_, mac) in &mut self.macs {

@@ -141,6 +141,10 @@ fn every_kind_has_its_own_generic_detail() {
             keys: 2,
         }),
         Rejection::BodyTooLarge { limit: 1234 },
+        Rejection::OverCapacity {
+            max: 4096,
+            retry_after: 2,
+        },
         Rejection::BodyRead {
             reason: "reset".into(),
         },

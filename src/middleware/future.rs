@@ -11,11 +11,16 @@ use http_body_util::{Full, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
+use super::budget::Reservation;
 use super::layer::Config;
 use super::{Rejection, ResponseBody};
 use crate::verify::BodyMac;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// MAC work one poll may do while the body streams in, in bytes MACed times live keys: about
+/// 70 µs of HMAC-SHA256 here (BENCHMARKS.md, "Fairness").
+const MAC_WORK_PER_POLL: usize = 128 * 1024;
 
 pin_project! {
     /// Response future of [`WebhookService`](super::WebhookService): reads the body, verifies,
@@ -29,6 +34,9 @@ pin_project! {
         #[pin]
         state: State<S, S::Future, B>,
         config: Arc<Config>,
+        // This request's share of the layer's budget for buffered bodies, held until the
+        // inner service is done with the body.
+        reservation: Option<Reservation>,
     }
 }
 
@@ -44,6 +52,8 @@ pin_project! {
             body: Limited<B>,
             received: Received,
             body_mac: Option<Box<BodyMac>>,
+            // The part of the last frame not MACed yet (a slice per poll).
+            unmaced: Bytes,
             parts: Option<Parts>,
             inner: Option<S>,
         },
@@ -68,6 +78,7 @@ where
     pub(crate) fn collecting(
         body: Limited<B>,
         expected: usize,
+        reservation: Reservation,
         body_mac: Option<Box<BodyMac>>,
         parts: Parts,
         inner: S,
@@ -78,10 +89,12 @@ where
                 body,
                 received: Received::new(expected),
                 body_mac,
+                unmaced: Bytes::new(),
                 parts: Some(parts),
                 inner: Some(inner),
             },
             config,
+            reservation: Some(reservation),
         }
     }
 
@@ -91,6 +104,7 @@ where
                 response: Some(response),
             },
             config,
+            reservation: None,
         }
     }
 }
@@ -111,49 +125,73 @@ where
                     mut body,
                     received,
                     body_mac,
+                    unmaced,
                     parts,
                     inner,
                 } => {
+                    let config = &**this.config;
+                    // MAC work done in this poll, in bytes times keys: past a slice, the task
+                    // yields, so one large forged body cannot hold a worker thread for the
+                    // whole of its MACs (with 8 keys, 8 MiB of MAC for a 1 MiB body).
+                    let mut worked = 0;
                     let collected = loop {
+                        if let Some(body_mac) = body_mac.as_deref_mut() {
+                            if !unmaced.is_empty() {
+                                if worked >= MAC_WORK_PER_POLL {
+                                    cx.waker().wake_by_ref();
+                                    return Poll::Pending;
+                                }
+                                let keys = body_mac.keys().max(1);
+                                let step = (MAC_WORK_PER_POLL / keys).clamp(1, unmaced.len());
+                                body_mac.update(&unmaced.split_to(step));
+                                worked += step * keys;
+                                continue;
+                            }
+                        }
                         match ready!(body.as_mut().poll_frame(cx)) {
                             Some(Ok(frame)) => {
-                                if let Ok(mut data) = frame.into_data() {
-                                    // `Bytes` hands itself over; other buffers are copied once.
-                                    let data = data.copy_to_bytes(data.remaining());
-                                    if let Some(body_mac) = body_mac {
-                                        body_mac.update(&data);
-                                    }
-                                    received.push(data);
+                                let Ok(mut data) = frame.into_data() else {
+                                    continue;
+                                };
+                                // `Bytes` hands itself over; other buffers are copied once.
+                                let data = data.copy_to_bytes(data.remaining());
+                                let total = received.len().saturating_add(data.len());
+                                let reserved =
+                                    this.reservation.as_mut().is_none_or(|r| r.grow_to(total));
+                                if !reserved {
+                                    break Err(config.over_capacity());
                                 }
+                                if body_mac.is_some() {
+                                    *unmaced = data.clone();
+                                }
+                                received.push(data);
                             }
-                            Some(Err(e)) => break Err(e),
+                            Some(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => {
+                                break Err(Rejection::BodyTooLarge {
+                                    limit: config.max_body_size,
+                                })
+                            }
+                            Some(Err(e)) => {
+                                break Err(Rejection::BodyRead {
+                                    reason: e.to_string(),
+                                })
+                            }
                             None => break Ok(received.take()),
                         }
                     };
                     let (Some(mut parts), Some(mut inner)) = (parts.take(), inner.take()) else {
                         unreachable!("the collecting state is left right after its body is read")
                     };
-                    let config = &**this.config;
-                    let outcome = match collected {
-                        Ok(bytes) => {
-                            let verified = match body_mac.take() {
-                                Some(body_mac) => {
-                                    let now = config.verifier.now();
-                                    (*body_mac).finish(&config.verifier, &parts, &bytes, now)
-                                }
-                                None => config.verifier.verify_request(&parts, &bytes),
-                            };
-                            verified.map(|v| (v, bytes)).map_err(Rejection::Verify)
-                        }
-                        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => {
-                            Err(Rejection::BodyTooLarge {
-                                limit: config.max_body_size,
-                            })
-                        }
-                        Err(e) => Err(Rejection::BodyRead {
-                            reason: e.to_string(),
-                        }),
-                    };
+                    let outcome = collected.and_then(|bytes| {
+                        let verified = match body_mac.take() {
+                            Some(body_mac) => {
+                                let now = config.verifier.now();
+                                (*body_mac).finish(&config.verifier, &parts, &bytes, now)
+                            }
+                            None => config.verifier.verify_request(&parts, &bytes),
+                        };
+                        verified.map(|v| (v, bytes)).map_err(Rejection::Verify)
+                    });
                     match outcome {
                         Ok((verified, bytes)) => {
                             tracing::debug!(
@@ -187,12 +225,14 @@ where
                         }
                         Err(rejection) => {
                             let response = config.reject(rejection);
+                            this.reservation.take();
                             return Poll::Ready(Ok(response.map(ResponseBody::own)));
                         }
                     }
                 }
                 StateProj::Calling { future } => {
                     let response = ready!(future.poll(cx))?;
+                    this.reservation.take();
                     return Poll::Ready(Ok(response.map(ResponseBody::passed)));
                 }
                 StateProj::Rejected { response } => {
@@ -243,6 +283,11 @@ impl Received {
             self.rest.extend_from_slice(&first);
         }
         self.rest.extend_from_slice(&data);
+    }
+
+    /// Bytes received so far.
+    fn len(&self) -> usize {
+        self.first.as_ref().map_or(0, Bytes::len) + self.rest.len()
     }
 
     fn take(&mut self) -> Bytes {

@@ -7,6 +7,7 @@ use http::Response;
 use http_body_util::Full;
 use tower_layer::Layer;
 
+use super::budget::{Budget, DEFAULT_MAX_BUFFERED_BYTES};
 use super::report::{RejectionReport, DEFAULT_REJECTION_SUMMARY_EVERY};
 use super::{Rejection, WebhookService};
 use crate::verify::Verifier;
@@ -37,9 +38,20 @@ pub(crate) struct Config {
     pub(crate) on_rejection: Option<Arc<RejectionFn>>,
     pub(crate) detailed_rejections: bool,
     pub(crate) report: RejectionReport,
+    pub(crate) budget: Arc<Budget>,
 }
 
+/// `Retry-After` of a 503 for a full budget: bodies in flight finish within a few seconds.
+const RETRY_AFTER_SECS: u64 = 2;
+
 impl Config {
+    pub(crate) fn over_capacity(&self) -> Rejection {
+        Rejection::OverCapacity {
+            max: self.budget.max(),
+            retry_after: RETRY_AFTER_SECS,
+        }
+    }
+
     pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
         let scheme = self.verifier.scheme().name();
         let status = rejection.status().as_u16();
@@ -77,8 +89,35 @@ impl WebhookLayer {
                 on_rejection: None,
                 detailed_rejections: false,
                 report: RejectionReport::new(DEFAULT_REJECTION_SUMMARY_EVERY),
+                budget: Budget::new(DEFAULT_MAX_BUFFERED_BYTES),
             }),
         }
+    }
+
+    /// Most bytes of request bodies that all requests through this layer (and its clones) may
+    /// hold at once. A request reserves its announced `Content-Length` before reading (refused at
+    /// once when it does not fit) and every frame as it arrives; what it holds is given back
+    /// when the inner service is done. A request that finds the budget used up is answered 503
+    /// with `Retry-After` ([`Rejection::OverCapacity`]), so a flood of large or held bodies costs
+    /// at most this much memory instead of exhausting the process. It also caps how many large
+    /// verifications run at once: `max / max_body_size` bodies of the largest size. Default:
+    /// [`DEFAULT_MAX_BUFFERED_BYTES`] (64 MiB).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::{middleware::WebhookLayer, scheme::Stripe, Keyring, Secret, Verifier};
+    ///
+    /// let verifier = Verifier::new(Stripe, Keyring::new(Secret::from_bytes("s")?));
+    /// // At most 16 bodies of 256 KiB in memory at once.
+    /// let layer = WebhookLayer::new(verifier)
+    ///     .max_body_size(256 * 1024)
+    ///     .max_buffered_bytes(4 * 1024 * 1024);
+    /// # Ok::<(), webhook_guard::SecretError>(())
+    /// ```
+    pub fn max_buffered_bytes(mut self, max: usize) -> Self {
+        self.config_mut().budget = Budget::new(max);
+        self
     }
 
     /// Largest body accepted, in bytes. Default: [`DEFAULT_MAX_BODY_SIZE`] (1 MiB).
@@ -175,6 +214,7 @@ impl WebhookLayer {
                 on_rejection: self.config.on_rejection.clone(),
                 detailed_rejections: self.config.detailed_rejections,
                 report: RejectionReport::new(self.config.report.every()),
+                budget: Budget::new(self.config.budget.max()),
             });
         }
         Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
@@ -200,6 +240,7 @@ impl fmt::Debug for WebhookLayer {
             .field("stream_from", &self.config.stream_from)
             .field("on_rejection", &self.config.on_rejection.is_some())
             .field("detailed_rejections", &self.config.detailed_rejections)
+            .field("max_buffered_bytes", &self.config.budget.max())
             .finish()
     }
 }

@@ -10,6 +10,7 @@
 //! | missing, duplicated or malformed signature headers | 400 Bad Request |
 //! | no signature matched, or timestamp outside the tolerance | 401 Unauthorized |
 //! | body over the limit | 413 Content Too Large |
+//! | the layer's budget for buffered bodies is in use | 503 Service Unavailable, `Retry-After` |
 //! | body could not be read | 400 Bad Request |
 //!
 //! A request whose `Content-Length` exceeds the limit is refused before any of its body is read.
@@ -33,6 +34,13 @@
 //! what verifying the whole body then would: a slow upload stretches neither the tolerance nor a
 //! grace period, and a key invalidated at once (grace 0, revoke) is refused even for an upload
 //! that started before.
+//!
+//! All requests through one layer share a budget of buffered body bytes
+//! ([`WebhookLayer::max_buffered_bytes`], 64 MiB by default): a request reserves its announced
+//! `Content-Length` before reading and each frame as it arrives, and one that does not fit is
+//! answered 503 with `Retry-After`, so held or slow bodies cannot exhaust memory. While a body
+//! streams in, the MACs run a slice per poll (128 KiB of MAC input times keys), so one large
+//! forged body does not hold a worker thread away from other requests.
 //!
 //! The problem document's `detail` is one sentence per problem type
 //! ([`Rejection::generic_detail`]): the specific reason (how many live keys were tried, the
@@ -95,6 +103,7 @@
 //! ```
 
 mod body;
+mod budget;
 mod future;
 mod layer;
 mod rejection;
@@ -102,6 +111,7 @@ mod report;
 mod service;
 
 pub use body::ResponseBody;
+pub use budget::DEFAULT_MAX_BUFFERED_BYTES;
 pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, DEFAULT_MAX_BODY_SIZE, DEFAULT_STREAM_FROM};
 pub use rejection::Rejection;

@@ -29,6 +29,17 @@ pub enum Rejection {
         /// The limit in bytes.
         limit: usize,
     },
+    /// The bodies already buffered by requests through this layer use up its budget
+    /// ([`WebhookLayer::max_buffered_bytes`](super::WebhookLayer::max_buffered_bytes)): answered
+    /// 503 with `Retry-After`, so the sender retries later instead of the process running out of
+    /// memory.
+    #[error("{max}-byte budget for buffered bodies is in use; retry in {retry_after}s")]
+    OverCapacity {
+        /// The budget in bytes.
+        max: usize,
+        /// Seconds the sender should wait (`Retry-After`).
+        retry_after: u64,
+    },
     /// The body could not be read (the client went away or sent a broken body). The transport's
     /// error is logged, not sent back.
     #[error("body could not be read")]
@@ -39,7 +50,7 @@ pub enum Rejection {
 }
 
 /// Every [`Rejection::kind`].
-pub(crate) const KINDS: [&str; 10] = [
+pub(crate) const KINDS: [&str; 11] = [
     "missing-header",
     "duplicate-header",
     "malformed-header",
@@ -49,6 +60,7 @@ pub(crate) const KINDS: [&str; 10] = [
     "timestamp-out-of-tolerance",
     "invalid-signature",
     "body-too-large",
+    "over-capacity",
     "body-unreadable",
 ];
 
@@ -57,13 +69,15 @@ impl Rejection {
     pub const KINDS: &'static [&'static str] = &KINDS;
 
     /// The response status: 400 for malformed requests, 401 for failed authentication, 413 for
-    /// an oversized body, 500 for a misconfigured scheme.
+    /// an oversized body, 500 for a misconfigured scheme, 503 when the layer's budget for
+    /// buffered bodies is in use.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Verify(VerifyError::Misconfigured { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
             Self::Verify(e) if e.is_malformed() => StatusCode::BAD_REQUEST,
             Self::Verify(_) => StatusCode::UNAUTHORIZED,
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::OverCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyRead { .. } => StatusCode::BAD_REQUEST,
         }
     }
@@ -84,6 +98,7 @@ impl Rejection {
             | Self::Verify(VerifyError::TimestampInFuture { .. }) => "timestamp-out-of-tolerance",
             Self::Verify(_) => "invalid-signature",
             Self::BodyTooLarge { .. } => "body-too-large",
+            Self::OverCapacity { .. } => "over-capacity",
             Self::BodyRead { .. } => "body-unreadable",
         }
     }
@@ -100,6 +115,7 @@ impl Rejection {
             "timestamp-out-of-tolerance" => "Webhook timestamp out of tolerance",
             "invalid-signature" => "Invalid webhook signature",
             "body-too-large" => "Webhook body too large",
+            "over-capacity" => "Webhook receiver busy",
             _ => "Webhook body unreadable",
         }
     }
@@ -124,6 +140,7 @@ impl Rejection {
             }
             "invalid-signature" => "no signature in the request matches",
             "body-too-large" => "the webhook body is larger than the receiver accepts",
+            "over-capacity" => "the receiver is busy; retry after the time in Retry-After",
             _ => "the webhook body could not be read",
         }
     }
@@ -151,13 +168,24 @@ impl Rejection {
 
     /// The default response: the status and the [problem document](Rejection::problem) as
     /// `application/problem+json`.
+    /// `503` answers carry `Retry-After`.
     pub fn into_response(self) -> Response<Full<Bytes>> {
-        problem_response(self.status(), &self.problem())
+        self.respond(&self.problem())
     }
 
     /// The response with the [specific detail](Rejection::detailed_problem).
     pub fn into_detailed_response(self) -> Response<Full<Bytes>> {
-        problem_response(self.status(), &self.detailed_problem())
+        self.respond(&self.detailed_problem())
+    }
+
+    fn respond(&self, problem: &serde_json::Value) -> Response<Full<Bytes>> {
+        let mut response = problem_response(self.status(), problem);
+        if let Self::OverCapacity { retry_after, .. } = self {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));
+        }
+        response
     }
 }
 

@@ -8,6 +8,7 @@ use http_body::Body;
 use http_body_util::{Full, Limited};
 use tower_service::Service;
 
+use super::budget::Reservation;
 use super::future::ResponseFuture;
 use super::layer::Config;
 use super::{Rejection, ResponseBody, WebhookLayer};
@@ -99,10 +100,17 @@ where
         };
         // Announced lengths are only a hint for the buffer, and never above the limit.
         let expected = usize::try_from(declared).unwrap_or(limit).min(limit);
+        // The announced length is reserved before any of the body is read.
+        let mut reservation = Reservation::new(&self.config.budget);
+        if !reservation.grow_to(expected) {
+            let response = self.config.reject(self.config.over_capacity());
+            return ResponseFuture::answered(response, Arc::clone(&self.config));
+        }
         let body = Limited::new(body, limit);
         ResponseFuture::collecting(
             body,
             expected,
+            reservation,
             body_mac,
             parts,
             inner,
