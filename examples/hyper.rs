@@ -3,16 +3,20 @@
 //! ```sh
 //! cargo run --example hyper        # 127.0.0.1:3000, PORT overrides
 //! ```
+//!
+//! With the limits a server facing the internet needs (README, "Deploying"): headers within
+//! 10 s, a whole request within 30 s, at most 1 024 connections, 16 MiB of bodies held at once.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tower::{service_fn, ServiceBuilder};
 use webhook_guard::middleware::WebhookLayer;
 use webhook_guard::scheme::GitHub;
@@ -40,7 +44,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     );
 
     let service = ServiceBuilder::new()
-        .layer(WebhookLayer::new(Verifier::new(GitHub, keyring)))
+        .layer(WebhookLayer::new(Verifier::new(GitHub, keyring)).max_buffered_bytes(16 << 20))
         .service(service_fn(|request: Request<Full<Bytes>>| async move {
             let key = request
                 .extensions()
@@ -55,16 +59,39 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
 
     let listener = tokio::net::TcpListener::bind(addr).await?;
     println!("listening on http://{addr}");
+    let connections = Arc::new(tokio::sync::Semaphore::new(1024));
     loop {
+        // Accept only what may be served; the rest waits in the listen backlog.
+        let permit = Arc::clone(&connections).acquire_owned().await?;
         let (stream, _) = listener.accept().await?;
-        let service = TowerToHyperService::new(service.clone());
+        let service = service.clone();
+        // The whole request, body included, within 30 s: a trickled body cannot hold it.
+        let service = hyper::service::service_fn(move |request| {
+            let call = tower::ServiceExt::oneshot(service.clone(), request);
+            async move {
+                match tokio::time::timeout(Duration::from_secs(30), call).await {
+                    Ok(response) => response.map(|r| r.map(http_body_util::Either::Left)),
+                    Err(_) => {
+                        let mut response = Response::new(http_body_util::Either::Right(Full::new(
+                            Bytes::from_static(b"request timeout\n"),
+                        )));
+                        *response.status_mut() = StatusCode::REQUEST_TIMEOUT;
+                        Ok(response)
+                    }
+                }
+            }
+        });
         tokio::spawn(async move {
-            if let Err(e) = http1::Builder::new()
+            // Headers (and an idle connection's next request) within 10 s.
+            let served = http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), service)
-                .await
-            {
+                .await;
+            if let Err(e) = served {
                 eprintln!("connection error: {e}");
             }
+            drop(permit);
         });
     }
 }

@@ -1,4 +1,5 @@
-//! A webhook receiver: an axum server whose `POST /webhooks` only sees verified deliveries.
+//! A webhook receiver: an axum server whose `POST /webhooks` only sees verified deliveries,
+//! served with the limits a server facing the internet needs (README, "Deploying").
 //!
 //! ```sh
 //! cargo run --example receiver                       # 127.0.0.1:3000, fresh secret
@@ -6,22 +7,66 @@
 //! ```
 //!
 //! On start it prints the secret it uses and a ready `curl` command with a correctly signed
-//! Standard Webhooks delivery (valid for five minutes). `POST /rotate` (no body) regenerates the
-//! secret with a 60 s grace period and prints the new one and a new curl command, so the
-//! rotation story can be tried by hand: old signatures keep working for a minute, then stop.
+//! Standard Webhooks delivery (valid for five minutes). `POST /rotate` regenerates the secret
+//! with a 60 s grace period and prints the new one; it is an operator action, so it requires the
+//! bearer token printed at start (compared in constant time), never an anonymous request.
+//!
+//! Every connection gets [`LIMITS`]: headers must arrive within 10 s, a whole request within
+//! 30 s (a body trickled a byte at a time is cut off, 408), at most 1 024 connections and 32
+//! HTTP/2 streams per connection, and the layer holds at most 16 MiB of bodies at once.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Extension, Router};
 use bytes::Bytes;
+use http::{header, HeaderMap, Request, StatusCode};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use hyper_util::service::TowerToHyperService;
+use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tower::ServiceExt;
 use webhook_guard::middleware::WebhookLayer;
 use webhook_guard::scheme::StandardWebhooks;
 use webhook_guard::{Keyring, Secret, Signer, Verified, Verifier};
 
 const SAMPLE_BODY: &str = r#"{"type":"invoice.paid","data":{"id":"in_1","amount":4200}}"#;
+
+/// What a connection may cost the server.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A request's headers (and an idle keep-alive connection's next request) must arrive
+    /// within this (HTTP/1).
+    pub header_read: Duration,
+    /// A whole request, body included, must be answered within this: 408 after it.
+    pub request: Duration,
+    /// Connections served at once; further ones wait in the listen backlog.
+    pub max_connections: usize,
+    /// Concurrent streams on one HTTP/2 connection.
+    pub http2_streams: u32,
+    /// Largest webhook body.
+    pub max_body: usize,
+    /// Most body bytes all requests may hold at once (503 with `Retry-After` beyond).
+    pub max_buffered: usize,
+}
+
+/// The limits this receiver runs with.
+pub const LIMITS: Limits = Limits {
+    header_read: Duration::from_secs(10),
+    request: Duration::from_secs(30),
+    max_connections: 1024,
+    http2_streams: 32,
+    max_body: 64 * 1024,
+    max_buffered: 16 * 1024 * 1024,
+};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -40,7 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let requested = SocketAddr::from(([127, 0, 0, 1], port));
     // Bound first, so that PORT=0 (any free port) prints the port actually used.
-    let listener = tokio::net::TcpListener::bind(requested)
+    let listener = TcpListener::bind(requested)
         .await
         .map_err(|e| format!("cannot listen on {requested}: {e} (set PORT to use another port)"))?;
     let addr = listener.local_addr()?;
@@ -64,24 +109,118 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     print_curl(addr, &secret)?;
 
-    let verifier = Verifier::new(StandardWebhooks, keyring.clone());
-    let app = Router::new()
+    let mut token = [0u8; 32];
+    getrandom::fill(&mut token).map_err(|e| format!("no operating-system randomness: {e}"))?;
+    let token = hex::encode(token);
+    println!("rotate (grace 60 s): curl -i -X POST http://{addr}/rotate -H 'authorization: Bearer {token}'");
+    let operator = Operator {
+        keyring: keyring.clone(),
+        token_digest: Sha256::digest(token.as_bytes()).into(),
+        addr,
+    };
+
+    let app = app(Verifier::new(StandardWebhooks, keyring), LIMITS, operator);
+    println!("listening on http://{addr} (POST /webhooks, POST /rotate)");
+    serve(listener, app, LIMITS, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(())
+}
+
+/// The routes: verified webhooks, and the operator's rotation.
+pub fn app(verifier: Verifier, limits: Limits, operator: Operator) -> Router {
+    Router::new()
         .route("/webhooks", post(receive))
-        .route_layer(WebhookLayer::new(verifier).max_body_size(64 * 1024))
+        .route_layer(
+            WebhookLayer::new(verifier)
+                .max_body_size(limits.max_body)
+                .max_buffered_bytes(limits.max_buffered),
+        )
         // Outside the verified routes: an operator action, not a webhook.
         .merge(
             Router::new()
                 .route("/rotate", post(rotate))
-                .with_state((keyring, addr)),
-        );
+                .with_state(Arc::new(operator)),
+        )
+}
 
-    println!("listening on http://{addr} (POST /webhooks, POST /rotate)");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async {
-            let _ = tokio::signal::ctrl_c().await;
-        })
-        .await?;
-    Ok(())
+/// Serves `app` on `listener` with `limits` until `shutdown` completes.
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: Limits,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
+    let connections = Arc::new(Semaphore::new(limits.max_connections));
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_concurrent_streams(limits.http2_streams)
+        .keep_alive_interval(limits.header_read);
+    let builder = Arc::new(builder);
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        // A connection is accepted only when it may be served.
+        let permit = tokio::select! {
+            permit = Arc::clone(&connections).acquire_owned() => permit.map_err(std::io::Error::other)?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => accepted?,
+            () = &mut shutdown => return Ok(()),
+        };
+        let service = TowerToHyperService::new(within(limits.request, app.clone()));
+        let builder = Arc::clone(&builder);
+        tokio::spawn(async move {
+            // Telling HTTP/1 from HTTP/2 waits for the first bytes, before any HTTP/1 header
+            // timeout runs: a client that sends nothing is dropped here.
+            let first = tokio::time::timeout(limits.header_read, stream.peek(&mut [0u8; 1])).await;
+            if matches!(first, Ok(Ok(n)) if n > 0) {
+                if let Err(e) = builder
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await
+                {
+                    tracing::debug!("connection closed: {e}");
+                }
+            }
+            drop(permit);
+        });
+    }
+}
+
+/// `app`, answering 408 when a request (its body included) takes longer than `limit`.
+fn within(
+    limit: Duration,
+    app: Router,
+) -> impl tower::Service<
+    Request<hyper::body::Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl Send,
+> + Clone {
+    tower::service_fn(move |request: Request<hyper::body::Incoming>| {
+        let app = app.clone();
+        async move {
+            match tokio::time::timeout(limit, app.oneshot(request)).await {
+                Ok(response) => response,
+                Err(_) => Ok((
+                    StatusCode::REQUEST_TIMEOUT,
+                    [
+                        (header::CONTENT_TYPE, "application/problem+json"),
+                        (header::CONNECTION, "close"),
+                    ],
+                    r#"{"title":"Request Timeout","status":408,"detail":"the request took longer than the server allows"}"#,
+                )
+                    .into_response()),
+            }
+        }
+    })
 }
 
 async fn receive(Extension(verified): Extension<Verified>, body: Bytes) -> String {
@@ -100,27 +239,49 @@ async fn receive(Extension(verified): Extension<Verified>, body: Bytes) -> Strin
     )
 }
 
-async fn rotate(State((keyring, addr)): State<(Keyring, SocketAddr)>) -> String {
-    match keyring.regenerate(Duration::from_secs(60)) {
+/// Who may rotate: the holder of the token printed at start.
+pub struct Operator {
+    /// The keyring `/rotate` changes.
+    pub keyring: Keyring,
+    /// SHA-256 of the bearer token: compared in constant time, the token itself not kept.
+    pub token_digest: [u8; 32],
+    /// Where the server listens, for the curl line printed after a rotation.
+    pub addr: SocketAddr,
+}
+
+async fn rotate(State(operator): State<Arc<Operator>>, headers: HeaderMap) -> (StatusCode, String) {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
+    if !bool::from(digest.ct_eq(&operator.token_digest)) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "rotation needs the bearer token printed at start\n".into(),
+        );
+    }
+    match operator.keyring.regenerate(Duration::from_secs(60)) {
         Ok((revealed, rotation)) => {
             let secret = revealed.secret();
             println!(
                 "new signing secret (shown once): {}",
                 &*revealed.into_whsec()
             );
-            if let Err(e) = print_curl(addr, &secret) {
+            if let Err(e) = print_curl(operator.addr, &secret) {
                 eprintln!("cannot sign the sample: {e}");
             }
-            format!(
-                "rotated to {}; {} stays valid until {}\n",
-                rotation.new_key,
-                rotation.old_key,
-                rotation
-                    .old_expires_at
-                    .map_or("now".into(), |t| t.to_rfc3339())
-            )
+            let until = rotation
+                .old_expires_at
+                .map_or("now".into(), |t| t.to_rfc3339());
+            let text = format!(
+                "rotated to {}; {} stays valid until {until}\n",
+                rotation.new_key, rotation.old_key
+            );
+            (StatusCode::OK, text)
         }
-        Err(e) => format!("rotation refused: {e}\n"),
+        Err(e) => (StatusCode::CONFLICT, format!("rotation refused: {e}\n")),
     }
 }
 
