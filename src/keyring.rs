@@ -324,11 +324,6 @@ impl Key {
         }
     }
 
-    /// True for a public (or signing) key, which verifies signatures rather than MACs.
-    pub(crate) fn is_public(&self) -> bool {
-        !matches!(self.material, Material::Hmac { .. })
-    }
-
     pub(crate) fn is_retired(&self) -> bool {
         self.retired.load(Ordering::SeqCst)
     }

@@ -9,9 +9,9 @@
 //! signatures over the same content) are checked against the keyring's public keys
 //! ([`PublicKey::from_whpk`](crate::PublicKey::from_whpk)), so one keyring may mix both. An
 //! Ed25519 check hashes the whole content again, so a request's cost is bounded: repeated `v1a`
-//! entries are checked once, and at most one more distinct entry than there are live public keys
-//! is read (a sender rotating its own key signs with two), in header order: at most k × (k + 1)
-//! signature checks for k live public keys. Svix sends the same headers
+//! entries are checked once, and the first two distinct entries are read (a sender signs with
+//! one key, two while it rotates its own): at most 2 × k signature checks for k live public
+//! keys. Svix sends the same headers
 //! under `svix-*` names, which are read when no `webhook-signature` is present.
 //!
 //! [`Secret::from_whsec`]: crate::Secret::from_whsec
