@@ -83,10 +83,8 @@ impl Scheme for Twilio {
             if !expected.eq_ignore_ascii_case(&actual) {
                 return Err(VerifyError::BodyDigestMismatch);
             }
-        } else if delivery
-            .body()
-            .split(|&b| b == b'&')
-            .nth(MAX_TWILIO_PARAMETERS)
+        } else if memchr::memchr_iter(b'&', delivery.body())
+            .nth(MAX_TWILIO_PARAMETERS - 1)
             .is_some()
         {
             return Err(VerifyError::TooManyParameters {
