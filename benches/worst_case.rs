@@ -126,7 +126,9 @@ impl Case {
     }
 
     fn refuse(&self) {
-        let outcome = self.verifier.verify_url_at(URL, &self.headers, &self.body, self.at);
+        let outcome = self
+            .verifier
+            .verify_url_at(URL, &self.headers, &self.body, self.at);
         assert!(outcome.is_err(), "{}: a forged request verified", self.name);
         black_box(outcome).ok();
     }

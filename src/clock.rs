@@ -49,6 +49,49 @@ impl Now {
     pub(crate) fn secs(self) -> i64 {
         self.secs
     }
+
+    /// Whole microseconds since the Unix epoch, saturating.
+    pub(crate) fn micros(self) -> i64 {
+        self.secs
+            .saturating_mul(1_000_000)
+            .saturating_add(i64::from(self.nanos / 1000))
+    }
+
+    pub(crate) fn from_micros(micros: i64) -> Self {
+        // `rem_euclid` is below 1 000 000, so the nanoseconds fit a u32.
+        Self {
+            secs: micros.div_euclid(1_000_000),
+            nanos: (micros.rem_euclid(1_000_000) * 1000) as u32,
+        }
+    }
+
+    /// As a calendar time; the latest one chrono has if beyond its range.
+    pub(crate) fn to_datetime(self) -> DateTime<Utc> {
+        DateTime::from_timestamp(self.secs, self.nanos).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+/// When a request is judged: `now`, the clock reading timestamps are checked against, and
+/// `keys`, the instant keys are live or expired at. They are the same for an explicit time
+/// (`verify_at`); on the clock-driven paths `keys` is never earlier than an instant the keyring
+/// judged before, so a wall clock stepping back cannot revive an expired key
+/// (`Keyring::live_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Moment {
+    pub(crate) now: Now,
+    pub(crate) keys: Now,
+}
+
+impl From<Now> for Moment {
+    fn from(now: Now) -> Self {
+        Self { now, keys: now }
+    }
+}
+
+impl From<DateTime<Utc>> for Moment {
+    fn from(time: DateTime<Utc>) -> Self {
+        Now::from(time).into()
+    }
 }
 
 impl From<(i64, u32)> for Now {

@@ -417,6 +417,8 @@ fn role_at(index: usize) -> KeyRole {
 struct Shared {
     set: ArcSwap<KeySet>,
     clock: Arc<dyn Clock>,
+    /// The latest instant (µs since the epoch) keys were judged live at, from the clock.
+    latest: AtomicI64,
     max_grace: Duration,
     max_keys: usize,
 }
@@ -504,7 +506,7 @@ impl Keyring {
                 max: shared.max_grace,
             });
         }
-        let now = shared.clock.now();
+        let now = self.now();
         let key = Arc::new(Key::new(id, new.into(), now));
         let expires_at = (!grace.is_zero()).then(|| add(now, grace));
         let rotation = self.update(|set| {
@@ -586,7 +588,7 @@ impl Keyring {
     /// [`RotationError::RevokeCurrent`] for the current key (rotate instead),
     /// [`RotationError::UnknownKey`] when no live key has `id`.
     pub fn revoke(&self, id: &KeyId) -> Result<(), RotationError> {
-        let now = self.shared.clock.now();
+        let now = self.now();
         let revoked = self.update(|set| {
             let mut entries = set.pruned(now);
             let index = entries
@@ -618,7 +620,7 @@ impl Keyring {
         key: impl Into<KeyMaterial>,
         expires_at: DateTime<Utc>,
     ) -> Result<KeyId, RotationError> {
-        let now = self.shared.clock.now();
+        let now = self.now();
         if expires_at <= now {
             return Err(RotationError::AlreadyExpired { expires_at, now });
         }
@@ -653,7 +655,7 @@ impl Keyring {
 
     /// The live keys, current first, then grace keys newest first.
     pub fn keys(&self) -> Vec<KeyInfo> {
-        let now = self.shared.clock.now();
+        let now = self.now();
         let set = self.shared.set.load();
         set.entries
             .iter()
@@ -677,7 +679,7 @@ impl Keyring {
     /// no live key has that id or it is not a shared secret. Crate-private: as a public call it
     /// would be a signing oracle.
     pub(crate) fn hmac_sha256(&self, id: &KeyId, message: &[u8]) -> Option<[u8; 32]> {
-        let now = self.shared.clock.now();
+        let now = self.now();
         let set = self.shared.set.load();
         let (key, _) = set.live(now.into()).find(|(key, _)| &key.id == id)?;
         let tag = key.tag(Algorithm::HmacSha256, |out| out(message))?;
@@ -692,6 +694,33 @@ impl Keyring {
     /// The keyring's clock.
     pub fn clock(&self) -> Arc<dyn Clock> {
         Arc::clone(&self.shared.clock)
+    }
+
+    /// The instant keys are judged live at for the clock reading `now`: `now`, or the latest
+    /// instant this keyring judged at before when the clock has since stepped back, so a grace
+    /// key that expired is not revived by a wall-clock correction before it is pruned. The
+    /// latest instant is recorded when it moves on by a millisecond or more (one shared write
+    /// per millisecond, not per request), so a step back reaches at most a millisecond behind.
+    pub(crate) fn live_at(&self, now: Now) -> Now {
+        let micros = now.micros();
+        let latest = &self.shared.latest;
+        let seen = latest.load(Ordering::Relaxed);
+        if micros < seen {
+            return Now::from_micros(seen);
+        }
+        if micros.saturating_sub(seen) >= 1000 {
+            latest.fetch_max(micros, Ordering::Relaxed);
+        }
+        now
+    }
+
+    /// The clock's reading, never earlier than an instant keys were judged live at before.
+    fn now(&self) -> DateTime<Utc> {
+        let now = self.shared.clock.now();
+        match self.live_at(now.into()) {
+            at if at == Now::from(now) => now,
+            at => at.to_datetime(),
+        }
     }
 
     /// One snapshot of the key set; a request uses exactly one.
@@ -811,6 +840,7 @@ impl KeyringBuilder {
             shared: Arc::new(Shared {
                 set: ArcSwap::from_pointee(set),
                 clock: self.clock,
+                latest: AtomicI64::new(i64::MIN),
                 max_grace: self.max_grace,
                 max_keys: self.max_keys,
             }),

@@ -11,7 +11,7 @@ use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 use subtle::{Choice, ConstantTimeEq};
 
-use crate::clock::{Clock, Now};
+use crate::clock::{Clock, Moment};
 use crate::keyring::{HmacSha256, Key, KeyId, KeyRole, KeySet, Keyring};
 use crate::scheme::{Algorithm, Candidate, Delivery, Encoding, Scheme};
 use crate::text::ShortStr;
@@ -128,6 +128,10 @@ impl Verifier {
 
     /// Verifies a delivery now.
     ///
+    /// Keys are judged live as of the clock's reading, or as of the latest instant the keyring
+    /// judged them at if the clock has stepped back since: a wall-clock correction does not
+    /// revive a grace key that already expired.
+    ///
     /// # Errors
     ///
     /// See [`VerifyError`].
@@ -181,7 +185,7 @@ impl Verifier {
         &self,
         request: &Parts,
         body: &[u8],
-        now: Now,
+        now: Moment,
     ) -> Result<Verified, VerifyError> {
         if !self.scheme.uses_url() {
             return self.check(&request.headers, None, body, now);
@@ -230,7 +234,7 @@ impl Verifier {
         headers: &HeaderMap,
         url: Option<&str>,
         body: &[u8],
-        now: Now,
+        at: Moment,
     ) -> Result<Verified, VerifyError> {
         let scheme = &*self.scheme;
         if url.is_none() && scheme.uses_url() {
@@ -238,7 +242,7 @@ impl Verifier {
                 scheme: scheme.name(),
             });
         }
-        let now_secs = now.secs();
+        let now_secs = at.now.secs();
         let mut delivery = Delivery::new();
         delivery.set_request(url, body);
         scheme.parse(headers, &mut delivery)?;
@@ -259,7 +263,7 @@ impl Verifier {
         let assembles = scheme.assembles_content();
         let mut public: Option<ArrayVec<&Candidate, PUBLIC_SIGNATURES_READ>> = None;
         let mut tried = 0;
-        for (key, role) in set.live(now) {
+        for (key, role) in set.live(at.keys) {
             tried += 1;
             let tag = match assembles {
                 false => key.tag(algorithm, |out| scheme.signed_content(&delivery, body, out)),
@@ -314,9 +318,13 @@ impl Verifier {
         }
     }
 
-    /// The verifier's clock reading.
-    pub(crate) fn now(&self) -> Now {
-        self.clock.unix_now().into()
+    /// The verifier's clock reading, and the instant the keyring judges keys live at for it.
+    pub(crate) fn now(&self) -> Moment {
+        let now = self.clock.unix_now().into();
+        Moment {
+            now,
+            keys: self.keyring.live_at(now),
+        }
     }
 
     /// Starts verifying a request whose body is still arriving, for schemes that sign the body
@@ -327,7 +335,7 @@ impl Verifier {
     pub(crate) fn begin_body(
         &self,
         request: &Parts,
-        now: Now,
+        at: Moment,
     ) -> Result<Option<Box<BodyMac>>, VerifyError> {
         let scheme = &*self.scheme;
         if !scheme.signs_body_as_is() || scheme.algorithm() != Algorithm::HmacSha256 {
@@ -337,7 +345,7 @@ impl Verifier {
             true => Some(self.public_url(request)?),
             false => None,
         };
-        let now_secs = now.secs();
+        let now_secs = at.now.secs();
         let mut delivery = Delivery::new();
         delivery.set_request(url.as_deref(), &[]);
         scheme.parse(&request.headers, &mut delivery)?;
@@ -369,7 +377,7 @@ impl Verifier {
         }
         let set = self.keyring.snapshot_full();
         let mut macs = Vec::new();
-        for (key, _) in set.live(now) {
+        for (key, _) in set.live(at.keys) {
             let Some(keyed) = key.keyed_sha256() else {
                 return Ok(None);
             };
@@ -455,12 +463,12 @@ impl BodyMac {
         verifier: &Verifier,
         request: &Parts,
         body: &[u8],
-        now: Now,
+        at: Moment,
     ) -> Result<Verified, VerifyError> {
         if !Arc::ptr_eq(&self.set, &verifier.keyring.snapshot_full()) {
-            return verifier.verify_request_in(request, body, now);
+            return verifier.verify_request_in(request, body, at);
         }
-        let now_secs = now.secs();
+        let now_secs = at.now.secs();
         let timestamp = self
             .timestamp
             .map(|ts| verifier.check_time(ts, now_secs))
@@ -468,12 +476,12 @@ impl BodyMac {
         let mut webhook_id = self.webhook_id;
         let mut macs = self.macs.into_iter();
         let mut tried = 0;
-        for (key, role) in self.set.live(now) {
+        for (key, role) in self.set.live(at.keys) {
             tried += 1;
             // A key live now was live when the MACs started, and in the same order, unless
             // the clock went back since.
             let Some((_, mut mac)) = macs.find(|(started, _)| Arc::ptr_eq(started, key)) else {
-                return verifier.verify_request_in(request, body, now);
+                return verifier.verify_request_in(request, body, at);
             };
             mac.update(&self.suffix);
             let tag = mac.finalize().into_bytes();

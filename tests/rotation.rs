@@ -344,7 +344,8 @@ fn expired_keys_are_never_accepted_even_before_pruning_and_are_pruned() {
     f.rejected(&a, 1);
     assert_eq!(f.ids(), vec![r.new_key.clone()]);
 
-    // verify_at a later instant than the clock also treats the key as expired.
+    // verify_at judges keys at the instant it is given, whatever the clock says: expired at
+    // `expiry`, live a second before it.
     f.clock.set(expiry - secs(1));
     let headers = Signer::new(StandardWebhooks, a.clone())
         .clock(f.clock.clone())
@@ -358,8 +359,19 @@ fn expired_keys_are_never_accepted_even_before_pruning_and_are_pruned() {
         })
     );
     assert_eq!(
-        f.standard.verify(&headers, BODY).map(|v| v.role()),
+        f.standard
+            .verify_at(&headers, BODY, expiry - secs(1))
+            .map(|v| v.role()),
         Ok(KeyRole::Grace)
+    );
+    // The clock-driven path does not go back: the keyring has judged keys at `expiry`, so
+    // the clock stepping back a second does not revive the key (tests/clock_steps.rs).
+    assert_eq!(
+        f.standard.verify(&headers, BODY),
+        Err(VerifyError::NoMatch {
+            signatures: 1,
+            keys: 1
+        })
     );
 
     // After expiry, the next write prunes the key: with max_keys 2 a grace rotation fits only

@@ -69,7 +69,8 @@ impl Config {
             current_key = %self.verifier.keyring().current_id(),
             "webhook rejected"
         );
-        self.report.record(kind, self.verifier.now().secs(), scheme);
+        self.report
+            .record(kind, self.verifier.now().now.secs(), scheme);
         match &self.on_rejection {
             Some(f) => f(rejection),
             None if self.detailed_rejections => rejection.into_detailed_response(),
