@@ -17,11 +17,11 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
 
+use crate::algorithm::Algorithm;
 use crate::clock::{Clock, Now, SystemClock};
 #[cfg(any(feature = "ed25519", feature = "ecdsa", feature = "paypal"))]
 use crate::public_key::PublicInner;
 use crate::public_key::{KeyMaterial, PublicKey, SigningKey};
-use crate::scheme::Algorithm;
 use crate::secret::{RevealedSecret, Secret, SecretError};
 use crate::text::ShortStr;
 

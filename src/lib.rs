@@ -58,7 +58,9 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+mod algorithm;
 mod clock;
+mod error;
 mod keyring;
 pub mod middleware;
 mod public_key;
@@ -66,14 +68,18 @@ pub mod scheme;
 mod secret;
 mod sign;
 mod text;
+mod verified;
 mod verify;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{HeaderProblem, SignError, VerifyError};
 pub use keyring::{
     KeyId, KeyInfo, KeyRole, Keyring, KeyringBuilder, Rotation, RotationError, DEFAULT_MAX_GRACE,
     DEFAULT_MAX_KEYS,
 };
 pub use public_key::{KeyMaterial, PublicKey, PublicKeyError, SigningKey};
+pub use scheme::DEFAULT_TOLERANCE;
 pub use secret::{RevealedSecret, Secret, SecretError, GENERATED_SECRET_LEN, MAX_SECRET_LEN};
-pub use sign::{SignError, Signer};
-pub use verify::{HeaderProblem, Verified, Verifier, VerifyError, DEFAULT_TOLERANCE};
+pub use sign::Signer;
+pub use verified::Verified;
+pub use verify::Verifier;

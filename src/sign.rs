@@ -4,9 +4,10 @@ use std::fmt;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderMap;
 
 use crate::clock::{Clock, SystemClock};
+use crate::error::SignError;
 use crate::keyring::{random_u64, Key, KeyId, Keyring};
 use crate::public_key::KeyMaterial;
 use crate::scheme::{outgoing, Algorithm, Scheme, Signature};
@@ -204,29 +205,4 @@ enum Keys {
     Fixed(Arc<Key>),
     /// Every key live in a keyring when signing.
     Ring(Keyring),
-}
-
-/// Why a delivery could not be signed.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[non_exhaustive]
-pub enum SignError {
-    /// A value (usually the webhook id) contains characters a header cannot carry.
-    #[error("value for header {name} is not a valid header value")]
-    InvalidHeaderValue {
-        /// The header.
-        name: HeaderName,
-    },
-    /// The webhook id starts or ends with white space, which HTTP strips in transit, so the
-    /// receiver would check a different id than was signed.
-    #[error("webhook id starts or ends with white space")]
-    InvalidId,
-    /// No key of the signer can sign for this scheme (public keys only verify).
-    #[error("no key can sign for this scheme: public keys only verify")]
-    NoSigningKey,
-    /// The scheme signs the request URL, and the signer has none.
-    #[error("scheme {scheme} signs the request URL; set it with Signer::url")]
-    UrlRequired {
-        /// The scheme's name.
-        scheme: &'static str,
-    },
 }

@@ -2,7 +2,7 @@ use bytes::Bytes;
 use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
-use crate::verify::VerifyError;
+use crate::error::VerifyError;
 
 /// Why the middleware refused a request; turned into an RFC 9457 problem response.
 ///

@@ -10,8 +10,8 @@ use http::header::{HeaderMap, HeaderName};
 use super::{
     headers, malformed, out_joined, required, value, Delivery, Encoding, Scheme, Signature,
 };
-use crate::sign::SignError;
-use crate::verify::{HeaderProblem, VerifyError};
+use crate::error::SignError;
+use crate::error::{HeaderProblem, VerifyError};
 
 /// The unit of a timestamp header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -12,10 +12,10 @@ use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
 use super::{answer, Algorithm, Delivery, Encoding, Scheme, Signature, TimestampedSignature};
+use crate::error::SignError;
+use crate::error::VerifyError;
 use crate::keyring::Keyring;
-use crate::sign::SignError;
-use crate::verify::Verified;
-use crate::verify::VerifyError;
+use crate::verified::Verified;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-signature-ed25519");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-signature-timestamp");

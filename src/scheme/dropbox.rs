@@ -7,14 +7,19 @@
 //! answers it ([`Scheme::preflight`]) on every path it covers, so put the layer on the Dropbox
 //! route only (axum's `route_layer`). Challenges over 256 bytes are not echoed.
 
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::{HeaderMap, HeaderName};
 use http::request::Parts;
 
-use super::{answer, put_signature, required_header, Delivery, Encoding, Scheme, Signature};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
+use super::{answer, BodySignature, Delivery, Encoding, Scheme, Signature};
+use crate::error::{SignError, VerifyError};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-dropbox-signature");
+
+const LAYOUT: BodySignature = BodySignature {
+    header: SIGNATURE,
+    prefix: "",
+    encoding: Encoding::Hex,
+};
 
 /// Longest challenge echoed.
 const MAX_CHALLENGE_LEN: usize = 256;
@@ -55,17 +60,12 @@ impl Scheme for Dropbox {
             .map(|(_, value)| value.into_owned())
             // Dropbox's challenges are short tokens; a long one is not Dropbox's.
             .filter(|c| !c.is_empty() && c.len() <= MAX_CHALLENGE_LEN)?;
-        let mut response = answer("text/plain", challenge);
-        let headers = response.headers_mut();
-        headers.insert(
-            http::header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        );
-        headers.insert(
-            http::header::CACHE_CONTROL,
-            HeaderValue::from_static("no-store"),
-        );
-        Some(response)
+        // `answer` sends nosniff and no-store: the challenge is text the request chose.
+        Some(answer("text/plain", challenge))
+    }
+
+    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        None
     }
 
     fn parse<'h>(
@@ -73,19 +73,7 @@ impl Scheme for Dropbox {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        delivery.push_signature(
-            &SIGNATURE,
-            required_header(headers, &SIGNATURE)?,
-            Encoding::Hex,
-        )
-    }
-
-    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
-        None
-    }
-
-    fn signed_content(&self, _: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(body);
+        LAYOUT.parse(headers, delivery)
     }
 
     fn signature_headers(
@@ -94,7 +82,6 @@ impl Scheme for Dropbox {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "", Encoding::Hex, signatures)?;
-        Ok(())
+        LAYOUT.write(signatures, headers)
     }
 }

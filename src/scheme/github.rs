@@ -8,14 +8,16 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{
-    malformed, put_signature, required_header, value, Delivery, Encoding, Scheme, Signature,
-};
-use crate::sign::SignError;
-use crate::verify::{HeaderProblem, VerifyError};
+use super::{value, BodySignature, Delivery, Encoding, Scheme, Signature};
+use crate::error::{SignError, VerifyError};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
 const DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
+const LAYOUT: BodySignature = BodySignature {
+    header: SIGNATURE,
+    prefix: "sha256=",
+    encoding: Encoding::Hex,
+};
 
 /// GitHub's `X-Hub-Signature-256` header.
 ///
@@ -40,12 +42,16 @@ const DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
 pub struct GitHub;
 
 impl Scheme for GitHub {
+    fn name(&self) -> &'static str {
+        "github"
+    }
+
     fn signs_body_as_is(&self) -> bool {
         true
     }
 
-    fn name(&self) -> &'static str {
-        "github"
+    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        None
     }
 
     fn parse<'h>(
@@ -53,23 +59,7 @@ impl Scheme for GitHub {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        let text = required_header(headers, &SIGNATURE)?;
-        let sig = text.strip_prefix("sha256=").ok_or_else(|| {
-            malformed(
-                &SIGNATURE,
-                HeaderProblem::MissingPrefix { prefix: "sha256=" },
-            )
-        })?;
-        delivery.push_signature(&SIGNATURE, sig, Encoding::Hex)?;
-        Ok(())
-    }
-
-    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
-        None
-    }
-
-    fn signed_content(&self, _: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(body);
+        LAYOUT.parse(headers, delivery)
     }
 
     fn signature_headers(
@@ -79,7 +69,7 @@ impl Scheme for GitHub {
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
         // GitHub has room for one signature only: the first (current) key's.
-        put_signature(headers, &SIGNATURE, "sha256=", Encoding::Hex, signatures)?;
+        LAYOUT.write(signatures, headers)?;
         if let Some(id) = delivery.id() {
             headers.insert(DELIVERY, value(&DELIVERY, id)?);
         }

@@ -9,12 +9,16 @@
 use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
-use super::{put_signature, required_header, value, Delivery, Encoding, Scheme, Signature};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
+use super::{value, BodySignature, Delivery, Encoding, Scheme, Signature};
+use crate::error::{SignError, VerifyError};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("linear-signature");
 const DELIVERY: HeaderName = HeaderName::from_static("linear-delivery");
+const LAYOUT: BodySignature = BodySignature {
+    header: SIGNATURE,
+    prefix: "",
+    encoding: Encoding::Hex,
+};
 
 /// Linear's `Linear-Signature` header with the `webhookTimestamp` body field.
 ///
@@ -50,11 +54,7 @@ impl Scheme for Linear {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        delivery.push_signature(
-            &SIGNATURE,
-            required_header(headers, &SIGNATURE)?,
-            Encoding::Hex,
-        )?;
+        LAYOUT.parse(headers, delivery)?;
         let millis = webhook_timestamp(delivery.body()).ok_or(VerifyError::MalformedBody {
             field: "webhookTimestamp",
         })?;
@@ -66,17 +66,13 @@ impl Scheme for Linear {
         None
     }
 
-    fn signed_content(&self, _: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(body);
-    }
-
     fn signature_headers(
         &self,
         delivery: &Delivery<'_>,
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "", Encoding::Hex, signatures)?;
+        LAYOUT.write(signatures, headers)?;
         if let Some(id) = delivery.id() {
             headers.insert(DELIVERY, value(&DELIVERY, id)?);
         }

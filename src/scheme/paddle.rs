@@ -10,8 +10,8 @@
 use http::header::{HeaderMap, HeaderName};
 
 use super::{Delivery, KeyedList, Scheme, Signature};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
+use crate::error::SignError;
+use crate::error::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("paddle-signature");
 const FIELDS: KeyedList = KeyedList {

@@ -19,8 +19,8 @@
 use http::header::{HeaderMap, HeaderName};
 
 use super::{header, malformed, required_header, Algorithm, Delivery, Encoding, Scheme, Signature};
-use crate::sign::SignError;
-use crate::verify::{HeaderProblem, VerifyError};
+use crate::error::SignError;
+use crate::error::{HeaderProblem, VerifyError};
 
 const ID: HeaderName = HeaderName::from_static("paypal-transmission-id");
 const TIME: HeaderName = HeaderName::from_static("paypal-transmission-time");

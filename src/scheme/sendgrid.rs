@@ -15,8 +15,8 @@
 use http::header::{HeaderMap, HeaderName};
 
 use super::{Algorithm, Delivery, Encoding, Scheme, Signature, TimestampedSignature};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
+use crate::error::SignError;
+use crate::error::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-email-event-webhook-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-twilio-email-event-webhook-timestamp");

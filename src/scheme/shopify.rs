@@ -7,12 +7,16 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{put_signature, required_header, value, Delivery, Encoding, Scheme, Signature};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
+use super::{value, BodySignature, Delivery, Encoding, Scheme, Signature};
+use crate::error::{SignError, VerifyError};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-shopify-hmac-sha256");
 const ID: HeaderName = HeaderName::from_static("x-shopify-webhook-id");
+const LAYOUT: BodySignature = BodySignature {
+    header: SIGNATURE,
+    prefix: "",
+    encoding: Encoding::Base64,
+};
 
 /// Shopify's `X-Shopify-Hmac-Sha256` header.
 ///
@@ -34,12 +38,16 @@ const ID: HeaderName = HeaderName::from_static("x-shopify-webhook-id");
 pub struct Shopify;
 
 impl Scheme for Shopify {
+    fn name(&self) -> &'static str {
+        "shopify"
+    }
+
     fn signs_body_as_is(&self) -> bool {
         true
     }
 
-    fn name(&self) -> &'static str {
-        "shopify"
+    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
+        None
     }
 
     fn parse<'h>(
@@ -47,20 +55,7 @@ impl Scheme for Shopify {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        delivery.push_signature(
-            &SIGNATURE,
-            required_header(headers, &SIGNATURE)?,
-            Encoding::Base64,
-        )?;
-        Ok(())
-    }
-
-    fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
-        None
-    }
-
-    fn signed_content(&self, _: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        out(body);
+        LAYOUT.parse(headers, delivery)
     }
 
     fn signature_headers(
@@ -69,7 +64,7 @@ impl Scheme for Shopify {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "", Encoding::Base64, signatures)?;
+        LAYOUT.write(signatures, headers)?;
         if let Some(id) = delivery.id() {
             headers.insert(ID, value(&ID, id)?);
         }

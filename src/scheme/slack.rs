@@ -7,8 +7,8 @@
 use http::header::{HeaderMap, HeaderName};
 
 use super::{Delivery, Scheme, Signature, TimestampedSignature};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
+use crate::error::SignError;
+use crate::error::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");

@@ -9,8 +9,8 @@
 use http::header::{HeaderMap, HeaderName};
 
 use super::{put_signature, required_header, Delivery, Encoding, Scheme, Signature};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
+use crate::error::SignError;
+use crate::error::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-square-hmacsha256-signature");
 

@@ -22,8 +22,8 @@ use super::{
     headers, malformed, out_joined, required, same, split_once_byte, value, Algorithm, Delivery,
     Encoding, Scheme, Signature,
 };
-use crate::sign::SignError;
-use crate::verify::{HeaderProblem, VerifyError};
+use crate::error::SignError;
+use crate::error::{HeaderProblem, VerifyError};
 
 const ID: HeaderName = HeaderName::from_static("webhook-id");
 const TIMESTAMP: HeaderName = HeaderName::from_static("webhook-timestamp");

@@ -10,9 +10,9 @@
 use http::header::{HeaderMap, HeaderName};
 
 use super::{Delivery, KeyedList, Scheme, Signature};
+use crate::error::SignError;
+use crate::error::VerifyError;
 use crate::secret::{Secret, SecretError};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
 const FIELDS: KeyedList = KeyedList {

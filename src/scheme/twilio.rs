@@ -26,8 +26,8 @@ use http::header::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
 use super::{put_signature, required_header, Algorithm, Delivery, Encoding, Scheme, Signature};
-use crate::sign::SignError;
-use crate::verify::VerifyError;
+use crate::error::SignError;
+use crate::error::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
 

@@ -21,10 +21,10 @@ use super::{
     answer, header, headers, malformed, out_joined, put_signature, put_timestamp, required, value,
     Delivery, Encoding, Scheme, Signature,
 };
+use crate::error::SignError;
+use crate::error::{HeaderProblem, VerifyError};
 use crate::keyring::Keyring;
-use crate::sign::SignError;
-use crate::verify::Verified;
-use crate::verify::{HeaderProblem, VerifyError};
+use crate::verified::Verified;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("twitch-eventsub-message-signature");
 const ID: HeaderName = HeaderName::from_static("twitch-eventsub-message-id");

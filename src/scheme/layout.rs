@@ -1,0 +1,265 @@
+//! Layouts several schemes share: a keyed signature list (`t=…,v1=…`), a signature header beside
+//! a timestamp header, the signed content around the body, and writing signatures back.
+
+use bytes::Bytes;
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+
+use super::{
+    after_prefix, headers, key_value, malformed, required, required_header, same, value, Delivery,
+    Signature,
+};
+use crate::algorithm::Encoding;
+use crate::error::{HeaderProblem, SignError, VerifyError};
+
+/// Feeds `parts` to `out` as one piece when they fit a small stack buffer: each call into a
+/// MAC's `update` costs a few nanoseconds of buffering, so a signed prefix such as
+/// `{id}.{timestamp}.` is best fed whole.
+pub(crate) fn out_joined(parts: &[&[u8]], out: &mut dyn FnMut(&[u8])) {
+    let mut joined = arrayvec::ArrayVec::<u8, 128>::new();
+    for part in parts {
+        if joined.try_extend_from_slice(part).is_err() {
+            return parts.iter().for_each(|part| out(part));
+        }
+    }
+    if !joined.is_empty() {
+        out(&joined);
+    }
+}
+
+/// Feeds `{before}{timestamp}{between}{body}`, the timestamp as sent and the prefix in one
+/// piece.
+fn timestamped_body(
+    delivery: &Delivery<'_>,
+    before: &[u8],
+    between: &[u8],
+    body: &[u8],
+    out: &mut dyn FnMut(&[u8]),
+) {
+    let timestamp = delivery.timestamp_text().unwrap_or_default().as_bytes();
+    out_joined(&[before, timestamp, between], out);
+    out(body);
+}
+
+/// A 200 response with `body` as `content_type`, for handshake answers.
+/// A handshake's answer, which echoes text the request chose: `nosniff`, so no browser reads
+/// it as anything but `content_type`, and `no-store`, so no cache keeps it.
+pub(crate) fn answer(content_type: &'static str, body: impl Into<Bytes>) -> http::Response<Bytes> {
+    let mut response = http::Response::new(body.into());
+    let headers = response.headers_mut();
+    headers.insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static(content_type),
+    );
+    headers.insert(
+        http::header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert(
+        http::header::CACHE_CONTROL,
+        HeaderValue::from_static("no-store"),
+    );
+    response
+}
+
+/// The fields of a keyed signature header such as Stripe's `t=…,v1=…,v1=…` or Paddle's
+/// `ts=…;h1=…`: one timestamp field and a list of hex signatures.
+pub(crate) struct KeyedList {
+    pub(crate) separator: char,
+    pub(crate) timestamp: &'static str,
+    pub(crate) signature: &'static str,
+    /// Signed between the timestamp and the body: `{timestamp}{joiner}{body}`.
+    pub(crate) joiner: &'static [u8],
+}
+
+impl KeyedList {
+    /// Feeds `{timestamp}{joiner}{body}`, the prefix in one piece.
+    pub(crate) fn signed_content(
+        &self,
+        delivery: &Delivery<'_>,
+        body: &[u8],
+        out: &mut dyn FnMut(&[u8]),
+    ) {
+        timestamped_body(delivery, b"", self.joiner, body, out);
+    }
+
+    /// Reads header `name` into `delivery`.
+    pub(crate) fn parse<'h>(
+        &self,
+        name: &HeaderName,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let text = required_header(headers, name)?;
+        let mut timestamp = None;
+        for item in text.split(self.separator) {
+            let Some((key, val)) = key_value(item, '=') else {
+                return Err(malformed(name, HeaderProblem::Unparsable));
+            };
+            if same(key, self.timestamp) {
+                if timestamp.replace(val).is_some() {
+                    let field = self.timestamp;
+                    return Err(malformed(name, HeaderProblem::DuplicateField { field }));
+                }
+            } else if same(key, self.signature) {
+                delivery.push_listed_signature(name, val, Encoding::Hex)?;
+            }
+        }
+        let field = self.timestamp;
+        let timestamp =
+            timestamp.ok_or_else(|| malformed(name, HeaderProblem::MissingField { field }))?;
+        delivery.set_timestamp(name, timestamp)?;
+        delivery.finish_list(name, self.signature)
+    }
+
+    /// Writes header `name` with one signature entry per key.
+    pub(crate) fn write(
+        &self,
+        name: &HeaderName,
+        delivery: &Delivery<'_>,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        let ts = delivery.timestamp_text().unwrap_or_default();
+        let mut text = format!("{}={ts}", self.timestamp);
+        for sig in signatures {
+            text.push(self.separator);
+            text.push_str(self.signature);
+            text.push('=');
+            text.push_str(&Encoding::Hex.encode(sig.bytes));
+        }
+        headers.insert(name.clone(), value(name, &text)?);
+        Ok(())
+    }
+}
+
+/// One signature header over the body alone, written `{prefix}{signature}`: GitHub
+/// (`sha256=<hex>`), Shopify (base64), Dropbox and Linear (hex).
+pub(crate) struct BodySignature {
+    pub(crate) header: HeaderName,
+    /// Text before the encoded signature, such as `sha256=`; may be empty.
+    pub(crate) prefix: &'static str,
+    pub(crate) encoding: Encoding,
+}
+
+impl BodySignature {
+    /// Reads the one signature.
+    pub(crate) fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let text = required_header(headers, &self.header)?;
+        let signature = after_prefix(&self.header, text, self.prefix)?;
+        delivery.push_signature(&self.header, signature, self.encoding)
+    }
+
+    /// Writes the first (current key's) signature: these headers hold one.
+    pub(crate) fn write(
+        &self,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        put_signature(
+            headers,
+            &self.header,
+            self.prefix,
+            self.encoding,
+            signatures,
+        )
+    }
+}
+
+/// A signature header and a timestamp header, signing `{before}{timestamp}{between}{body}`:
+/// Slack and Zoom (`v0=<hex>` over `v0:{timestamp}:{body}`), Discord (hex Ed25519 over
+/// `{timestamp}{body}`), SendGrid (base64 DER ECDSA over the same).
+pub(crate) struct TimestampedSignature {
+    pub(crate) signature: HeaderName,
+    pub(crate) timestamp: HeaderName,
+    /// Text before the encoded signature, such as `v0=`.
+    pub(crate) prefix: &'static str,
+    pub(crate) encoding: Encoding,
+    /// Signed before the timestamp.
+    pub(crate) before: &'static [u8],
+    /// Signed between the timestamp and the body.
+    pub(crate) between: &'static [u8],
+}
+
+impl TimestampedSignature {
+    /// Slack's `v0` layout (Zoom copied it): `v0=<hex>` over `v0:{timestamp}:{body}`.
+    pub(crate) const fn v0(signature: HeaderName, timestamp: HeaderName) -> Self {
+        Self {
+            signature,
+            timestamp,
+            prefix: "v0=",
+            encoding: Encoding::Hex,
+            before: b"v0:",
+            between: b":",
+        }
+    }
+
+    pub(crate) fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError> {
+        let [text, timestamp] = self::headers(headers, [&self.signature, &self.timestamp]);
+        let text = required(text?, &self.signature)?;
+        delivery.set_timestamp(&self.timestamp, required(timestamp?, &self.timestamp)?)?;
+        let sig = match self.prefix {
+            "" => text,
+            prefix => after_prefix(&self.signature, text, prefix)?,
+        };
+        delivery.push_signature(&self.signature, sig, self.encoding)
+    }
+
+    pub(crate) fn signed_content(
+        &self,
+        delivery: &Delivery<'_>,
+        body: &[u8],
+        out: &mut dyn FnMut(&[u8]),
+    ) {
+        timestamped_body(delivery, self.before, self.between, body, out);
+    }
+
+    pub(crate) fn write(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError> {
+        put_signature(
+            headers,
+            &self.signature,
+            self.prefix,
+            self.encoding,
+            signatures,
+        )?;
+        put_timestamp(headers, &self.timestamp, delivery)
+    }
+}
+
+/// Writes the first (current key's) signature as `{prefix}{encoded}` into header `name`, for
+/// schemes with room for one signature.
+pub(crate) fn put_signature(
+    headers: &mut HeaderMap,
+    name: &HeaderName,
+    prefix: &str,
+    encoding: Encoding,
+    signatures: &[Signature<'_>],
+) -> Result<(), SignError> {
+    let sig = signatures.first().map_or(&[][..], |s| s.bytes);
+    let text = format!("{prefix}{}", encoding.encode(sig));
+    headers.insert(name.clone(), value(name, &text)?);
+    Ok(())
+}
+
+/// Writes the delivery's timestamp text into header `name`.
+pub(crate) fn put_timestamp(
+    headers: &mut HeaderMap,
+    name: &HeaderName,
+    delivery: &Delivery<'_>,
+) -> Result<(), SignError> {
+    let ts = delivery.timestamp_text().unwrap_or_default();
+    headers.insert(name.clone(), value(name, ts)?);
+    Ok(())
+}
