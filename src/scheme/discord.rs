@@ -8,11 +8,10 @@
 //! (`{"type":1}`) must be answered with `{"type":1}`; the middleware does it once the PING is
 //! verified ([`Scheme::handshake`]).
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 use http::request::Parts;
 
-use super::{answer, Algorithm, Delivery, Encoding, Scheme, Signature, TimestampedSignature};
-use crate::error::SignError;
+use super::{answer, laid_out, Algorithm, Encoding, Scheme, TimestampedSignature};
 use crate::error::VerifyError;
 use crate::keyring::Keyring;
 use crate::verified::Verified;
@@ -68,24 +67,5 @@ impl Scheme for Discord {
         Ok(is_ping.then(|| answer("application/json", &b"{\"type\":1}"[..])))
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        LAYOUT.parse(headers, delivery)
-    }
-
-    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        LAYOUT.signed_content(delivery, body, out)
-    }
-
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        LAYOUT.write(delivery, signatures, headers)
-    }
+    laid_out!(LAYOUT);
 }

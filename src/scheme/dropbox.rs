@@ -7,18 +7,18 @@
 //! answers it ([`Scheme::preflight`]) on every path it covers, so put the layer on the Dropbox
 //! route only (axum's `route_layer`). Challenges over 256 bytes are not echoed.
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 use http::request::Parts;
 
-use super::{answer, BodySignature, Delivery, Encoding, Scheme, Signature};
-use crate::error::{SignError, VerifyError};
+use super::{answer, laid_out, Encoding, Scheme, SignatureHeader};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-dropbox-signature");
 
-const LAYOUT: BodySignature = BodySignature {
+const LAYOUT: SignatureHeader = SignatureHeader {
     header: SIGNATURE,
     prefix: "",
     encoding: Encoding::Hex,
+    id: None,
 };
 
 /// Longest challenge echoed.
@@ -68,20 +68,5 @@ impl Scheme for Dropbox {
         None
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        LAYOUT.parse(headers, delivery)
-    }
-
-    fn signature_headers(
-        &self,
-        _: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        LAYOUT.write(signatures, headers)
-    }
+    laid_out!(LAYOUT);
 }

@@ -6,17 +6,17 @@
 //! the delivery id (`X-GitHub-Delivery`) is not signed either, so it is not reported in
 //! [`Verified`](crate::Verified). The legacy SHA-1 `X-Hub-Signature` is not accepted.
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 
-use super::{value, BodySignature, Delivery, Encoding, Scheme, Signature};
-use crate::error::{SignError, VerifyError};
+use super::{laid_out, Encoding, Scheme, SignatureHeader};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-hub-signature-256");
 const DELIVERY: HeaderName = HeaderName::from_static("x-github-delivery");
-const LAYOUT: BodySignature = BodySignature {
+const LAYOUT: SignatureHeader = SignatureHeader {
     header: SIGNATURE,
     prefix: "sha256=",
     encoding: Encoding::Hex,
+    id: Some(DELIVERY),
 };
 
 /// GitHub's `X-Hub-Signature-256` header.
@@ -54,25 +54,5 @@ impl Scheme for GitHub {
         None
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        LAYOUT.parse(headers, delivery)
-    }
-
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        // GitHub has room for one signature only: the first (current) key's.
-        LAYOUT.write(signatures, headers)?;
-        if let Some(id) = delivery.id() {
-            headers.insert(DELIVERY, value(&DELIVERY, id)?);
-        }
-        Ok(())
-    }
+    laid_out!(LAYOUT);
 }

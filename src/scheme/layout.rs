@@ -11,6 +11,67 @@ use super::{
 use crate::algorithm::Encoding;
 use crate::error::{HeaderProblem, SignError, VerifyError};
 
+/// A header layout several schemes share: how its headers are read, what it signs, how they are
+/// written. A scheme that is exactly its layout implements [`Scheme`](super::Scheme) with
+/// [`laid_out!`], and so says only its name and what is its own.
+pub(crate) trait Layout {
+    /// Reads the layout's headers into `delivery` ([`Scheme::parse`](super::Scheme::parse)).
+    fn parse<'h>(
+        &self,
+        headers: &'h HeaderMap,
+        delivery: &mut Delivery<'h>,
+    ) -> Result<(), VerifyError>;
+
+    /// Feeds the signed content ([`Scheme::signed_content`](super::Scheme::signed_content)).
+    /// Default: the body alone.
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
+        let _ = delivery;
+        out(body);
+    }
+
+    /// Writes the layout's headers
+    /// ([`Scheme::signature_headers`](super::Scheme::signature_headers)).
+    fn write(
+        &self,
+        delivery: &Delivery<'_>,
+        signatures: &[Signature<'_>],
+        headers: &mut HeaderMap,
+    ) -> Result<(), SignError>;
+}
+
+/// The [`Scheme`](super::Scheme) methods `parse`, `signed_content` and `signature_headers` of
+/// a scheme that is exactly `$layout`, a [`Layout`].
+macro_rules! laid_out {
+    ($layout:expr) => {
+        fn parse<'h>(
+            &self,
+            headers: &'h http::HeaderMap,
+            delivery: &mut $crate::scheme::Delivery<'h>,
+        ) -> Result<(), $crate::VerifyError> {
+            $crate::scheme::Layout::parse(&$layout, headers, delivery)
+        }
+
+        fn signed_content(
+            &self,
+            delivery: &$crate::scheme::Delivery<'_>,
+            body: &[u8],
+            out: &mut dyn FnMut(&[u8]),
+        ) {
+            $crate::scheme::Layout::signed_content(&$layout, delivery, body, out)
+        }
+
+        fn signature_headers(
+            &self,
+            delivery: &$crate::scheme::Delivery<'_>,
+            signatures: &[$crate::scheme::Signature<'_>],
+            headers: &mut http::HeaderMap,
+        ) -> Result<(), $crate::SignError> {
+            $crate::scheme::Layout::write(&$layout, delivery, signatures, headers)
+        }
+    };
+}
+pub(crate) use laid_out;
+
 /// Feeds `parts` to `out` as one piece when they fit a small stack buffer: each call into a
 /// MAC's `update` costs a few nanoseconds of buffering, so a signed prefix such as
 /// `{id}.{timestamp}.` is best fed whole.
@@ -40,7 +101,6 @@ fn timestamped_body(
     out(body);
 }
 
-/// A 200 response with `body` as `content_type`, for handshake answers.
 /// A handshake's answer, which echoes text the request chose: `nosniff`, so no browser reads
 /// it as anything but `content_type`, and `no-store`, so no cache keeps it.
 pub(crate) fn answer(content_type: &'static str, body: impl Into<Bytes>) -> http::Response<Bytes> {
@@ -64,6 +124,7 @@ pub(crate) fn answer(content_type: &'static str, body: impl Into<Bytes>) -> http
 /// The fields of a keyed signature header such as Stripe's `t=…,v1=…,v1=…` or Paddle's
 /// `ts=…;h1=…`: one timestamp field and a list of hex signatures.
 pub(crate) struct KeyedList {
+    pub(crate) header: HeaderName,
     pub(crate) separator: char,
     pub(crate) timestamp: &'static str,
     pub(crate) signature: &'static str,
@@ -71,24 +132,19 @@ pub(crate) struct KeyedList {
     pub(crate) joiner: &'static [u8],
 }
 
-impl KeyedList {
+impl Layout for KeyedList {
     /// Feeds `{timestamp}{joiner}{body}`, the prefix in one piece.
-    pub(crate) fn signed_content(
-        &self,
-        delivery: &Delivery<'_>,
-        body: &[u8],
-        out: &mut dyn FnMut(&[u8]),
-    ) {
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
         timestamped_body(delivery, b"", self.joiner, body, out);
     }
 
-    /// Reads header `name` into `delivery`.
-    pub(crate) fn parse<'h>(
+    /// Reads the header into `delivery`.
+    fn parse<'h>(
         &self,
-        name: &HeaderName,
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
+        let name = &self.header;
         let text = required_header(headers, name)?;
         let mut timestamp = None;
         for item in text.split(self.separator) {
@@ -111,10 +167,9 @@ impl KeyedList {
         delivery.finish_list(name, self.signature)
     }
 
-    /// Writes header `name` with one signature entry per key.
-    pub(crate) fn write(
+    /// Writes the header with one signature entry per key.
+    fn write(
         &self,
-        name: &HeaderName,
         delivery: &Delivery<'_>,
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
@@ -127,23 +182,27 @@ impl KeyedList {
             text.push('=');
             text.push_str(&Encoding::Hex.encode(sig.bytes));
         }
-        headers.insert(name.clone(), value(name, &text)?);
+        headers.insert(self.header.clone(), value(&self.header, &text)?);
         Ok(())
     }
 }
 
-/// One signature header over the body alone, written `{prefix}{signature}`: GitHub
-/// (`sha256=<hex>`), Shopify (base64), Dropbox and Linear (hex).
-pub(crate) struct BodySignature {
+/// One signature header, written `{prefix}{signature}`, and the sender's unsigned delivery id
+/// header, if it has one; the body alone is signed unless the scheme says otherwise: GitHub
+/// (`sha256=<hex>`), Shopify (base64), Dropbox and Linear (hex); Square and Twilio (base64, over
+/// the URL and the body).
+pub(crate) struct SignatureHeader {
     pub(crate) header: HeaderName,
     /// Text before the encoded signature, such as `sha256=`; may be empty.
     pub(crate) prefix: &'static str,
     pub(crate) encoding: Encoding,
+    /// Where a signer writes the delivery id. Not signed, so never read as verified.
+    pub(crate) id: Option<HeaderName>,
 }
 
-impl BodySignature {
+impl Layout for SignatureHeader {
     /// Reads the one signature.
-    pub(crate) fn parse<'h>(
+    fn parse<'h>(
         &self,
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
@@ -153,9 +212,10 @@ impl BodySignature {
         delivery.push_signature(&self.header, signature, self.encoding)
     }
 
-    /// Writes the first (current key's) signature: these headers hold one.
-    pub(crate) fn write(
+    /// Writes the first (current key's) signature, since these headers hold one, and the id.
+    fn write(
         &self,
+        delivery: &Delivery<'_>,
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
@@ -165,7 +225,11 @@ impl BodySignature {
             self.prefix,
             self.encoding,
             signatures,
-        )
+        )?;
+        if let (Some(name), Some(id)) = (&self.id, delivery.id()) {
+            headers.insert(name.clone(), value(name, id)?);
+        }
+        Ok(())
     }
 }
 
@@ -196,8 +260,10 @@ impl TimestampedSignature {
             between: b":",
         }
     }
+}
 
-    pub(crate) fn parse<'h>(
+impl Layout for TimestampedSignature {
+    fn parse<'h>(
         &self,
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
@@ -212,16 +278,11 @@ impl TimestampedSignature {
         delivery.push_signature(&self.signature, sig, self.encoding)
     }
 
-    pub(crate) fn signed_content(
-        &self,
-        delivery: &Delivery<'_>,
-        body: &[u8],
-        out: &mut dyn FnMut(&[u8]),
-    ) {
+    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
         timestamped_body(delivery, self.before, self.between, body, out);
     }
 
-    pub(crate) fn write(
+    fn write(
         &self,
         delivery: &Delivery<'_>,
         signatures: &[Signature<'_>],

@@ -9,15 +9,16 @@
 use chrono::{DateTime, Utc};
 use http::header::{HeaderMap, HeaderName};
 
-use super::{value, BodySignature, Delivery, Encoding, Scheme, Signature};
+use super::{Delivery, Encoding, Layout, Scheme, Signature, SignatureHeader};
 use crate::error::{SignError, VerifyError};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("linear-signature");
 const DELIVERY: HeaderName = HeaderName::from_static("linear-delivery");
-const LAYOUT: BodySignature = BodySignature {
+const LAYOUT: SignatureHeader = SignatureHeader {
     header: SIGNATURE,
     prefix: "",
     encoding: Encoding::Hex,
+    id: Some(DELIVERY),
 };
 
 /// Linear's `Linear-Signature` header with the `webhookTimestamp` body field.
@@ -72,11 +73,7 @@ impl Scheme for Linear {
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        LAYOUT.write(signatures, headers)?;
-        if let Some(id) = delivery.id() {
-            headers.insert(DELIVERY, value(&DELIVERY, id)?);
-        }
-        Ok(())
+        LAYOUT.write(delivery, signatures, headers)
     }
 }
 

@@ -87,7 +87,7 @@ pub(crate) use headers::{
 };
 pub use headers::{header, headers, required_header};
 pub(crate) use layout::{
-    answer, out_joined, put_signature, put_timestamp, BodySignature, KeyedList,
+    answer, laid_out, out_joined, put_signature, put_timestamp, KeyedList, Layout, SignatureHeader,
     TimestampedSignature,
 };
 

@@ -7,14 +7,13 @@
 //! Paddle recommends a tolerance of five seconds; this crate's default stays at five minutes to
 //! allow for clock skew, set [`Verifier::tolerance`](crate::Verifier::tolerance) to tighten it.
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 
-use super::{Delivery, KeyedList, Scheme, Signature};
-use crate::error::SignError;
-use crate::error::VerifyError;
+use super::{laid_out, KeyedList, Scheme};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("paddle-signature");
-const FIELDS: KeyedList = KeyedList {
+const LAYOUT: KeyedList = KeyedList {
+    header: SIGNATURE,
     separator: ';',
     timestamp: "ts",
     signature: "h1",
@@ -47,24 +46,5 @@ impl Scheme for Paddle {
         "paddle"
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        FIELDS.parse(&SIGNATURE, headers, delivery)
-    }
-
-    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        FIELDS.signed_content(delivery, body, out)
-    }
-
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        FIELDS.write(&SIGNATURE, delivery, signatures, headers)
-    }
+    laid_out!(LAYOUT);
 }

@@ -12,11 +12,9 @@
 //! and base64 padding leave room for other spellings of the same signature. Never deduplicate or
 //! key a replay cache by the signature header; use the timestamp and the events' `sg_event_id`.
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 
-use super::{Algorithm, Delivery, Encoding, Scheme, Signature, TimestampedSignature};
-use crate::error::SignError;
-use crate::error::VerifyError;
+use super::{laid_out, Algorithm, Encoding, Scheme, TimestampedSignature};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-email-event-webhook-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-twilio-email-event-webhook-timestamp");
@@ -60,24 +58,5 @@ impl Scheme for SendGrid {
         Algorithm::EcdsaP256Sha256
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        LAYOUT.parse(headers, delivery)
-    }
-
-    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        LAYOUT.signed_content(delivery, body, out)
-    }
-
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        LAYOUT.write(delivery, signatures, headers)
-    }
+    laid_out!(LAYOUT);
 }

@@ -5,17 +5,17 @@
 //! client secret (its text as bytes). Shopify signs no timestamp and no id;
 //! `X-Shopify-Webhook-Id` is therefore not reported in [`Verified`](crate::Verified).
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 
-use super::{value, BodySignature, Delivery, Encoding, Scheme, Signature};
-use crate::error::{SignError, VerifyError};
+use super::{laid_out, Encoding, Scheme, SignatureHeader};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-shopify-hmac-sha256");
 const ID: HeaderName = HeaderName::from_static("x-shopify-webhook-id");
-const LAYOUT: BodySignature = BodySignature {
+const LAYOUT: SignatureHeader = SignatureHeader {
     header: SIGNATURE,
     prefix: "",
     encoding: Encoding::Base64,
+    id: Some(ID),
 };
 
 /// Shopify's `X-Shopify-Hmac-Sha256` header.
@@ -50,24 +50,5 @@ impl Scheme for Shopify {
         None
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        LAYOUT.parse(headers, delivery)
-    }
-
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        LAYOUT.write(signatures, headers)?;
-        if let Some(id) = delivery.id() {
-            headers.insert(ID, value(&ID, id)?);
-        }
-        Ok(())
-    }
+    laid_out!(LAYOUT);
 }

@@ -4,11 +4,9 @@
 //! as bytes) over `v0:{X-Slack-Request-Timestamp}:{body}`. Slack asks receivers to refuse
 //! timestamps more than five minutes off, which is the verifier's default tolerance.
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 
-use super::{Delivery, Scheme, Signature, TimestampedSignature};
-use crate::error::SignError;
-use crate::error::VerifyError;
+use super::{laid_out, Scheme, TimestampedSignature};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
@@ -40,24 +38,5 @@ impl Scheme for Slack {
         "slack"
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        LAYOUT.parse(headers, delivery)
-    }
-
-    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        LAYOUT.signed_content(delivery, body, out)
-    }
-
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        LAYOUT.write(delivery, signatures, headers)
-    }
+    laid_out!(LAYOUT);
 }

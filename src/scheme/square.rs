@@ -8,11 +8,17 @@
 
 use http::header::{HeaderMap, HeaderName};
 
-use super::{put_signature, required_header, Delivery, Encoding, Scheme, Signature};
+use super::{Delivery, Encoding, Layout, Scheme, Signature, SignatureHeader};
 use crate::error::SignError;
 use crate::error::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-square-hmacsha256-signature");
+const LAYOUT: SignatureHeader = SignatureHeader {
+    header: SIGNATURE,
+    prefix: "",
+    encoding: Encoding::Base64,
+    id: None,
+};
 
 /// Square's `x-square-hmacsha256-signature` header, over URL + body.
 ///
@@ -51,11 +57,7 @@ impl Scheme for Square {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        delivery.push_signature(
-            &SIGNATURE,
-            required_header(headers, &SIGNATURE)?,
-            Encoding::Base64,
-        )
+        LAYOUT.parse(headers, delivery)
     }
 
     fn timestamp_text(&self, _: chrono::DateTime<chrono::Utc>) -> Option<String> {
@@ -69,11 +71,10 @@ impl Scheme for Square {
 
     fn signature_headers(
         &self,
-        _: &Delivery<'_>,
+        delivery: &Delivery<'_>,
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "", Encoding::Base64, signatures)?;
-        Ok(())
+        LAYOUT.write(delivery, signatures, headers)
     }
 }

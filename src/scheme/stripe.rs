@@ -7,15 +7,14 @@
 //! live secret (its own rotation with an expiry); any of them may match. `v0` (test-mode legacy)
 //! and unknown schemes are ignored, as Stripe's libraries do.
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 
-use super::{Delivery, KeyedList, Scheme, Signature};
-use crate::error::SignError;
-use crate::error::VerifyError;
+use super::{laid_out, KeyedList, Scheme};
 use crate::secret::{Secret, SecretError};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
-const FIELDS: KeyedList = KeyedList {
+const LAYOUT: KeyedList = KeyedList {
+    header: SIGNATURE,
     separator: ',',
     timestamp: "t",
     signature: "v1",
@@ -64,24 +63,5 @@ impl Scheme for Stripe {
         "stripe"
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        FIELDS.parse(&SIGNATURE, headers, delivery)
-    }
-
-    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        FIELDS.signed_content(delivery, body, out)
-    }
-
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        FIELDS.write(&SIGNATURE, delivery, signatures, headers)
-    }
+    laid_out!(LAYOUT);
 }

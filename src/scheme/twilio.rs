@@ -25,11 +25,17 @@ use std::collections::{BTreeMap, BTreeSet};
 use http::header::{HeaderMap, HeaderName};
 use sha2::{Digest, Sha256};
 
-use super::{put_signature, required_header, Algorithm, Delivery, Encoding, Scheme, Signature};
+use super::{Algorithm, Delivery, Encoding, Layout, Scheme, Signature, SignatureHeader};
 use crate::error::SignError;
 use crate::error::VerifyError;
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-twilio-signature");
+const LAYOUT: SignatureHeader = SignatureHeader {
+    header: SIGNATURE,
+    prefix: "",
+    encoding: Encoding::Base64,
+    id: None,
+};
 
 /// Most form parameters a Twilio body may carry.
 pub const MAX_TWILIO_PARAMETERS: usize = 1024;
@@ -73,11 +79,7 @@ impl Scheme for Twilio {
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
-        delivery.push_signature(
-            &SIGNATURE,
-            required_header(headers, &SIGNATURE)?,
-            Encoding::Base64,
-        )?;
+        LAYOUT.parse(headers, delivery)?;
         if let Some(expected) = body_digest_param(delivery.url().unwrap_or_default()) {
             let actual = hex::encode(Sha256::digest(delivery.body()));
             if !expected.eq_ignore_ascii_case(&actual) {
@@ -125,12 +127,11 @@ impl Scheme for Twilio {
 
     fn signature_headers(
         &self,
-        _: &Delivery<'_>,
+        delivery: &Delivery<'_>,
         signatures: &[Signature<'_>],
         headers: &mut HeaderMap,
     ) -> Result<(), SignError> {
-        put_signature(headers, &SIGNATURE, "", Encoding::Base64, signatures)?;
-        Ok(())
+        LAYOUT.write(delivery, signatures, headers)
     }
 }
 

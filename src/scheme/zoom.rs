@@ -7,11 +7,10 @@
 //! `plainToken` and `encryptedToken`, the hex HMAC-SHA256 of the plain token under the same
 //! secret. The middleware answers it ([`Scheme::handshake`]).
 
-use http::header::{HeaderMap, HeaderName};
+use http::header::HeaderName;
 use http::request::Parts;
 
-use super::{answer, Delivery, Scheme, Signature, TimestampedSignature};
-use crate::error::SignError;
+use super::{answer, laid_out, Scheme, TimestampedSignature};
 use crate::error::VerifyError;
 use crate::keyring::Keyring;
 use crate::verified::Verified;
@@ -84,24 +83,5 @@ impl Scheme for Zoom {
             .map(|json| answer("application/json", json)))
     }
 
-    fn parse<'h>(
-        &self,
-        headers: &'h HeaderMap,
-        delivery: &mut Delivery<'h>,
-    ) -> Result<(), VerifyError> {
-        LAYOUT.parse(headers, delivery)
-    }
-
-    fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
-        LAYOUT.signed_content(delivery, body, out)
-    }
-
-    fn signature_headers(
-        &self,
-        delivery: &Delivery<'_>,
-        signatures: &[Signature<'_>],
-        headers: &mut HeaderMap,
-    ) -> Result<(), SignError> {
-        LAYOUT.write(delivery, signatures, headers)
-    }
+    laid_out!(LAYOUT);
 }
