@@ -22,7 +22,7 @@ fn layer_overhead(c: &mut Criterion) {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
     });
     let mut group = c.benchmark_group("layer/standard");
-    for size in [1024usize, 64 * 1024] {
+    for size in [1024usize, 64 * 1024, 1024 * 1024] {
         let body = Bytes::from(common::body(size));
         let headers = common::headers("standard", &body);
         let verifier = common::verifier("standard", 1, true);

@@ -19,8 +19,10 @@ use crate::verify::BodyMac;
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
 /// MAC work one poll may do while the body streams in, in bytes MACed times live keys: about
-/// 70 µs of HMAC-SHA256 here (BENCHMARKS.md, "Fairness").
-const MAC_WORK_PER_POLL: usize = 128 * 1024;
+/// 18 µs of HMAC-SHA256 here. 32 KiB gave a small delivery a p50 of 0.6 ms beside 16 forged
+/// 1 MiB uploads where 128 KiB gave 2.8 ms, and costs nothing measurable in the layer bench
+/// (BENCHMARKS.md, "Fairness").
+const MAC_WORK_PER_POLL: usize = 32 * 1024;
 
 pin_project! {
     /// Response future of [`WebhookService`](super::WebhookService): reads the body, verifies,

@@ -39,7 +39,7 @@
 //! ([`WebhookLayer::max_buffered_bytes`], 64 MiB by default): a request reserves its announced
 //! `Content-Length` before reading and each frame as it arrives, and one that does not fit is
 //! answered 503 with `Retry-After`, so held or slow bodies cannot exhaust memory. While a body
-//! streams in, the MACs run a slice per poll (128 KiB of MAC input times keys), so one large
+//! streams in, the MACs run a slice per poll (32 KiB of MAC input times keys), so one large
 //! forged body does not hold a worker thread away from other requests.
 //!
 //! The problem document's `detail` is one sentence per problem type
