@@ -20,6 +20,7 @@
 //! dozen): each is decoded and sorted before the MAC, so their number bounds the work per
 //! request. More are refused with [`VerifyError::TooManyParameters`] (400) before any of it.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
 use http::header::{HeaderMap, HeaderName};
@@ -110,12 +111,9 @@ impl Scheme for Twilio {
         if body_digest_param(url).is_some() {
             return;
         }
-        let mut params: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-        for (name, value) in form_urlencoded::parse(body) {
-            params
-                .entry(name.into_owned())
-                .or_default()
-                .insert(value.into_owned());
+        let mut params: BTreeMap<Cow<'_, str>, BTreeSet<Cow<'_, str>>> = BTreeMap::new();
+        for (name, value) in form_pairs(body) {
+            params.entry(name).or_default().insert(value);
         }
         for (name, values) in &params {
             for value in values {
@@ -135,6 +133,34 @@ impl Scheme for Twilio {
     }
 }
 
+/// The name-value pairs of a form body, as `form_urlencoded::parse` reads them. A pair with no
+/// `%` or `+` in it and valid UTF-8 is borrowed as it is, which is what decoding it would give,
+/// without decoding it byte by byte (a third of Twilio's worst-case cost before).
+fn form_pairs(body: &[u8]) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+    let mut start = 0;
+    memchr::memchr_iter(b'&', body)
+        .chain(std::iter::once(body.len()))
+        .map(move |end| {
+            let pair = &body[start..end];
+            start = end + 1;
+            pair
+        })
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let plain = memchr::memchr2(b'%', b'+', pair).is_none();
+            match (plain, std::str::from_utf8(pair)) {
+                (true, Ok(text)) => {
+                    let (name, value) = text.split_once('=').unwrap_or((text, ""));
+                    (Cow::Borrowed(name), Cow::Borrowed(value))
+                }
+                // `parse` of one non-empty pair yields exactly that pair.
+                _ => form_urlencoded::parse(pair)
+                    .next()
+                    .unwrap_or((Cow::Borrowed(""), Cow::Borrowed(""))),
+            }
+        })
+}
+
 /// The `bodySHA256` query parameter of `url`, if any.
 fn body_digest_param(url: &str) -> Option<String> {
     let (_, query) = url.split_once('?')?;
@@ -142,4 +168,44 @@ fn body_digest_param(url: &str) -> Option<String> {
     form_urlencoded::parse(query.as_bytes())
         .find(|(name, _)| name == "bodySHA256")
         .map(|(_, value)| value.into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn form_pairs_read_what_form_urlencoded_reads() {
+        for body in [
+            &b"a=1&b=2"[..],
+            b"CallSid=CA1234567890ABCDE&Caller=%2B12349013030&Digits=1234",
+            b"a=b=c&&=x&y&z=",
+            b"sp+ace=a+b&pct=%41%zz%&utf8=%C3%A9&raw=\xc3\xa9",
+            b"bad=\xff\xfe&ok=1",
+            b"&&&",
+            b"",
+        ] {
+            let ours: Vec<_> = form_pairs(body).collect();
+            let theirs: Vec<_> = form_urlencoded::parse(body).collect();
+            assert_eq!(ours, theirs, "{:?}", String::from_utf8_lossy(body));
+        }
+    }
+    #[test]
+    fn form_pairs_agree_with_form_urlencoded_on_every_short_body() {
+        // Every body of up to five bytes over the bytes that matter to the parser.
+        let alphabet = [b'a', b'=', b'&', b'%', b'+', b'4', b'1', 0xc3, 0xa9, 0xff];
+        let mut body = Vec::new();
+        for len in 0..=5u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                body.clear();
+                for _ in 0..len {
+                    body.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                let ours: Vec<_> = form_pairs(&body).collect();
+                let theirs: Vec<_> = form_urlencoded::parse(&body).collect();
+                assert_eq!(ours, theirs, "{body:?}");
+            }
+        }
+    }
 }
