@@ -139,32 +139,32 @@ impl Layout for KeyedList {
     }
 
     /// Reads the header into `delivery`.
+    #[inline(always)]
     fn parse<'h>(
         &self,
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
+        let (separator, field, signature) = (self.separator, self.timestamp, self.signature);
         let name = &self.header;
         let text = required_header(headers, name)?;
         let mut timestamp = None;
-        for item in text.split(self.separator) {
+        for item in text.split(separator) {
             let Some((key, val)) = key_value(item, '=') else {
                 return Err(malformed(name, HeaderProblem::Unparsable));
             };
-            if same(key, self.timestamp) {
+            if same(key, field) {
                 if timestamp.replace(val).is_some() {
-                    let field = self.timestamp;
                     return Err(malformed(name, HeaderProblem::DuplicateField { field }));
                 }
-            } else if same(key, self.signature) {
+            } else if same(key, signature) {
                 delivery.push_listed_signature(name, val, Encoding::Hex)?;
             }
         }
-        let field = self.timestamp;
         let timestamp =
             timestamp.ok_or_else(|| malformed(name, HeaderProblem::MissingField { field }))?;
         delivery.set_timestamp(name, timestamp)?;
-        delivery.finish_list(name, self.signature)
+        delivery.finish_list(name, signature)
     }
 
     /// Writes the header with one signature entry per key.
@@ -201,15 +201,19 @@ pub(crate) struct SignatureHeader {
 }
 
 impl Layout for SignatureHeader {
-    /// Reads the one signature.
+    /// Reads the one signature. Inlined, with its plain fields read first: each scheme's
+    /// encoding and prefix are then constants where it is used (out of line, or read after the
+    /// header name's address escaped, Shopify's verification took 50 ns more at 64 B).
+    #[inline(always)]
     fn parse<'h>(
         &self,
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
+        let (prefix, encoding) = (self.prefix, self.encoding);
         let text = required_header(headers, &self.header)?;
-        let signature = after_prefix(&self.header, text, self.prefix)?;
-        delivery.push_signature(&self.header, signature, self.encoding)
+        let signature = after_prefix(&self.header, text, prefix)?;
+        delivery.push_signature(&self.header, signature, encoding)
     }
 
     /// Writes the first (current key's) signature, since these headers hold one, and the id.
@@ -263,19 +267,21 @@ impl TimestampedSignature {
 }
 
 impl Layout for TimestampedSignature {
+    #[inline(always)]
     fn parse<'h>(
         &self,
         headers: &'h HeaderMap,
         delivery: &mut Delivery<'h>,
     ) -> Result<(), VerifyError> {
+        let (prefix, encoding) = (self.prefix, self.encoding);
         let [text, timestamp] = self::headers(headers, [&self.signature, &self.timestamp]);
         let text = required(text?, &self.signature)?;
         delivery.set_timestamp(&self.timestamp, required(timestamp?, &self.timestamp)?)?;
-        let sig = match self.prefix {
+        let sig = match prefix {
             "" => text,
             prefix => after_prefix(&self.signature, text, prefix)?,
         };
-        delivery.push_signature(&self.signature, sig, self.encoding)
+        delivery.push_signature(&self.signature, sig, encoding)
     }
 
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
