@@ -12,8 +12,10 @@ use super::report::{RejectionReport, DEFAULT_REJECTION_SUMMARY_EVERY};
 use super::{Rejection, WebhookService};
 use crate::verify::Verifier;
 
-/// Default body limit: 1 MiB, above what the platforms send (GitHub caps payloads at 25 MB but
-/// typical deliveries are a few KiB; raise it where needed).
+/// Default body limit: 1 MiB. Most deliveries are a few KiB, but a GitHub push with many
+/// commits or a Shopify order with many lines runs to hundreds (GitHub caps payloads at 25 MB):
+/// lower it to what your senders send. Memory across requests is bounded by
+/// [`WebhookLayer::max_buffered_bytes`], not by this limit.
 pub const DEFAULT_MAX_BODY_SIZE: usize = 1024 * 1024;
 
 /// Default for [`WebhookLayer::stream_from`]: bodies announced at 16 KiB or more, or not
