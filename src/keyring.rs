@@ -120,6 +120,78 @@ pub struct KeyInfo {
     pub last_verified: Option<DateTime<Utc>>,
 }
 
+/// One live key as a durable store keeps it: everything [`KeyInfo`] shows, and the key itself.
+///
+/// Made by [`Keyring::export`] and turned back into a keyring by [`KeyringBuilder::import`], so
+/// a rotation survives a restart. The material is redacted in `Debug` and zeroized on drop
+/// (secrets and signing keys); a store reads a secret's bytes only through an explicit
+/// [`Secret::reveal`].
+///
+/// # Examples
+///
+/// ```
+/// use std::time::Duration;
+/// use webhook_guard::{Keyring, KeyRole, ManualClock, Secret};
+///
+/// let clock = ManualClock::at_unix(1_700_000_000);
+/// let keyring = Keyring::builder().clock(clock.clone()).build(Secret::from_bytes("old")?);
+/// keyring.rotate(Secret::from_bytes("new")?, Duration::from_secs(600))?;
+///
+/// let records = keyring.export();
+/// assert_eq!(records[0].role, KeyRole::Current);
+/// assert!(!format!("{records:?}").contains("new"));
+///
+/// // After a restart: the same keys, ids, roles and expiry.
+/// let restored = Keyring::builder().clock(clock).import(records)?;
+/// assert_eq!(restored.keys(), keyring.keys());
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Clone)]
+#[non_exhaustive]
+pub struct KeyRecord {
+    /// The key's id.
+    pub id: KeyId,
+    /// Current or grace; exactly one record of a keyring is current, and it comes first.
+    pub role: KeyRole,
+    /// When the key entered the keyring.
+    pub created_at: DateTime<Utc>,
+    /// When a grace key stops being accepted; `None` for the current key.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// The key.
+    pub material: KeyMaterial,
+}
+
+impl KeyRecord {
+    /// A record of key `id` with `material`, as a store reads it back.
+    pub fn new(
+        id: KeyId,
+        role: KeyRole,
+        created_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+        material: impl Into<KeyMaterial>,
+    ) -> Self {
+        Self {
+            id,
+            role,
+            created_at,
+            expires_at,
+            material: material.into(),
+        }
+    }
+}
+
+impl fmt::Debug for KeyRecord {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRecord")
+            .field("id", &self.id)
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("material", &self.material)
+            .finish()
+    }
+}
+
 /// The outcome of a rotation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -181,6 +253,12 @@ pub enum RotationError {
     /// A new secret could not be generated.
     #[error(transparent)]
     Secret(#[from] SecretError),
+    /// Records given to [`KeyringBuilder::import`] do not describe a keyring.
+    #[error("key records cannot be imported: {problem}")]
+    InvalidRecords {
+        /// What is wrong with them.
+        problem: &'static str,
+    },
 }
 
 /// One key: its secret, the HMAC keyed with it once, and its bookkeeping.
@@ -217,6 +295,15 @@ enum Material {
 }
 
 impl Key {
+    /// The key material, for [`Keyring::export`].
+    fn material(&self) -> KeyMaterial {
+        match &self.material {
+            Material::Hmac { secret, .. } => KeyMaterial::Secret(secret.clone()),
+            Material::Public(key) => KeyMaterial::Public(key.clone()),
+            Material::Signing(key) => KeyMaterial::Signing(key.clone()),
+        }
+    }
+
     pub(crate) fn new(id: KeyId, material: KeyMaterial, created_at: DateTime<Utc>) -> Self {
         let material = match material {
             KeyMaterial::Secret(secret) => Material::Hmac {
@@ -653,6 +740,25 @@ impl Keyring {
         Ok(key.id.clone())
     }
 
+    /// The live keys with their material, current first, then grace keys newest first, for a
+    /// durable store ([`KeyringBuilder::import`] restores them).
+    pub fn export(&self) -> Vec<KeyRecord> {
+        let now = self.now();
+        let set = self.shared.set.load();
+        set.entries
+            .iter()
+            .enumerate()
+            .filter(|(_, e)| e.is_live(now.into()) && !e.key.is_retired())
+            .map(|(i, e)| KeyRecord {
+                id: e.key.id.clone(),
+                role: role_at(i),
+                created_at: e.key.created_at,
+                expires_at: e.expires_at,
+                material: e.key.material(),
+            })
+            .collect()
+    }
+
     /// The live keys, current first, then grace keys newest first.
     pub fn keys(&self) -> Vec<KeyInfo> {
         let now = self.now();
@@ -829,13 +935,61 @@ impl KeyringBuilder {
     /// Builds the keyring with `current` as its current key.
     pub fn build(self, current: impl Into<KeyMaterial>) -> Keyring {
         let now = self.clock.now();
-        let key = Key::new(self.id.unwrap_or_else(KeyId::random), current.into(), now);
-        let set = KeySet {
-            entries: vec![Entry {
+        let id = self.id.clone().unwrap_or_else(KeyId::random);
+        let key = Key::new(id, current.into(), now);
+        self.with(vec![Entry {
+            key: Arc::new(key),
+            expires_at: None,
+        }])
+    }
+
+    /// Builds the keyring from the records [`Keyring::export`] gave, as a store read them back:
+    /// the first current, the rest grace keys in the same order. Grace keys that expired since
+    /// are left out; [`key_id`](KeyringBuilder::key_id) does not apply.
+    ///
+    /// # Errors
+    ///
+    /// [`RotationError::InvalidRecords`] unless exactly the first record is current and every
+    /// other has an expiry, [`RotationError::DuplicateId`] for an id given twice,
+    /// [`RotationError::TooManyKeys`] for more live keys than
+    /// [`max_keys`](KeyringBuilder::max_keys).
+    pub fn import(
+        self,
+        records: impl IntoIterator<Item = KeyRecord>,
+    ) -> Result<Keyring, RotationError> {
+        let now = self.clock.now();
+        let mut entries: Vec<Entry> = Vec::new();
+        for (i, record) in records.into_iter().enumerate() {
+            let problem = match (i, record.role, record.expires_at) {
+                (0, KeyRole::Current, None) | (1.., KeyRole::Grace, Some(_)) => None,
+                (0, _, _) => Some("the first record is not a current key without an expiry"),
+                (_, KeyRole::Current, _) => Some("more than one current key"),
+                (_, KeyRole::Grace, None) => Some("a grace key without an expiry"),
+            };
+            if let Some(problem) = problem {
+                return Err(RotationError::InvalidRecords { problem });
+            }
+            ensure_unique(&entries, &record.id)?;
+            if record.expires_at.is_some_and(|at| at <= now) {
+                continue;
+            }
+            let key = Key::new(record.id, record.material, record.created_at);
+            entries.push(Entry {
                 key: Arc::new(key),
-                expires_at: None,
-            }],
-        };
+                expires_at: record.expires_at,
+            });
+        }
+        if entries.is_empty() {
+            return Err(RotationError::InvalidRecords {
+                problem: "no current key",
+            });
+        }
+        check_count(entries.len(), self.max_keys)?;
+        Ok(self.with(entries))
+    }
+
+    fn with(self, entries: Vec<Entry>) -> Keyring {
+        let set = KeySet { entries };
         Keyring {
             shared: Arc::new(Shared {
                 set: ArcSwap::from_pointee(set),

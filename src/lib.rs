@@ -74,8 +74,8 @@ mod verify;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{HeaderProblem, SignError, VerifyError};
 pub use keyring::{
-    KeyId, KeyInfo, KeyRole, Keyring, KeyringBuilder, Rotation, RotationError, DEFAULT_MAX_GRACE,
-    DEFAULT_MAX_KEYS,
+    KeyId, KeyInfo, KeyRecord, KeyRole, Keyring, KeyringBuilder, Rotation, RotationError,
+    DEFAULT_MAX_GRACE, DEFAULT_MAX_KEYS,
 };
 pub use public_key::{KeyMaterial, PublicKey, PublicKeyError, SigningKey};
 pub use scheme::DEFAULT_TOLERANCE;

@@ -137,6 +137,23 @@ impl Secret {
         self.bytes.is_empty()
     }
 
+    /// The secret, to be read once more: for a durable store that must keep it (encrypted at
+    /// rest), the only way to a secret's bytes besides [`Secret::generate`]. Every other use
+    /// keeps the secret inside the crate.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::Secret;
+    ///
+    /// let secret = Secret::from_hex("00ff")?;
+    /// assert_eq!(&*secret.reveal().into_bytes(), &[0x00, 0xff]);
+    /// # Ok::<(), webhook_guard::SecretError>(())
+    /// ```
+    pub fn reveal(&self) -> RevealedSecret {
+        RevealedSecret::new(self.clone())
+    }
+
     /// The key bytes, for keying a MAC inside this crate.
     pub(crate) fn expose(&self) -> &[u8] {
         &self.bytes
@@ -159,7 +176,6 @@ pub struct RevealedSecret {
 }
 
 impl RevealedSecret {
-    #[cfg(test)]
     pub(crate) fn new(secret: Secret) -> Self {
         Self { secret }
     }
@@ -177,6 +193,11 @@ impl RevealedSecret {
     /// Reveals the secret as standard base64 with padding.
     pub fn into_base64(self) -> Zeroizing<String> {
         Zeroizing::new(STANDARD.encode(self.secret.expose()))
+    }
+
+    /// Reveals the secret's bytes, for a store that keeps them (encrypted).
+    pub fn into_bytes(self) -> Zeroizing<Vec<u8>> {
+        Zeroizing::new(self.secret.expose().to_vec())
     }
 
     /// Reveals the secret in the Standard Webhooks form, `whsec_<base64>`.
