@@ -743,41 +743,39 @@ impl Keyring {
     /// The live keys with their material, current first, then grace keys newest first, for a
     /// durable store ([`KeyringBuilder::import`] restores them).
     pub fn export(&self) -> Vec<KeyRecord> {
+        self.map_live(|role, e| KeyRecord {
+            id: e.key.id.clone(),
+            role,
+            created_at: e.key.created_at,
+            expires_at: e.expires_at,
+            material: e.key.material(),
+        })
+    }
+
+    /// `f` of each live key and its role, current first, then grace keys newest first.
+    fn map_live<T>(&self, f: impl Fn(KeyRole, &Entry) -> T) -> Vec<T> {
         let now = self.now();
         let set = self.shared.set.load();
         set.entries
             .iter()
             .enumerate()
             .filter(|(_, e)| e.is_live(now.into()) && !e.key.is_retired())
-            .map(|(i, e)| KeyRecord {
-                id: e.key.id.clone(),
-                role: role_at(i),
-                created_at: e.key.created_at,
-                expires_at: e.expires_at,
-                material: e.key.material(),
-            })
+            .map(|(i, e)| f(role_at(i), e))
             .collect()
     }
 
     /// The live keys, current first, then grace keys newest first.
     pub fn keys(&self) -> Vec<KeyInfo> {
-        let now = self.now();
-        let set = self.shared.set.load();
-        set.entries
-            .iter()
-            .enumerate()
-            .filter(|(_, e)| e.is_live(now.into()) && !e.key.is_retired())
-            .map(|(i, e)| KeyInfo {
-                id: e.key.id.clone(),
-                role: role_at(i),
-                created_at: e.key.created_at,
-                expires_at: e.expires_at,
-                last_verified: match e.key.last_verified.load(Ordering::Relaxed) {
-                    NEVER => None,
-                    secs => Utc.timestamp_opt(secs, 0).single(),
-                },
-            })
-            .collect()
+        self.map_live(|role, e| KeyInfo {
+            id: e.key.id.clone(),
+            role,
+            created_at: e.key.created_at,
+            expires_at: e.expires_at,
+            last_verified: match e.key.last_verified.load(Ordering::Relaxed) {
+                NEVER => None,
+                secs => Utc.timestamp_opt(secs, 0).single(),
+            },
+        })
     }
 
     /// The HMAC-SHA256 of `message` under live key `id`, for a sender's endpoint checks that
