@@ -11,7 +11,7 @@ use super::{malformed, TimestampUnit, MAX_SIGNATURES, MAX_SIGNATURE_LEN};
 use crate::algorithm::{Algorithm, Encoding};
 use crate::error::{HeaderProblem, VerifyError};
 
-/// One signature a signer made, for [`Scheme::signature_headers`].
+/// One signature a signer made, for [`Scheme::signature_headers`](super::Scheme::signature_headers).
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]
 pub struct Signature<'a> {
@@ -84,7 +84,7 @@ impl Candidate {
 
 /// A delivery's signature headers, parsed: candidate signatures, timestamp and id.
 ///
-/// A [`Scheme`] fills one in [`Scheme::parse`]; the verifier reads it. It lives on the
+/// A [`Scheme`](super::Scheme) fills one in [`Scheme::parse`](super::Scheme::parse); the verifier reads it. It lives on the
 /// verifier's stack and is filled in place, so a request costs no allocation and no copy of the
 /// candidate buffer.
 #[derive(Clone, Default)]
@@ -285,7 +285,7 @@ impl<'h> Delivery<'h> {
     }
 
     /// The full URL the sender delivered to, for schemes that sign it
-    /// ([`Scheme::uses_url`]).
+    /// ([`Scheme::uses_url`](super::Scheme::uses_url)).
     pub fn url(&self) -> Option<&'h str> {
         self.url
     }
