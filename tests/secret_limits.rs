@@ -105,3 +105,17 @@ fn overlong_base64_is_refused_for_its_length_before_it_is_decoded() {
         Err(SecretError::InvalidBase64 { .. })
     ));
 }
+
+/// `Debug` says what a secret is and how long, and never its bytes; `len` and `is_empty` agree
+/// with what was given (a secret is never empty: that is refused when it is built).
+#[test]
+fn debug_names_the_length_and_hides_the_bytes() {
+    let secret = Secret::from_bytes("hunter2-hunter2").expect("a secret");
+    assert_eq!((secret.len(), secret.is_empty()), (15, false));
+    assert_eq!(format!("{secret:?}"), "Secret(<redacted>, 15 bytes)");
+    let revealed = Secret::generate().expect("OS randomness");
+    let shown = format!("{revealed:?}");
+    assert_eq!(shown, "RevealedSecret(<redacted>, 32 bytes)");
+    let hex = revealed.into_hex();
+    assert!(!shown.contains(&hex[..8]));
+}

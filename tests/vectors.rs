@@ -440,3 +440,36 @@ fn custom_scheme_refuses_an_unsigned_timestamp_or_id() {
         webhook_guard::scheme::TemplateError::Unsigned { placeholder: "id" }
     );
 }
+
+/// Each scheme's name, as logs, rejection summaries and errors print it (`UrlRequired` names
+/// the scheme that needs a URL).
+#[test]
+fn schemes_are_named_as_logs_and_errors_print_them() {
+    use webhook_guard::scheme::{Dropbox, Linear, Paddle, Square, Twilio, Twitch, Zoom};
+    let schemes: [(&dyn Scheme, &str); 13] = [
+        (&StandardWebhooks, "standard-webhooks"),
+        (&Stripe, "stripe"),
+        (&GitHub, "github"),
+        (&Slack, "slack"),
+        (&Shopify, "shopify"),
+        (&Square, "square"),
+        (&Twilio, "twilio"),
+        (&Zoom, "zoom"),
+        (&Linear, "linear"),
+        (&Dropbox, "dropbox"),
+        (&Paddle, "paddle"),
+        (&Twitch, "twitch"),
+        (&Custom::new("x-sig").unwrap(), "custom"),
+    ];
+    for (scheme, name) in schemes {
+        assert_eq!(scheme.name(), name);
+    }
+    let secret = Secret::from_bytes("s").unwrap();
+    let error = verifier(Square, &secret)
+        .verify_at(&HeaderMap::new(), b"", at(0))
+        .unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "scheme square signs the request URL; verify with verify_request or verify_url_at"
+    );
+}
