@@ -143,3 +143,38 @@ pub fn prefix(name: &str, headers: &HeaderMap) -> (Vec<u8>, Vec<u8>) {
     let at = parts.iter().position(|p| p == &marker).unwrap();
     (parts[..at].concat(), parts[at + 1..].concat())
 }
+
+/// Serves `service` over HTTP/1 on a fresh loopback port, every connection with `TCP_NODELAY`,
+/// until the runtime stops; returns the address. For the benches that go through a real socket
+/// (`streaming`, `fairness`).
+pub async fn serve_loopback<S>(service: S) -> std::net::SocketAddr
+where
+    S: tower::Service<
+            http::Request<hyper::body::Incoming>,
+            Response = http::Response<
+                webhook_guard::middleware::ResponseBody<http_body_util::Full<bytes::Bytes>>,
+            >,
+            Error = std::convert::Infallible,
+        > + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            stream.set_nodelay(true).unwrap();
+            let service = hyper_util::service::TowerToHyperService::new(service.clone());
+            tokio::spawn(async move {
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    addr
+}

@@ -20,10 +20,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, SamplingMode};
 use http::{Request, Response};
 use http_body_util::Full;
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use tokio::task::JoinHandle;
 use tower::{service_fn, Layer};
@@ -61,29 +59,13 @@ fn keyring() -> Keyring {
 
 /// Serves the layer (limit 2 MiB) around an inner service answering 200 on a loopback port.
 async fn serve() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let inner = service_fn(|_: Request<Full<Bytes>>| async {
         Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
     });
     let service = WebhookLayer::new(Verifier::new(GitHub, keyring()))
         .max_body_size(2 * FORGED_SIZE)
         .layer(inner);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            stream.set_nodelay(true).unwrap();
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    common::serve_loopback(service).await
 }
 
 /// A POST of `body` with `signature`, Content-Length set, keep-alive (HTTP/1.1's default).

@@ -11,10 +11,8 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
-use hyper_util::service::TowerToHyperService;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tower::{service_fn, Layer};
 use webhook_guard::middleware::{WebhookLayer, DEFAULT_STREAM_FROM};
 use webhook_guard::scheme::GitHub;
@@ -27,8 +25,6 @@ const SIZE: usize = 1024 * 1024;
 /// Serves `verifier` behind the layer (limit 2 MiB, streaming from `stream_from`) on a loopback
 /// port; the inner service answers 200 with the body length.
 async fn serve(verifier: Verifier, stream_from: Option<u64>) -> std::net::SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
     let inner = service_fn(|request: Request<Full<Bytes>>| async move {
         let len = request
             .into_body()
@@ -43,21 +39,7 @@ async fn serve(verifier: Verifier, stream_from: Option<u64>) -> std::net::Socket
         .max_body_size(2 * SIZE)
         .stream_from(stream_from)
         .layer(inner);
-    tokio::spawn(async move {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                return;
-            };
-            stream.set_nodelay(true).unwrap();
-            let service = TowerToHyperService::new(service.clone());
-            tokio::spawn(async move {
-                let _ = hyper::server::conn::http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
-            });
-        }
-    });
-    addr
+    common::serve_loopback(service).await
 }
 
 /// Sends one delivery on the keep-alive connection, 64 KiB at a time at `pace` per piece if
