@@ -49,20 +49,81 @@ pub enum Rejection {
     },
 }
 
-/// Every [`Rejection::kind`].
-pub(crate) const KINDS: [&str; 11] = [
-    "missing-header",
-    "duplicate-header",
-    "malformed-header",
-    "url-unknown",
-    "misconfigured",
-    "malformed-body",
-    "timestamp-out-of-tolerance",
-    "invalid-signature",
-    "body-too-large",
-    "over-capacity",
-    "body-unreadable",
+/// Every problem type: its [`kind`](Rejection::kind), `title` and generic `detail`, in one
+/// place so the three cannot drift apart.
+const PROBLEMS: [(&str, &str, &str); 11] = [
+    (
+        "missing-header",
+        "Missing webhook header",
+        "a header the webhook scheme requires is missing",
+    ),
+    (
+        "duplicate-header",
+        "Duplicated webhook header",
+        "a webhook header that must appear once appears more than once",
+    ),
+    (
+        "malformed-header",
+        "Malformed webhook header",
+        "a webhook header is not in the scheme's format",
+    ),
+    (
+        "url-unknown",
+        "Request URL unknown",
+        "the URL the sender signed could not be determined",
+    ),
+    (
+        "misconfigured",
+        "Webhook verification misconfigured",
+        "the receiver's webhook verification is misconfigured",
+    ),
+    (
+        "malformed-body",
+        "Malformed webhook body",
+        "the webhook body is not in the form the scheme requires",
+    ),
+    (
+        "timestamp-out-of-tolerance",
+        "Webhook timestamp out of tolerance",
+        "the signed timestamp is outside the window the receiver accepts",
+    ),
+    (
+        "invalid-signature",
+        "Invalid webhook signature",
+        "no signature in the request matches",
+    ),
+    (
+        "body-too-large",
+        "Webhook body too large",
+        "the webhook body is larger than the receiver accepts",
+    ),
+    (
+        "over-capacity",
+        "Webhook receiver busy",
+        "the receiver is busy; retry after the time in Retry-After",
+    ),
+    (
+        "body-unreadable",
+        "Webhook body unreadable",
+        "the webhook body could not be read",
+    ),
 ];
+
+/// Every [`Rejection::kind`], in the order of [`PROBLEMS`].
+pub(crate) const KINDS: [&str; PROBLEMS.len()] = {
+    let mut kinds = [""; PROBLEMS.len()];
+    let mut i = 0;
+    while i < PROBLEMS.len() {
+        kinds[i] = PROBLEMS[i].0;
+        i += 1;
+    }
+    kinds
+};
+
+/// The position of `kind` in [`PROBLEMS`] and [`KINDS`].
+pub(crate) fn slot(kind: &str) -> Option<usize> {
+    KINDS.iter().position(|k| *k == kind)
+}
 
 impl Rejection {
     /// Every value [`kind`](Rejection::kind) returns.
@@ -105,19 +166,7 @@ impl Rejection {
 
     /// A short human summary, the problem `title`.
     pub fn title(&self) -> &'static str {
-        match self.kind() {
-            "missing-header" => "Missing webhook header",
-            "duplicate-header" => "Duplicated webhook header",
-            "malformed-header" => "Malformed webhook header",
-            "url-unknown" => "Request URL unknown",
-            "misconfigured" => "Webhook verification misconfigured",
-            "malformed-body" => "Malformed webhook body",
-            "timestamp-out-of-tolerance" => "Webhook timestamp out of tolerance",
-            "invalid-signature" => "Invalid webhook signature",
-            "body-too-large" => "Webhook body too large",
-            "over-capacity" => "Webhook receiver busy",
-            _ => "Webhook body unreadable",
-        }
+        self.problem_type().1
     }
 
     /// The same sentence for every rejection of a kind, the problem `detail` sent by default.
@@ -128,21 +177,16 @@ impl Rejection {
     /// logged at debug and sent only with
     /// [`WebhookLayer::detailed_rejections`](super::WebhookLayer::detailed_rejections).
     pub fn generic_detail(&self) -> &'static str {
-        match self.kind() {
-            "missing-header" => "a header the webhook scheme requires is missing",
-            "duplicate-header" => "a webhook header that must appear once appears more than once",
-            "malformed-header" => "a webhook header is not in the scheme's format",
-            "url-unknown" => "the URL the sender signed could not be determined",
-            "misconfigured" => "the receiver's webhook verification is misconfigured",
-            "malformed-body" => "the webhook body is not in the form the scheme requires",
-            "timestamp-out-of-tolerance" => {
-                "the signed timestamp is outside the window the receiver accepts"
-            }
-            "invalid-signature" => "no signature in the request matches",
-            "body-too-large" => "the webhook body is larger than the receiver accepts",
-            "over-capacity" => "the receiver is busy; retry after the time in Retry-After",
-            _ => "the webhook body could not be read",
-        }
+        self.problem_type().2
+    }
+
+    /// This rejection's row of [`PROBLEMS`]; `kind` returns only kinds listed there.
+    fn problem_type(&self) -> (&'static str, &'static str, &'static str) {
+        let kind = self.kind();
+        PROBLEMS
+            .into_iter()
+            .find(|(k, _, _)| *k == kind)
+            .unwrap_or((kind, "Webhook rejected", "the webhook was rejected"))
     }
 
     /// The RFC 9457 problem document: `type`, `title`, `status` and the

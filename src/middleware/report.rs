@@ -2,7 +2,7 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::time::Duration;
 
-use super::rejection::KINDS;
+use super::rejection::{slot, KINDS};
 
 /// Default for [`WebhookLayer::rejection_summary_every`](super::WebhookLayer::rejection_summary_every).
 pub const DEFAULT_REJECTION_SUMMARY_EVERY: Duration = Duration::from_secs(60);
@@ -33,7 +33,7 @@ impl RejectionReport {
     /// Counts a rejection of `kind` at `now` (Unix seconds); the first rejection of an interval
     /// writes the summary of the one before, with its own count in it.
     pub(crate) fn record(&self, kind: &str, now: i64, scheme: &'static str) {
-        let Some(slot) = KINDS.iter().position(|k| *k == kind) else {
+        let Some(slot) = slot(kind) else {
             return;
         };
         self.counts[slot].fetch_add(1, Ordering::Relaxed);
