@@ -4,9 +4,10 @@
 //! ([`Keyring::rotate`], [`Keyring::revoke`], …) build a new immutable key set and publish it
 //! with [`ArcSwap::rcu`], so two concurrent rotations never lose one another.
 
+use std::convert::Infallible;
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
@@ -16,6 +17,7 @@ use std::sync::OnceLock;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
+use subtle::ConstantTimeEq;
 
 use crate::algorithm::Algorithm;
 use crate::clock::{Clock, Now, SystemClock};
@@ -503,7 +505,71 @@ fn role_at(index: usize) -> KeyRole {
     }
 }
 
+fn record_of(role: KeyRole, e: &Entry) -> KeyRecord {
+    KeyRecord {
+        id: e.key.id.clone(),
+        role,
+        created_at: e.key.created_at,
+        expires_at: e.expires_at,
+        material: e.key.material(),
+    }
+}
+
+/// A keyring change worked out but not yet made, handed to the `persist` step of
+/// [`Keyring::rotate_durably`], [`Keyring::revoke_durably`] and [`Keyring::end_grace_durably`].
+pub struct Pending<'a> {
+    entries: &'a [Entry],
+}
+
+impl Pending<'_> {
+    /// The key records the keyring holds once the change is made, current first, as
+    /// [`Keyring::export`] will then give them.
+    pub fn records(&self) -> Vec<KeyRecord> {
+        self.entries
+            .iter()
+            .enumerate()
+            .map(|(i, e)| record_of(role_at(i), e))
+            .collect()
+    }
+}
+
+impl fmt::Debug for Pending<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pending")
+            .field("keys", &self.entries.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Why a durable keyring change was not made. The keyring is unchanged either way.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CommitError<E> {
+    /// The keyring refused the change; nothing was handed to `persist`.
+    #[error(transparent)]
+    Refused(#[from] RotationError),
+    /// `persist` failed, so the change was not made.
+    #[error("the change was not persisted: {0}")]
+    Persist(E),
+}
+
+impl CommitError<Infallible> {
+    /// The refusal, for changes that persist nothing and so cannot fail to.
+    fn into_refused(self) -> RotationError {
+        match self {
+            CommitError::Refused(e) => e,
+            CommitError::Persist(never) => match never {},
+        }
+    }
+}
+
+/// The `persist` step of a change kept in memory only.
+fn in_memory(_: &Pending<'_>) -> Result<(), Infallible> {
+    Ok(())
+}
+
 struct Shared {
+    /// Held by a writer from working out a change until it is published.
+    writer: Mutex<()>,
     set: ArcSwap<KeySet>,
     clock: Arc<dyn Clock>,
     /// The latest instant (µs since the epoch) keys were judged live at, from the clock.
@@ -588,37 +654,86 @@ impl Keyring {
         new: impl Into<KeyMaterial>,
         grace: Duration,
     ) -> Result<Rotation, RotationError> {
+        self.rotate_durably(id, new, grace, in_memory)
+            .map_err(CommitError::into_refused)
+    }
+
+    /// [`rotate_with_id`](Keyring::rotate_with_id) made durable: `persist` is handed the key
+    /// records the keyring will hold ([`Pending::records`]) and the rotation happens only when
+    /// it returns `Ok`, for a store that must commit a change before it takes effect.
+    ///
+    /// Changes to one keyring take turns while `persist` runs; verifications never wait.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::Refused`] for the reasons [`rotate_with_id`](Keyring::rotate_with_id)
+    /// gives (`persist` is not called), [`CommitError::Persist`] with what `persist` returned.
+    /// The keyring is unchanged on either.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_guard::{CommitError, KeyId, Keyring, Secret};
+    ///
+    /// let keyring = Keyring::new(Secret::from_bytes("old")?);
+    /// let old = keyring.current_id();
+    ///
+    /// // The disk is full: the rotation does not happen.
+    /// let failed = keyring.rotate_durably(KeyId::new("k2"), Secret::from_bytes("new")?,
+    ///                                     Duration::ZERO, |_| Err("disk full"));
+    /// assert!(matches!(failed, Err(CommitError::Persist("disk full"))));
+    /// assert_eq!(keyring.current_id(), old);
+    ///
+    /// let mut saved = Vec::new();
+    /// keyring.rotate_durably(KeyId::new("k2"), Secret::from_bytes("new")?, Duration::ZERO,
+    ///                        |pending| { saved = pending.records(); Ok::<_, ()>(()) })?;
+    /// assert_eq!(saved[0].id, KeyId::new("k2"));
+    /// assert_eq!(keyring.current_id(), KeyId::new("k2"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn rotate_durably<E>(
+        &self,
+        id: KeyId,
+        new: impl Into<KeyMaterial>,
+        grace: Duration,
+        persist: impl FnOnce(&Pending<'_>) -> Result<(), E>,
+    ) -> Result<Rotation, CommitError<E>> {
         let shared = &*self.shared;
         if grace > shared.max_grace {
-            return Err(RotationError::GraceOutOfRange {
+            return Err(CommitError::Refused(RotationError::GraceOutOfRange {
                 requested: grace,
                 max: shared.max_grace,
-            });
+            }));
         }
         let now = self.now();
         let key = Arc::new(Key::new(id, new.into(), now));
         let expires_at = (!grace.is_zero()).then(|| add(now, grace));
-        let rotation = self.update(|set| {
-            let mut entries = set.pruned(now);
-            ensure_unique(&entries, &key.id)?;
-            // The current key is never retired nor expiring, so the pruned set still starts with it.
-            let old = Arc::clone(&entries[0].key);
-            match expires_at {
-                Some(at) => entries[0].expires_at = Some(at),
-                None => {
-                    entries.remove(0);
+        let rotation = self.update(
+            |set| {
+                let mut entries = set.pruned(now);
+                ensure_unique(&entries, &key.id)?;
+                // The current key is never retired nor expiring, so the pruned set still starts
+                // with it.
+                let old = Arc::clone(&entries[0].key);
+                match expires_at {
+                    Some(at) => entries[0].expires_at = Some(at),
+                    None => {
+                        entries.remove(0);
+                    }
                 }
-            }
-            entries.insert(
-                0,
-                Entry {
-                    key: Arc::clone(&key),
-                    expires_at: None,
-                },
-            );
-            check_count(entries.len(), shared.max_keys)?;
-            Ok((entries, old))
-        })?;
+                entries.insert(
+                    0,
+                    Entry {
+                        key: Arc::clone(&key),
+                        expires_at: None,
+                    },
+                );
+                check_count(entries.len(), shared.max_keys)?;
+                Ok((entries, old))
+            },
+            persist,
+        )?;
         if expires_at.is_none() {
             rotation.retired.store(true, Ordering::SeqCst);
         }
@@ -677,22 +792,103 @@ impl Keyring {
     /// [`RotationError::RevokeCurrent`] for the current key (rotate instead),
     /// [`RotationError::UnknownKey`] when no live key has `id`.
     pub fn revoke(&self, id: &KeyId) -> Result<(), RotationError> {
+        self.revoke_durably(id, in_memory)
+            .map_err(CommitError::into_refused)
+    }
+
+    /// [`revoke`](Keyring::revoke) made durable, as
+    /// [`rotate_durably`](Keyring::rotate_durably) is.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::Refused`] for the reasons [`revoke`](Keyring::revoke) gives,
+    /// [`CommitError::Persist`] with what `persist` returned; the keyring is unchanged on either.
+    pub fn revoke_durably<E>(
+        &self,
+        id: &KeyId,
+        persist: impl FnOnce(&Pending<'_>) -> Result<(), E>,
+    ) -> Result<(), CommitError<E>> {
         let now = self.now();
-        let revoked = self.update(|set| {
-            let mut entries = set.pruned(now);
-            let index = entries
-                .iter()
-                .position(|e| &e.key.id == id)
-                .ok_or_else(|| RotationError::UnknownKey { id: id.clone() })?;
-            if index == 0 {
-                return Err(RotationError::RevokeCurrent { id: id.clone() });
-            }
-            let entry = entries.remove(index);
-            Ok((entries, entry.key))
-        })?;
+        let revoked = self.update(
+            |set| {
+                let mut entries = set.pruned(now);
+                let index = entries
+                    .iter()
+                    .position(|e| &e.key.id == id)
+                    .ok_or_else(|| RotationError::UnknownKey { id: id.clone() })?;
+                if index == 0 {
+                    return Err(RotationError::RevokeCurrent { id: id.clone() });
+                }
+                let entry = entries.remove(index);
+                Ok((entries, entry.key))
+            },
+            persist,
+        )?;
         revoked.retired.store(true, Ordering::SeqCst);
         tracing::warn!(key = %id, "grace key revoked");
         Ok(())
+    }
+
+    /// Ends every grace key at once, leaving only the current key, as a platform's "expire the
+    /// previous secret now" does. Returns the ids of the keys it ended (none when there were
+    /// none), after `persist` accepted the change as [`rotate_durably`](Keyring::rotate_durably)
+    /// describes; pass `|_| Ok::<_, std::convert::Infallible>(())` to keep it in memory.
+    ///
+    /// # Errors
+    ///
+    /// [`CommitError::Persist`] with what `persist` returned; the keyring is then unchanged.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::{convert::Infallible, time::Duration};
+    /// use webhook_guard::{Keyring, Secret};
+    ///
+    /// let keyring = Keyring::new(Secret::from_bytes("old")?);
+    /// let rotation = keyring.rotate(Secret::from_bytes("new")?, Duration::from_secs(600))?;
+    /// let ended = keyring.end_grace_durably(|_| Ok::<_, Infallible>(())).unwrap();
+    /// assert_eq!(ended, vec![rotation.old_key]);
+    /// assert_eq!(keyring.keys().len(), 1);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn end_grace_durably<E>(
+        &self,
+        persist: impl FnOnce(&Pending<'_>) -> Result<(), E>,
+    ) -> Result<Vec<KeyId>, CommitError<E>> {
+        let now = self.now();
+        let ended = self.update(
+            |set| {
+                let mut entries = set.pruned(now);
+                let ended: Vec<Arc<Key>> = entries.drain(1..).map(|e| e.key).collect();
+                Ok((entries, ended))
+            },
+            persist,
+        )?;
+        for key in &ended {
+            key.retired.store(true, Ordering::SeqCst);
+        }
+        if !ended.is_empty() {
+            tracing::warn!(keys = ended.len(), "grace keys ended");
+        }
+        Ok(ended.iter().map(|key| key.id.clone()).collect())
+    }
+
+    /// The id of the live shared-secret key whose bytes equal `presented`, compared in constant
+    /// time with every live key (no early exit), for credentials kept as a keyring (an
+    /// integrator's API secrets, as SHA-256 digests, with the same grace periods).
+    #[cfg_attr(not(feature = "admin"), allow(dead_code))]
+    pub(crate) fn matching_secret(&self, presented: &[u8]) -> Option<KeyId> {
+        let now = self.now();
+        let set = self.shared.set.load();
+        let mut found = None;
+        for (key, _) in set.live(now.into()) {
+            if let Material::Hmac { secret, .. } = &key.material {
+                if bool::from(secret.expose().ct_eq(presented)) {
+                    found = Some(key.id.clone());
+                }
+            }
+        }
+        found
     }
 
     /// Adds an old key that stays valid until `expires_at`, for a service that starts in the
@@ -721,37 +917,35 @@ impl Keyring {
             });
         }
         let key = Arc::new(Key::new(KeyId::random(), key.into(), now));
-        self.update(|set| {
-            let mut entries = set.pruned(now);
-            // Grace keys are ordered by expiry, latest first, after the current key.
-            let at = entries
-                .iter()
-                .skip(1)
-                .position(|e| e.expires_at.is_some_and(|e| e < expires_at))
-                .map_or(entries.len(), |p| p + 1);
-            entries.insert(
-                at,
-                Entry {
-                    key: Arc::clone(&key),
-                    expires_at: Some(expires_at),
-                },
-            );
-            check_count(entries.len(), self.shared.max_keys)?;
-            Ok((entries, ()))
-        })?;
+        self.update(
+            |set| {
+                let mut entries = set.pruned(now);
+                // Grace keys are ordered by expiry, latest first, after the current key.
+                let at = entries
+                    .iter()
+                    .skip(1)
+                    .position(|e| e.expires_at.is_some_and(|e| e < expires_at))
+                    .map_or(entries.len(), |p| p + 1);
+                entries.insert(
+                    at,
+                    Entry {
+                        key: Arc::clone(&key),
+                        expires_at: Some(expires_at),
+                    },
+                );
+                check_count(entries.len(), self.shared.max_keys)?;
+                Ok((entries, ()))
+            },
+            in_memory,
+        )
+        .map_err(CommitError::into_refused)?;
         Ok(key.id.clone())
     }
 
     /// The live keys with their material, current first, then grace keys newest first, for a
     /// durable store ([`KeyringBuilder::import`] restores them).
     pub fn export(&self) -> Vec<KeyRecord> {
-        self.map_live(|role, e| KeyRecord {
-            id: e.key.id.clone(),
-            role,
-            created_at: e.key.created_at,
-            expires_at: e.expires_at,
-            material: e.key.material(),
-        })
+        self.map_live(record_of)
     }
 
     /// `f` of each live key and its role, current first, then grace keys newest first.
@@ -839,25 +1033,25 @@ impl Keyring {
         self.shared.set.load_full()
     }
 
-    /// Publishes the key set `change` builds from the latest one, retrying if another writer
-    /// got there first. Returns what the published attempt returned.
-    fn update<R>(
+    /// Works out the key set `change` builds from the latest one, hands it to `persist`, and
+    /// publishes it only when `persist` succeeded. Writers take turns (a change is rare and
+    /// may wait for a disk), so the set `persist` saw is the one published; readers never wait.
+    fn update<R, E>(
         &self,
-        mut change: impl FnMut(&KeySet) -> Result<(Vec<Entry>, R), RotationError>,
-    ) -> Result<R, RotationError> {
-        let mut outcome = None;
-        self.shared.set.rcu(|set| match change(set) {
-            Ok((entries, r)) => {
-                outcome = Some(Ok(r));
-                Arc::new(KeySet { entries })
-            }
-            Err(e) => {
-                outcome = Some(Err(e));
-                // Publishing the same set again changes nothing.
-                Arc::clone(set)
-            }
-        });
-        outcome.unwrap_or_else(|| unreachable!("rcu runs its closure at least once"))
+        change: impl FnOnce(&KeySet) -> Result<(Vec<Entry>, R), RotationError>,
+        persist: impl FnOnce(&Pending<'_>) -> Result<(), E>,
+    ) -> Result<R, CommitError<E>> {
+        let _turn = self
+            .shared
+            .writer
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let set = self.shared.set.load_full();
+        let (entries, outcome) = change(&set).map_err(CommitError::Refused)?;
+        persist(&Pending { entries: &entries }).map_err(CommitError::Persist)?;
+        // Under the writer lock nobody else publishes, so a plain store loses no update.
+        self.shared.set.store(Arc::new(KeySet { entries }));
+        Ok(outcome)
     }
 }
 
@@ -992,6 +1186,7 @@ impl KeyringBuilder {
         let set = KeySet { entries };
         Keyring {
             shared: Arc::new(Shared {
+                writer: Mutex::new(()),
                 set: ArcSwap::from_pointee(set),
                 clock: self.clock,
                 latest: AtomicI64::new(i64::MIN),

@@ -58,15 +58,22 @@
 #![deny(missing_docs)]
 #![warn(rust_2018_idioms)]
 
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod admin;
 mod algorithm;
 mod clock;
 mod error;
 mod keyring;
 pub mod middleware;
+mod projects;
 mod public_key;
 pub mod scheme;
 mod secret;
 mod sign;
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod store;
 mod text;
 mod verified;
 mod verify;
@@ -74,9 +81,10 @@ mod verify;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{HeaderProblem, SignError, VerifyError};
 pub use keyring::{
-    KeyId, KeyInfo, KeyRecord, KeyRole, Keyring, KeyringBuilder, Rotation, RotationError,
-    DEFAULT_MAX_GRACE, DEFAULT_MAX_KEYS,
+    CommitError, KeyId, KeyInfo, KeyRecord, KeyRole, Keyring, KeyringBuilder, Pending, Rotation,
+    RotationError, DEFAULT_MAX_GRACE, DEFAULT_MAX_KEYS,
 };
+pub use projects::{ProjectId, ProjectIdError, MAX_PROJECT_ID_LEN};
 pub use public_key::{KeyMaterial, PublicKey, PublicKeyError, SigningKey};
 pub use scheme::DEFAULT_TOLERANCE;
 pub use secret::{RevealedSecret, Secret, SecretError, GENERATED_SECRET_LEN, MAX_SECRET_LEN};

@@ -1,0 +1,1 @@
+//! API keys, integrators' API secrets, and the layer that requires one of them.
