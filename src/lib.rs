@@ -84,7 +84,7 @@ pub use keyring::{
     CommitError, KeyId, KeyInfo, KeyRecord, KeyRole, Keyring, KeyringBuilder, Pending, Rotation,
     RotationError, DEFAULT_MAX_GRACE, DEFAULT_MAX_KEYS,
 };
-pub use projects::{ProjectId, ProjectIdError, MAX_PROJECT_ID_LEN};
+pub use projects::{ProjectId, ProjectIdError, Projects, MAX_PROJECT_ID_LEN};
 pub use public_key::{KeyMaterial, PublicKey, PublicKeyError, SigningKey};
 pub use scheme::DEFAULT_TOLERANCE;
 pub use secret::{RevealedSecret, Secret, SecretError, GENERATED_SECRET_LEN, MAX_SECRET_LEN};
