@@ -148,6 +148,7 @@ fn every_kind_has_its_own_generic_detail() {
         Rejection::BodyRead {
             reason: "reset".into(),
         },
+        Rejection::UnknownProject { id: None },
     ];
     let kinds: Vec<&str> = rejections.iter().map(Rejection::kind).collect();
     assert_eq!(kinds, Rejection::KINDS);

@@ -3,6 +3,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::error::VerifyError;
+use crate::projects::ProjectId;
 
 /// Why the middleware refused a request; turned into an RFC 9457 problem response.
 ///
@@ -47,11 +48,30 @@ pub enum Rejection {
         /// The transport's error message, for logs.
         reason: String,
     },
+    /// The request names no project this layer serves
+    /// ([`WebhookLayer::for_projects`](super::WebhookLayer::for_projects)): no project id where
+    /// the [`ProjectSelector`](super::ProjectSelector) looks, an id given twice or not a valid
+    /// [`ProjectId`], or one that is not registered. Answered 404 before the body is read.
+    #[error("{}", unknown_project(.id.as_ref()))]
+    UnknownProject {
+        /// The id the request named, when it is a valid project id that is not registered;
+        /// `None` when the request names no valid id (its text is not kept: it is the
+        /// sender's, of any length).
+        id: Option<ProjectId>,
+    },
+}
+
+/// The specific text of [`Rejection::UnknownProject`].
+fn unknown_project(id: Option<&ProjectId>) -> String {
+    match id {
+        Some(id) => format!("no project {id} is registered"),
+        None => "the request names no valid project id".to_owned(),
+    }
 }
 
 /// Every problem type: its [`kind`](Rejection::kind), `title` and generic `detail`, in one
 /// place so the three cannot drift apart.
-const PROBLEMS: [(&str, &str, &str); 11] = [
+const PROBLEMS: [(&str, &str, &str); 12] = [
     (
         "missing-header",
         "Missing webhook header",
@@ -107,6 +127,11 @@ const PROBLEMS: [(&str, &str, &str); 11] = [
         "Webhook body unreadable",
         "the webhook body could not be read",
     ),
+    (
+        "unknown-project",
+        "Unknown webhook project",
+        "the request does not name a project this receiver serves",
+    ),
 ];
 
 /// Every [`Rejection::kind`], in the order of [`PROBLEMS`].
@@ -129,9 +154,9 @@ impl Rejection {
     /// Every value [`kind`](Rejection::kind) returns.
     pub const KINDS: &'static [&'static str] = &KINDS;
 
-    /// The response status: 400 for malformed requests, 401 for failed authentication, 413 for
-    /// an oversized body, 500 for a misconfigured scheme, 503 when the layer's budget for
-    /// buffered bodies is in use.
+    /// The response status: 400 for malformed requests, 401 for failed authentication, 404 for
+    /// an unknown project, 413 for an oversized body, 500 for a misconfigured scheme, 503 when
+    /// the layer's budget for buffered bodies is in use.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Verify(VerifyError::Misconfigured { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -140,6 +165,7 @@ impl Rejection {
             Self::BodyTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             Self::OverCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyRead { .. } => StatusCode::BAD_REQUEST,
+            Self::UnknownProject { .. } => StatusCode::NOT_FOUND,
         }
     }
 
@@ -161,6 +187,7 @@ impl Rejection {
             Self::BodyTooLarge { .. } => "body-too-large",
             Self::OverCapacity { .. } => "over-capacity",
             Self::BodyRead { .. } => "body-unreadable",
+            Self::UnknownProject { .. } => "unknown-project",
         }
     }
 
