@@ -14,7 +14,7 @@ use tower_service::Service;
 use super::budget::Reservation;
 use super::layer::Config;
 use super::{Rejection, ResponseBody};
-use crate::verify::BodyMac;
+use crate::verify::{BodyMac, Verifier};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -58,6 +58,8 @@ pin_project! {
             unmaced: Bytes,
             parts: Option<Parts>,
             inner: Option<S>,
+            // The request's verifier, looked up once when the request arrived.
+            verifier: Arc<Verifier>,
         },
         Calling {
             #[pin]
@@ -75,8 +77,9 @@ where
     B: Body,
     B::Error: Into<BoxError>,
 {
-    /// Reads `body` (at most the configured limit; `expected` bytes announced) before calling
-    /// `inner`.
+    /// Reads `body` (at most the configured limit; `expected` bytes announced), verifies it with
+    /// `verifier`, then calls `inner`.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn collecting(
         body: Limited<B>,
         expected: usize,
@@ -84,6 +87,7 @@ where
         body_mac: Option<Box<BodyMac>>,
         parts: Parts,
         inner: S,
+        verifier: Arc<Verifier>,
         config: Arc<Config>,
     ) -> Self {
         Self {
@@ -94,6 +98,7 @@ where
                 unmaced: Bytes::new(),
                 parts: Some(parts),
                 inner: Some(inner),
+                verifier,
             },
             config,
             reservation: Some(reservation),
@@ -130,8 +135,10 @@ where
                     unmaced,
                     parts,
                     inner,
+                    verifier,
                 } => {
                     let config = &**this.config;
+                    let verifier = &**verifier;
                     // MAC work done in this poll, in bytes times keys: past a slice, the task
                     // yields, so one large forged body cannot hold a worker thread for the
                     // whole of its MACs (with 8 keys, 8 MiB of MAC for a 1 MiB body).
@@ -187,23 +194,23 @@ where
                     let outcome = collected.and_then(|bytes| {
                         let verified = match body_mac.take() {
                             Some(body_mac) => {
-                                let now = config.verifier.now();
-                                (*body_mac).finish(&config.verifier, &parts, &bytes, now)
+                                let now = verifier.now();
+                                (*body_mac).finish(verifier, &parts, &bytes, now)
                             }
-                            None => config.verifier.verify_request(&parts, &bytes),
+                            None => verifier.verify_request(&parts, &bytes),
                         };
                         verified.map(|v| (v, bytes)).map_err(Rejection::Verify)
                     });
                     match outcome {
                         Ok((verified, bytes)) => {
                             tracing::debug!(
-                                scheme = config.verifier.scheme().name(),
+                                scheme = verifier.scheme().name(),
                                 key = %verified.key_id(),
                                 webhook_id = verified.webhook_id(),
                                 "webhook verified"
                             );
-                            let scheme = config.verifier.scheme();
-                            let keyring = config.verifier.keyring();
+                            let scheme = verifier.scheme();
+                            let keyring = verifier.keyring();
                             match scheme.handshake(&parts, &bytes, keyring, &verified) {
                                 Ok(None) => {}
                                 Ok(Some(answer)) => {
@@ -216,7 +223,8 @@ where
                                     ));
                                 }
                                 Err(e) => {
-                                    let response = config.reject(Rejection::Verify(e));
+                                    let response =
+                                        config.reject(Some(verifier), Rejection::Verify(e));
                                     return Poll::Ready(Ok(response.map(ResponseBody::own)));
                                 }
                             }
@@ -226,7 +234,7 @@ where
                             this.state.set(State::Calling { future });
                         }
                         Err(rejection) => {
-                            let response = config.reject(rejection);
+                            let response = config.reject(Some(verifier), rejection);
                             this.reservation.take();
                             return Poll::Ready(Ok(response.map(ResponseBody::own)));
                         }

@@ -3,13 +3,16 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::Response;
 use http_body_util::Full;
 use tower_layer::Layer;
 
 use super::budget::{Budget, DEFAULT_MAX_BUFFERED_BYTES};
 use super::report::{RejectionReport, DEFAULT_REJECTION_SUMMARY_EVERY};
-use super::{Rejection, WebhookService};
+use super::{ProjectSelector, Rejection, WebhookService};
+use crate::clock::{Clock, SystemClock};
+use crate::projects::{ProjectId, Projects};
 use crate::verify::Verifier;
 
 /// Default body limit: 1 MiB. Most deliveries are a few KiB, but a GitHub push with many
@@ -34,13 +37,60 @@ pub struct WebhookLayer {
 }
 
 pub(crate) struct Config {
-    pub(crate) verifier: Verifier,
+    pub(crate) verifiers: Verifiers,
     pub(crate) max_body_size: usize,
     pub(crate) stream_from: Option<u64>,
     pub(crate) on_rejection: Option<Arc<RejectionFn>>,
     pub(crate) detailed_rejections: bool,
     pub(crate) report: RejectionReport,
     pub(crate) budget: Arc<Budget>,
+}
+
+/// Where a request's verifier comes from.
+#[derive(Clone)]
+pub(crate) enum Verifiers {
+    /// Every request: [`WebhookLayer::new`].
+    One(Arc<Verifier>),
+    /// The project the request names: [`WebhookLayer::for_projects`].
+    Projects {
+        projects: Projects,
+        select: ProjectSelector,
+    },
+}
+
+impl Verifiers {
+    /// The verifier for this request, looked up once (one `arc-swap` load for a project), and
+    /// the project it belongs to.
+    pub(crate) fn resolve(
+        &self,
+        parts: &Parts,
+    ) -> Result<(Arc<Verifier>, Option<ProjectId>), Rejection> {
+        match self {
+            Self::One(verifier) => Ok((Arc::clone(verifier), None)),
+            Self::Projects { projects, select } => {
+                let unknown = |id| Rejection::UnknownProject { id };
+                let text = select.select(parts).ok_or_else(|| unknown(None))?;
+                let id = ProjectId::parse(text).map_err(|_| unknown(None))?;
+                match projects.get(id.as_str()) {
+                    Some(verifier) => Ok((verifier, Some(id))),
+                    None => Err(unknown(Some(id))),
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for Verifiers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::One(verifier) => fmt::Debug::fmt(verifier, f),
+            Self::Projects { projects, select } => f
+                .debug_struct("Projects")
+                .field("projects", projects)
+                .field("select", select)
+                .finish(),
+        }
+    }
 }
 
 /// `Retry-After` of a 503 for a full budget: bodies in flight finish within a few seconds.
@@ -54,8 +104,14 @@ impl Config {
         }
     }
 
-    pub(crate) fn reject(&self, rejection: Rejection) -> Response<Full<Bytes>> {
-        let scheme = self.verifier.scheme().name();
+    /// Answers `rejection`, logged and counted; `verifier` is the request's, `None` when it has
+    /// none (an unknown project).
+    pub(crate) fn reject(
+        &self,
+        verifier: Option<&Verifier>,
+        rejection: Rejection,
+    ) -> Response<Full<Bytes>> {
+        let scheme = verifier.map_or("none", |v| v.scheme().name());
         let status = rejection.status().as_u16();
         let transport = match &rejection {
             Rejection::BodyRead { reason } => reason.as_str(),
@@ -68,11 +124,14 @@ impl Config {
             kind,
             reason = %rejection,
             transport,
-            current_key = %self.verifier.keyring().current_id(),
+            current_key = verifier.map(|v| tracing::field::display(v.keyring().current_id())),
             "webhook rejected"
         );
-        self.report
-            .record(kind, self.verifier.now().now.secs(), scheme);
+        let now = match verifier {
+            Some(verifier) => verifier.now().now.secs(),
+            None => SystemClock.unix_now().0,
+        };
+        self.report.record(kind, now, scheme);
         match &self.on_rejection {
             Some(f) => f(rejection),
             None if self.detailed_rejections => rejection.into_detailed_response(),
@@ -84,9 +143,64 @@ impl Config {
 impl WebhookLayer {
     /// A layer verifying with `verifier`, with a 1 MiB body limit and problem+json rejections.
     pub fn new(verifier: Verifier) -> Self {
+        Self::with(Verifiers::One(Arc::new(verifier)))
+    }
+
+    /// A layer verifying each request with the verifier of the project it names: `select` says
+    /// where the project id is (a path segment or a header), `projects` maps it to its
+    /// [`Verifier`]. The settings and their defaults are those of [`new`](WebhookLayer::new).
+    ///
+    /// The verifier is looked up once per request, before its body is read (one `arc-swap`
+    /// load), and used for the whole request. A request that names no project, names it twice
+    /// or invalidly, or names one that is not in `projects` is answered 404
+    /// ([`Rejection::UnknownProject`]) without reading its body or using the body budget. On
+    /// success the inner service finds the [`ProjectId`] in the request's extensions beside
+    /// [`Verified`](crate::Verified).
+    ///
+    /// `projects` is shared, not copied: projects inserted or removed later are served or
+    /// refused from their next request, and a project's keyring rotates as usual.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use http::{Request, Response, StatusCode};
+    /// use http_body_util::Full;
+    /// use tower::{service_fn, Layer, ServiceExt};
+    /// use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
+    /// use webhook_guard::{scheme::GitHub, Keyring, ProjectId, Projects, Secret, Signer, Verifier};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secret = Secret::from_bytes("It's a Secret to Everybody")?;
+    /// let projects = Projects::new();
+    /// projects.insert(ProjectId::parse("prj_1")?, Verifier::new(GitHub, Keyring::new(secret.clone())));
+    ///
+    /// let layer = WebhookLayer::for_projects(projects, ProjectSelector::path_after("/webhooks/"));
+    /// let service = layer.layer(service_fn(|request: Request<Full<Bytes>>| async move {
+    ///     let project = request.extensions().get::<ProjectId>().map(ProjectId::to_string);
+    ///     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from(project.unwrap_or_default()))))
+    /// }));
+    ///
+    /// let headers = Signer::new(GitHub, secret).sign(b"{}")?;
+    /// let mut request = Request::post("/webhooks/prj_1").body(Full::new(Bytes::from("{}")))?;
+    /// *request.headers_mut() = headers.clone();
+    /// assert_eq!(service.clone().oneshot(request).await?.status(), StatusCode::OK);
+    ///
+    /// let mut request = Request::post("/webhooks/prj_2").body(Full::new(Bytes::from("{}")))?;
+    /// *request.headers_mut() = headers;
+    /// assert_eq!(service.oneshot(request).await?.status(), StatusCode::NOT_FOUND);
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn for_projects(projects: Projects, select: ProjectSelector) -> Self {
+        Self::with(Verifiers::Projects { projects, select })
+    }
+
+    fn with(verifiers: Verifiers) -> Self {
         Self {
             config: Arc::new(Config {
-                verifier,
+                verifiers,
                 max_body_size: DEFAULT_MAX_BODY_SIZE,
                 stream_from: Some(DEFAULT_STREAM_FROM),
                 on_rejection: None,
@@ -211,7 +325,7 @@ impl WebhookLayer {
         // Builder methods run before the layer is shared; clone the config if it already is.
         if Arc::get_mut(&mut self.config).is_none() {
             self.config = Arc::new(Config {
-                verifier: self.config.verifier.clone(),
+                verifiers: self.config.verifiers.clone(),
                 max_body_size: self.config.max_body_size,
                 stream_from: self.config.stream_from,
                 on_rejection: self.config.on_rejection.clone(),
@@ -238,7 +352,7 @@ impl<S> Layer<S> for WebhookLayer {
 impl fmt::Debug for WebhookLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookLayer")
-            .field("verifier", &self.config.verifier)
+            .field("verifier", &self.config.verifiers)
             .field("max_body_size", &self.config.max_body_size)
             .field("stream_from", &self.config.stream_from)
             .field("on_rejection", &self.config.on_rejection.is_some())

@@ -9,6 +9,7 @@
 //! |---|---|
 //! | missing, duplicated or malformed signature headers | 400 Bad Request |
 //! | no signature matched, or timestamp outside the tolerance | 401 Unauthorized |
+//! | no registered project named ([`WebhookLayer::for_projects`]) | 404 Not Found |
 //! | body over the limit | 413 Content Too Large |
 //! | the layer's budget for buffered bodies is in use | 503 Service Unavailable, `Retry-After` |
 //! | body could not be read | 400 Bad Request |
@@ -51,6 +52,12 @@
 //! ([`WebhookLayer::rejection_summary_every`]), so forged traffic cannot flood the logs.
 //!
 //! The rejection response can be replaced with [`WebhookLayer::on_rejection`].
+//!
+//! One layer can serve many projects, each with its own verifier:
+//! [`WebhookLayer::for_projects`] reads the project id from the path or a header
+//! ([`ProjectSelector`]), looks its verifier up in a [`Projects`](crate::Projects) registry once
+//! per request, and puts the [`ProjectId`](crate::ProjectId) in the request's extensions beside
+//! [`Verified`](crate::Verified). See the [`Projects`](crate::Projects) docs for an axum example.
 //!
 //! # Examples
 //!
@@ -108,6 +115,7 @@ mod future;
 mod layer;
 mod rejection;
 mod report;
+mod select;
 mod service;
 
 pub use body::ResponseBody;
@@ -117,4 +125,5 @@ pub use layer::{WebhookLayer, DEFAULT_MAX_BODY_SIZE, DEFAULT_STREAM_FROM};
 pub(crate) use rejection::problem_response;
 pub use rejection::Rejection;
 pub use report::DEFAULT_REJECTION_SUMMARY_EVERY;
+pub use select::ProjectSelector;
 pub use service::WebhookService;

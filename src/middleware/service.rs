@@ -64,26 +64,38 @@ where
         // The service that was driven ready is the one that must be called; keep a fresh clone.
         let clone = self.inner.clone();
         let inner = std::mem::replace(&mut self.inner, clone);
-        let limit = self.config.max_body_size;
-        let (parts, body) = request.into_parts();
-        if let Some(answer) = self.config.verifier.scheme().preflight(&parts) {
+        let config = &self.config;
+        let answered = |response| ResponseFuture::answered(response, Arc::clone(config));
+        let limit = config.max_body_size;
+        let (mut parts, body) = request.into_parts();
+        // The request's verifier is looked up once, before anything is read; an unknown
+        // project is answered without touching the body or the budget.
+        let verifier = match config.verifiers.resolve(&parts) {
+            Ok((verifier, project)) => {
+                if let Some(project) = project {
+                    // Reaches the inner service only with the request, on success.
+                    parts.extensions.insert(project);
+                }
+                verifier
+            }
+            Err(rejection) => return answered(config.reject(None, rejection)),
+        };
+        if let Some(answer) = verifier.scheme().preflight(&parts) {
             tracing::debug!(
-                scheme = self.config.verifier.scheme().name(),
+                scheme = verifier.scheme().name(),
                 "answered a sender's endpoint check"
             );
-            return ResponseFuture::answered(answer.map(Full::new), Arc::clone(&self.config));
+            return answered(answer.map(Full::new));
         }
         let declared = declared_length(&parts.headers).max(body.size_hint().lower());
         if declared > limit as u64 {
-            let response = self.config.reject(Rejection::BodyTooLarge { limit });
-            return ResponseFuture::answered(response, Arc::clone(&self.config));
+            return answered(config.reject(Some(&verifier), Rejection::BodyTooLarge { limit }));
         }
         // A body that may be large or whose length is unknown is MACed frame by frame as it
         // arrives, where the scheme allows (its headers, timestamp and URL are then checked
         // before the body is read); one announced as small is MACed once complete, which
         // costs less than setting up the per-key MACs (`WebhookLayer::stream_from`).
-        let verifier = &self.config.verifier;
-        let stream = self.config.stream_from.is_some_and(|from| {
+        let stream = config.stream_from.is_some_and(|from| {
             body.size_hint()
                 .upper()
                 .is_none_or(|announced| announced >= from)
@@ -92,19 +104,15 @@ where
             false => None,
             true => match verifier.begin_body(&parts, verifier.now()) {
                 Ok(body_mac) => body_mac,
-                Err(e) => {
-                    let response = self.config.reject(Rejection::Verify(e));
-                    return ResponseFuture::answered(response, Arc::clone(&self.config));
-                }
+                Err(e) => return answered(config.reject(Some(&verifier), Rejection::Verify(e))),
             },
         };
         // Announced lengths are only a hint for the buffer, and never above the limit.
         let expected = usize::try_from(declared).unwrap_or(limit).min(limit);
         // The announced length is reserved before any of the body is read.
-        let mut reservation = Reservation::new(&self.config.budget);
+        let mut reservation = Reservation::new(&config.budget);
         if !reservation.grow_to(expected) {
-            let response = self.config.reject(self.config.over_capacity());
-            return ResponseFuture::answered(response, Arc::clone(&self.config));
+            return answered(config.reject(Some(&verifier), config.over_capacity()));
         }
         let body = Limited::new(body, limit);
         ResponseFuture::collecting(
@@ -114,7 +122,8 @@ where
             body_mac,
             parts,
             inner,
-            Arc::clone(&self.config),
+            verifier,
+            Arc::clone(config),
         )
     }
 }
@@ -133,7 +142,7 @@ impl<S: fmt::Debug> fmt::Debug for WebhookService<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("WebhookService")
             .field("inner", &self.inner)
-            .field("verifier", &self.config.verifier)
+            .field("verifier", &self.config.verifiers)
             .field("max_body_size", &self.config.max_body_size)
             .field("stream_from", &self.config.stream_from)
             .finish()
