@@ -32,6 +32,17 @@ pub trait Clock: fmt::Debug + Send + Sync + 'static {
     }
 }
 
+/// A shared clock is a clock, so one clock can be handed to several owners.
+impl<C: Clock + ?Sized> Clock for Arc<C> {
+    fn now(&self) -> DateTime<Utc> {
+        (**self).now()
+    }
+
+    fn unix_now(&self) -> (i64, u32) {
+        (**self).unix_now()
+    }
+}
+
 /// `time` as whole seconds and nanoseconds since the Unix epoch.
 fn unix_parts(time: DateTime<Utc>) -> (i64, u32) {
     (time.timestamp(), time.timestamp_subsec_nanos())

@@ -518,10 +518,27 @@ fn record_of(role: KeyRole, e: &Entry) -> KeyRecord {
 /// A keyring change worked out but not yet made, handed to the `persist` step of
 /// [`Keyring::rotate_durably`], [`Keyring::revoke_durably`] and [`Keyring::end_grace_durably`].
 pub struct Pending<'a> {
+    before: &'a KeySet,
     entries: &'a [Entry],
 }
 
 impl Pending<'_> {
+    /// The id of the key that was current before the change.
+    pub fn previous_current(&self) -> KeyId {
+        self.before.current().id.clone()
+    }
+
+    /// The keys the change ends: live before it, gone after it.
+    pub fn ended(&self) -> Vec<KeyId> {
+        self.before
+            .entries
+            .iter()
+            .map(|e| &e.key.id)
+            .filter(|id| !self.entries.iter().any(|e| &e.key.id == *id))
+            .cloned()
+            .collect()
+    }
+
     /// The key records the keyring holds once the change is made, current first, as
     /// [`Keyring::export`] will then give them.
     pub fn records(&self) -> Vec<KeyRecord> {
@@ -876,7 +893,6 @@ impl Keyring {
     /// The id of the live shared-secret key whose bytes equal `presented`, compared in constant
     /// time with every live key (no early exit), for credentials kept as a keyring (an
     /// integrator's API secrets, as SHA-256 digests, with the same grace periods).
-    #[allow(dead_code)] // used by admin::credentials (in progress)
     pub(crate) fn matching_secret(&self, presented: &[u8]) -> Option<KeyId> {
         let now = self.now();
         let set = self.shared.set.load();
@@ -1048,7 +1064,11 @@ impl Keyring {
             .unwrap_or_else(std::sync::PoisonError::into_inner);
         let set = self.shared.set.load_full();
         let (entries, outcome) = change(&set).map_err(CommitError::Refused)?;
-        persist(&Pending { entries: &entries }).map_err(CommitError::Persist)?;
+        persist(&Pending {
+            before: &set,
+            entries: &entries,
+        })
+        .map_err(CommitError::Persist)?;
         // Under the writer lock nobody else publishes, so a plain store loses no update.
         self.shared.set.store(Arc::new(KeySet { entries }));
         Ok(outcome)

@@ -12,9 +12,16 @@ use crate::keyring::random_u64;
 use crate::text::ShortStr;
 
 pub mod credentials;
+mod plane;
 mod problem;
+mod routes;
 
+pub use plane::{
+    Admin, AdminBuilder, AdminError, NewApiKey, NewIntegrator, NewProject, Project, Regenerated,
+    MAX_API_KEYS, MAX_GRACE, SCHEMES,
+};
 pub use problem::Problem;
+pub use routes::{router, MAX_ADMIN_BODY, MAX_AUDIT_PAGE};
 
 /// The public id of one integrator (tenant), its Basic-auth `clientId`: `int_` and 16 hex
 /// digits. Everything an integrator owns (projects, API keys, its API secret) is reached only

@@ -137,8 +137,9 @@ impl Problem {
         &self.document
     }
 
-    /// The `application/problem+json` response.
-    pub fn into_response(self) -> Response<Full<Bytes>> {
+    /// The `application/problem+json` response (axum's [`IntoResponse`](axum::response::IntoResponse)
+    /// gives the same with axum's body type).
+    pub fn into_http_response(self) -> Response<Full<Bytes>> {
         let mut response = problem_response(self.status, &Value::Object(self.document));
         if let Some(challenge) = self.www_authenticate {
             response
@@ -151,6 +152,6 @@ impl Problem {
 
 impl axum::response::IntoResponse for Problem {
     fn into_response(self) -> axum::response::Response {
-        Problem::into_response(self).map(axum::body::Body::new)
+        self.into_http_response().map(axum::body::Body::new)
     }
 }

@@ -1,3 +1,324 @@
-//! Durable state for the management plane: the [`Store`] trait and its SQLite implementation.
+//! Durable state for the management plane: the [`Store`] trait and its SQLite implementation,
+//! [`SqliteStore`].
+//!
+//! A store keeps what must survive a restart: integrators and the digests of their API
+//! secrets, projects and their signing keys, API-key digests, and the audit log. Every change
+//! is one call to [`Store::apply`], which commits the change together with its
+//! [`AuditEvent`] in one transaction, or changes nothing. The admin API calls it *before* it
+//! changes anything in memory, and answers only after it returned: a change that was
+//! acknowledged is on disk, and a change that failed left memory as it was.
+//!
+//! The verify path never touches a store: it reads the in-memory keyrings only.
+
+use chrono::{DateTime, Utc};
+
+use crate::admin::credentials::{ApiKeyId, ApiKeyRecord};
+use crate::admin::IntegratorId;
+use crate::keyring::KeyRecord;
+use crate::projects::ProjectId;
 
 pub mod crypt;
+mod sqlite;
+
+pub use sqlite::{SqliteStore, SCHEMA_VERSION};
+
+/// One integrator (tenant) as stored: its id (the Basic `clientId`) and its API secrets, each
+/// kept as the SHA-256 digest of the secret (a [`KeyRecord`] whose material is the digest), so
+/// its rotations have the keyring's grace periods.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct IntegratorRow {
+    /// The integrator's id.
+    pub id: IntegratorId,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Its API secrets' digests, current first.
+    pub secrets: Vec<KeyRecord>,
+}
+
+impl IntegratorRow {
+    /// An integrator row.
+    pub fn new(id: IntegratorId, created_at: DateTime<Utc>, secrets: Vec<KeyRecord>) -> Self {
+        Self {
+            id,
+            created_at,
+            secrets,
+        }
+    }
+}
+
+/// One project as stored: who owns it, how its webhooks are signed, and its signing keys.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ProjectRow {
+    /// The project's id.
+    pub id: ProjectId,
+    /// The integrator that owns it.
+    pub integrator: IntegratorId,
+    /// A label for people.
+    pub name: Option<String>,
+    /// The name of the scheme its webhooks are signed with (`github`, `standard-webhooks`, …).
+    pub scheme: String,
+    /// When it was created.
+    pub created_at: DateTime<Utc>,
+    /// Its signing keys, current first.
+    pub keys: Vec<KeyRecord>,
+}
+
+impl ProjectRow {
+    /// A project row.
+    pub fn new(
+        id: ProjectId,
+        integrator: IntegratorId,
+        name: Option<String>,
+        scheme: String,
+        created_at: DateTime<Utc>,
+        keys: Vec<KeyRecord>,
+    ) -> Self {
+        Self {
+            id,
+            integrator,
+            name,
+            scheme,
+            created_at,
+            keys,
+        }
+    }
+}
+
+/// Everything a store holds but the audit log, as read at startup.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct State {
+    /// Every integrator.
+    pub integrators: Vec<IntegratorRow>,
+    /// Every project.
+    pub projects: Vec<ProjectRow>,
+    /// Every API key (digests, never keys).
+    pub api_keys: Vec<ApiKeyRecord>,
+}
+
+/// One change to a store; [`Store::apply`] commits it with its audit event or not at all.
+#[derive(Debug, Clone, Copy)]
+#[non_exhaustive]
+pub enum Change<'a> {
+    /// A new integrator.
+    CreateIntegrator(&'a IntegratorRow),
+    /// An integrator's API secrets after a rotation or revocation.
+    SetIntegratorSecrets {
+        /// The integrator.
+        integrator: &'a IntegratorId,
+        /// All its secrets' digests, current first.
+        secrets: &'a [KeyRecord],
+    },
+    /// A new project.
+    CreateProject(&'a ProjectRow),
+    /// A project's signing keys after a rotation or revocation.
+    SetProjectKeys {
+        /// The owner.
+        integrator: &'a IntegratorId,
+        /// The project.
+        project: &'a ProjectId,
+        /// All its keys, current first.
+        keys: &'a [KeyRecord],
+    },
+    /// A project and its keys are deleted.
+    DeleteProject {
+        /// The owner.
+        integrator: &'a IntegratorId,
+        /// The project.
+        project: &'a ProjectId,
+    },
+    /// A new API key (its digest).
+    CreateApiKey(&'a ApiKeyRecord),
+    /// An API key is deleted.
+    DeleteApiKey {
+        /// The owner.
+        integrator: &'a IntegratorId,
+        /// The key.
+        id: &'a ApiKeyId,
+    },
+}
+
+/// What happened, for the audit log. Never a secret: key ids, times and who did it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditEvent {
+    /// Its position in the log, assigned by the store (0 until stored); newer is larger.
+    pub seq: u64,
+    /// When it happened.
+    pub at: DateTime<Utc>,
+    /// The integrator whose state changed.
+    pub integrator: IntegratorId,
+    /// The credential that made the change: `api-key:<id>`, `client-secret:<key id>` or `cli`.
+    pub actor: String,
+    /// What was done, such as `project.secret.regenerated` or `api-key.deleted`.
+    pub action: String,
+    /// The project it concerns, if any.
+    pub project: Option<ProjectId>,
+    /// The key (or API key) ids that stopped being current or were removed.
+    pub old_keys: Vec<String>,
+    /// The id of the key (or API key) created, if any.
+    pub new_key: Option<String>,
+    /// The grace period given to the old key, in seconds.
+    pub grace_secs: Option<u64>,
+    /// When the old key stops being accepted, or when a new API key expires.
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+impl AuditEvent {
+    /// An event of `action` by `actor` on `integrator`'s state at `at`; fill in the rest with
+    /// the builder methods.
+    pub fn new(
+        at: DateTime<Utc>,
+        integrator: IntegratorId,
+        actor: impl Into<String>,
+        action: &str,
+    ) -> Self {
+        Self {
+            seq: 0,
+            at,
+            integrator,
+            actor: actor.into(),
+            action: action.into(),
+            project: None,
+            old_keys: Vec::new(),
+            new_key: None,
+            grace_secs: None,
+            expires_at: None,
+        }
+    }
+
+    /// The project it concerns.
+    pub fn project(mut self, project: &ProjectId) -> Self {
+        self.project = Some(project.clone());
+        self
+    }
+
+    /// The ids that stopped being current or were removed.
+    pub fn old_keys<T: ToString>(mut self, ids: impl IntoIterator<Item = T>) -> Self {
+        self.old_keys = ids.into_iter().map(|id| id.to_string()).collect();
+        self
+    }
+
+    /// The id created.
+    pub fn new_key(mut self, id: impl ToString) -> Self {
+        self.new_key = Some(id.to_string());
+        self
+    }
+
+    /// The grace period and when it ends.
+    pub fn grace(mut self, secs: u64, expires_at: Option<DateTime<Utc>>) -> Self {
+        self.grace_secs = Some(secs);
+        self.expires_at = expires_at;
+        self
+    }
+}
+
+/// Why a store could not do what was asked. When [`Store::apply`] returns one, nothing was
+/// changed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The database file exists but is not a webhook-guard database (or not SQLite at all,
+    /// or empty). It is left as it is.
+    #[error("{path} is not a webhook-guard database ({reason}); it was left unchanged")]
+    NotADatabase {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The database failed its integrity check (truncated or damaged). It is left as it is.
+    #[error("{path} is damaged ({reason}); it was left unchanged: restore it from a backup")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What the integrity check said.
+        reason: String,
+    },
+    /// The database was written by a newer webhook-guard.
+    #[error("database schema version {found} is newer than this build understands ({supported})")]
+    TooNew {
+        /// The file's version.
+        found: i64,
+        /// The newest this build knows.
+        supported: i64,
+    },
+    /// The change refers to something the store does not have (or another integrator has).
+    #[error("no such {what}")]
+    NotFound {
+        /// What was missing.
+        what: &'static str,
+    },
+    /// The change would add something that already exists.
+    #[error("{what} already exists")]
+    Exists {
+        /// What was there.
+        what: &'static str,
+    },
+    /// A stored secret could not be opened or sealed.
+    #[error(transparent)]
+    Crypt(#[from] crypt::CryptError),
+    /// A stored value is not what this build wrote.
+    #[error("stored {what} is invalid: {reason}")]
+    Invalid {
+        /// Which value.
+        what: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The database failed (disk full, read-only, locked, I/O).
+    #[error("database error: {0}")]
+    Database(#[from] rusqlite::Error),
+    /// The file system failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+}
+
+/// Durable state behind the management plane. [`SqliteStore`] is the embedded default; a store
+/// shared by many instances implements the same trait.
+///
+/// Calls block (a commit waits for the disk): from async code, call them on a blocking thread.
+pub trait Store: Send + Sync + 'static {
+    /// Everything but the audit log, for startup.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be read or holds values it cannot open.
+    fn load(&self) -> Result<State, StoreError>;
+
+    /// Commits `change` together with `event` in one transaction, and returns the event's
+    /// sequence number; on error nothing was changed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotFound`] or [`StoreError::Exists`] when the change does not fit what is
+    /// stored (nothing is changed), or the store's own failures.
+    fn apply(&self, change: Change<'_>, event: &AuditEvent) -> Result<u64, StoreError>;
+
+    /// `integrator`'s audit events, newest first: at most `limit`, older than sequence number
+    /// `before` when given (a cursor from the previous page).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be read.
+    fn audit(
+        &self,
+        integrator: &IntegratorId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Checks that the store answers, for a readiness probe.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when it does not.
+    fn ping(&self) -> Result<(), StoreError>;
+}

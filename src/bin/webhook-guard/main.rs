@@ -11,6 +11,7 @@ use webhook_guard::Secret;
 mod diagnose;
 mod expected;
 mod options;
+mod serve;
 mod sign;
 
 use options::{BodyArgs, SchemeArgs, SecretFormat};
@@ -38,6 +39,11 @@ enum Command {
     Sign(SignArgs),
     /// Verify a delivery; exit 0 if valid, 1 with a diagnosis if not.
     Verify(VerifyArgs),
+    /// Serve the admin API and a verifying webhook route per project on a data directory.
+    Serve(serve::ServeArgs),
+    /// One-off steps on a data directory: create an integrator, rekey, make a master key.
+    #[command(subcommand)]
+    Admin(serve::AdminCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -118,6 +124,11 @@ fn main() -> ExitCode {
         Command::GenSecret { format } => gen_secret(format),
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => diagnose::run(args),
+        Command::Serve(args) => {
+            init_logs();
+            serve::run(args)
+        }
+        Command::Admin(command) => serve::admin(command),
     };
     match outcome {
         Ok(code) => code,
@@ -126,6 +137,16 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }
 
 fn gen_secret(format: GenFormat) -> Result<ExitCode, String> {

@@ -1,0 +1,308 @@
+//! `webhook-guard serve`: the admin API and a verifying webhook route per project, on a SQLite
+//! data directory.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use axum::extract::Extension;
+use axum::routing::post;
+use axum::{Json, Router};
+use serde_json::json;
+use webhook_guard::admin::{router, Admin, NewIntegrator};
+use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
+use webhook_guard::store::crypt::{MasterKeyId, MasterKeys, Sealer};
+use webhook_guard::store::{SqliteStore, Store};
+use webhook_guard::{ProjectId, Verified};
+
+/// The database file inside a data directory.
+pub const DATABASE: &str = "webhook-guard.db";
+
+/// The environment variable master keys are read from (`id:base64,…`; the first encrypts).
+pub const MASTER_KEYS_ENV: &str = "WEBHOOK_GUARD_MASTER_KEYS";
+
+#[derive(Debug, clap::Args)]
+pub struct StoreArgs {
+    /// The data directory (created with mode 0700; the database is created with mode 0600).
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: PathBuf,
+    /// A file of master keys (`id:base64` lines; the first encrypts, all decrypt), kept apart
+    /// from the data directory; or set WEBHOOK_GUARD_MASTER_KEYS. Without either, secrets are
+    /// stored in plaintext (with a warning).
+    #[arg(long, value_name = "PATH")]
+    pub master_key_file: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    pub fn open(&self) -> Result<SqliteStore, String> {
+        let sealer = self.sealer()?;
+        SqliteStore::open(self.data_dir.join(DATABASE), sealer).map_err(|e| e.to_string())
+    }
+
+    fn sealer(&self) -> Result<Sealer, String> {
+        let keys = match &self.master_key_file {
+            Some(path) => {
+                if let (Ok(file), Ok(dir)) = (path.canonicalize(), self.data_dir.canonicalize()) {
+                    if file.starts_with(&dir) {
+                        eprintln!(
+                            "warning: the master key file is inside the data directory; a copy of \
+                             the directory then holds both the secrets and their key"
+                        );
+                    }
+                }
+                Some(MasterKeys::from_file(path).map_err(|e| e.to_string())?)
+            }
+            None => MasterKeys::from_env(MASTER_KEYS_ENV).map_err(|e| e.to_string())?,
+        };
+        Ok(match keys {
+            Some(keys) => Sealer::encrypting(keys),
+            None => {
+                eprintln!(
+                    "warning: no master key (--master-key-file or {MASTER_KEYS_ENV}): secrets are \
+                     stored in plaintext in {}; create one with `webhook-guard admin gen-master-key`",
+                    self.data_dir.join(DATABASE).display()
+                );
+                Sealer::plaintext()
+            }
+        })
+    }
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub store: StoreArgs,
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// When the store has no integrator yet, create one with a demo project and print its
+    /// credentials once (instead of running `webhook-guard admin create-integrator` first).
+    #[arg(long)]
+    pub bootstrap: bool,
+    /// The URL senders deliver to, for schemes that sign the URL (square, twilio).
+    #[arg(long, value_name = "URL")]
+    pub public_base_url: Option<String>,
+}
+
+pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
+    let store = args.store.open()?;
+    let empty = store
+        .load()
+        .map_err(|e| e.to_string())?
+        .integrators
+        .is_empty();
+    let admin = Admin::builder().open(store).map_err(|e| e.to_string())?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(args.listen)
+            .await
+            .map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| format!("cannot read the listening address: {e}"))?;
+        let base = format!("http://{local}");
+        if empty && args.bootstrap {
+            let integrator = admin.create_integrator().map_err(|e| e.to_string())?;
+            print_bootstrap(&admin, &integrator, &base, &args.store)?;
+        } else if empty {
+            println!(
+                "No integrator yet: create one with\n  {} admin create-integrator --data-dir {}\n\
+                 or start with --bootstrap.",
+                exe(),
+                shell_quote(&args.store.data_dir.display().to_string())
+            );
+        } else {
+            print_next_steps(&base);
+        }
+        println!("webhook-guard serving on {base} (admin API under /v1, webhooks at /webhooks/{{projectId}})");
+        let app = app(admin);
+        axum::serve(listener, app)
+            .with_graceful_shutdown(shutdown())
+            .await
+            .map_err(|e| format!("server error: {e}"))
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The admin API plus the verifying webhook route.
+pub fn app(admin: Admin) -> Router {
+    let webhooks = Router::new()
+        .route("/webhooks/{project_id}", post(received))
+        .route_layer(WebhookLayer::for_projects(
+            admin.projects().clone(),
+            ProjectSelector::path_after("/webhooks/"),
+        ));
+    router(admin).merge(webhooks)
+}
+
+async fn received(
+    Extension(project): Extension<ProjectId>,
+    Extension(verified): Extension<Verified>,
+) -> Json<serde_json::Value> {
+    tracing::info!(project = %project, key = %verified.key_id(), "webhook verified");
+    Json(json!({
+        "verified": true,
+        "projectId": project.as_str(),
+        "keyId": verified.key_id().as_str(),
+    }))
+}
+
+async fn shutdown() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        if let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            term.recv().await;
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+fn exe() -> String {
+    std::env::current_exe()
+        .map(|p| shell_quote(&p.display().to_string()))
+        .unwrap_or_else(|_| "webhook-guard".into())
+}
+
+fn shell_quote(text: &str) -> String {
+    if text
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"/._-:=@,+".contains(&b))
+    {
+        text.to_owned()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+fn print_bootstrap(
+    admin: &Admin,
+    integrator: &NewIntegrator,
+    base: &str,
+    store: &StoreArgs,
+) -> Result<(), String> {
+    let key = integrator.api_key.key.as_str();
+    let mut headers = http::HeaderMap::new();
+    headers.insert(
+        "x-api-key",
+        key.parse()
+            .map_err(|_| "generated key is not a header value")?,
+    );
+    let caller = admin
+        .credentials()
+        .authenticate(&headers)
+        .map_err(|_| "the new API key does not authenticate".to_owned())?;
+    let demo = admin
+        .create_project(&caller, Some("demo".into()), "standard-webhooks")
+        .map_err(|e| e.to_string())?;
+    let project = demo.project.id.as_str();
+    let exe = exe();
+    let data_dir = shell_quote(&store.data_dir.display().to_string());
+    println!(
+        "Created integrator {id} with a demo project. These secrets are shown once:\n\
+         \n\
+         export WG_URL={base}\n\
+         export WG_CLIENT_ID={id}\n\
+         export WG_CLIENT_SECRET={secret}\n\
+         export WG_API_KEY={key}\n\
+         export WG_PROJECT={project}\n\
+         export WG_SIGNING_SECRET={signing}\n\
+         \n\
+         Paste those, then try (in another shell, while this server runs):\n\
+         \n\
+         # sign a webhook with the project's secret and send it (200 verified)\n\
+         eval \"$({exe} sign --scheme standard --secret-format raw --secret \"$WG_SIGNING_SECRET\" --body '{{\"type\":\"ping\"}}' --curl \"$WG_URL/webhooks/$WG_PROJECT\")\"\n\
+         # the project and its keys (no secret)\n\
+         curl -s \"$WG_URL/v1/projects/$WG_PROJECT\" -H \"x-api-key: $WG_API_KEY\"\n\
+         # regenerate, keeping the old secret valid for 10 minutes: the webhook above still verifies\n\
+         curl -s -X POST \"$WG_URL/v1/external-support/$WG_PROJECT/secret/regenerate\" -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d '{{\"oldSecretValidForSeconds\": 600}}'\n\
+         # end the previous secrets now, then regenerate without grace (the platforms' default)\n\
+         curl -s -X DELETE \"$WG_URL/v1/external-support/$WG_PROJECT/secret/previous\" -H \"x-api-key: $WG_API_KEY\"\n\
+         curl -s -X POST \"$WG_URL/v1/external-support/$WG_PROJECT/secret/regenerate\" -u \"$WG_CLIENT_ID:$WG_CLIENT_SECRET\"\n\
+         # the old secret is now refused (401)\n\
+         eval \"$({exe} sign --scheme standard --secret-format raw --secret \"$WG_SIGNING_SECRET\" --body '{{\"type\":\"ping\"}}' --curl \"$WG_URL/webhooks/$WG_PROJECT\")\"\n\
+         # API keys: create one limited to the project, list them (masked)\n\
+         curl -s -X POST \"$WG_URL/v1/api-keys\" -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d \"{{\\\"name\\\": \\\"ci\\\", \\\"projects\\\": [\\\"$WG_PROJECT\\\"]}}\"\n\
+         curl -s \"$WG_URL/v1/api-keys\" -H \"x-api-key: $WG_API_KEY\"\n\
+         # the integrator's own API secret, old one valid for a minute; and the audit log\n\
+         curl -s -X POST \"$WG_URL/v1/integrator/regenerate-secret\" -u \"$WG_CLIENT_ID:$WG_CLIENT_SECRET\" -H 'content-type: application/json' -d '{{\"oldSecretValidForSeconds\": 60}}'\n\
+         curl -s \"$WG_URL/v1/audit?limit=20\" -H \"x-api-key: $WG_API_KEY\"\n\
+         \n\
+         The data lives in {data_dir}; restart with the same --data-dir to keep it.\n",
+        id = integrator.id,
+        secret = integrator.client_secret.as_str(),
+        signing = demo.signing_secret.as_str(),
+    );
+    Ok(())
+}
+
+fn print_next_steps(base: &str) {
+    println!(
+        "Credentials were shown once when they were created. With WG_API_KEY set:\n\
+         curl -s {base}/v1/projects -H \"x-api-key: $WG_API_KEY\"\n\
+         curl -s -X POST {base}/v1/projects -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d '{{\"name\": \"shop\", \"scheme\": \"github\"}}'"
+    );
+}
+
+/// `webhook-guard admin …`: one-off steps on a data directory, run while no server writes to it
+/// or alongside one (SQLite serializes writers).
+#[derive(Debug, clap::Subcommand)]
+pub enum AdminCommand {
+    /// Create an integrator and print its clientId, API secret and a first API key, once.
+    CreateIntegrator {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Re-encrypt every stored secret under the first master key, in one transaction.
+    Rekey {
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Print a new master key line (`id:base64`) to put in front of a key file.
+    GenMasterKey {
+        /// The new key's id, such as the date.
+        #[arg(long)]
+        id: String,
+    },
+}
+
+pub fn admin(command: AdminCommand) -> Result<ExitCode, String> {
+    match command {
+        AdminCommand::CreateIntegrator { store } => {
+            let admin = Admin::builder()
+                .open(store.open()?)
+                .map_err(|e| e.to_string())?;
+            let created = admin.create_integrator().map_err(|e| e.to_string())?;
+            println!(
+                "clientId:     {}\nclientSecret: {}\napiKey:       {}\n\
+                 These are shown once; the store keeps only digests.",
+                created.id,
+                created.client_secret.as_str(),
+                created.api_key.key.as_str()
+            );
+        }
+        AdminCommand::Rekey { store } => {
+            let store = store.open()?;
+            let count = store.rekey().map_err(|e| e.to_string())?;
+            println!("re-encrypted {count} secrets under the first master key");
+        }
+        AdminCommand::GenMasterKey { id } => {
+            let id = MasterKeyId::new(&id).map_err(|e| e.to_string())?;
+            let (_, line) = MasterKeys::generate(id).map_err(|e| e.to_string())?;
+            println!("{}", line.as_str());
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

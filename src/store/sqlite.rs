@@ -1,0 +1,772 @@
+//! The embedded store: one SQLite file (rusqlite, bundled), WAL mode, `synchronous=FULL`.
+
+use std::fs;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+use chrono::{DateTime, Utc};
+use rusqlite::{
+    params, Connection, OpenFlags, OptionalExtension, Transaction, TransactionBehavior,
+};
+
+use super::crypt::{self, Sealer};
+use super::{AuditEvent, Change, IntegratorRow, ProjectRow, State, Store, StoreError};
+use crate::admin::credentials::{ApiKeyId, ApiKeyRecord};
+use crate::admin::IntegratorId;
+use crate::keyring::{KeyId, KeyRecord, KeyRole};
+use crate::projects::ProjectId;
+use crate::public_key::KeyMaterial;
+use crate::secret::Secret;
+
+/// The newest schema version this build writes (`PRAGMA user_version`).
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// `PRAGMA application_id` of a webhook-guard database: "wgrd".
+const APPLICATION_ID: i64 = 0x7767_7264;
+
+/// The first 16 bytes of every SQLite 3 database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Migration `i` takes the schema from version `i` to `i + 1`. Append only; never edit one that
+/// shipped.
+const MIGRATIONS: &[&str] = &["
+    CREATE TABLE integrators (
+        id          TEXT PRIMARY KEY,
+        created_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE TABLE projects (
+        id          TEXT PRIMARY KEY,
+        integrator  TEXT NOT NULL REFERENCES integrators(id),
+        name        TEXT,
+        scheme      TEXT NOT NULL,
+        created_at  INTEGER NOT NULL
+    ) STRICT;
+    CREATE INDEX projects_by_integrator ON projects(integrator);
+    -- Signing keys of projects and API-secret digests of integrators, sealed (store/crypt.rs).
+    CREATE TABLE keys (
+        owner_kind  TEXT NOT NULL,
+        owner       TEXT NOT NULL,
+        key_id      TEXT NOT NULL,
+        position    INTEGER NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        material    BLOB NOT NULL,
+        PRIMARY KEY (owner_kind, owner, key_id)
+    ) STRICT;
+    CREATE TABLE api_keys (
+        id          TEXT PRIMARY KEY,
+        integrator  TEXT NOT NULL REFERENCES integrators(id),
+        name        TEXT,
+        digest      BLOB NOT NULL,
+        created_at  INTEGER NOT NULL,
+        expires_at  INTEGER,
+        projects    TEXT,
+        last_used   INTEGER
+    ) STRICT;
+    CREATE TABLE audit (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        at          INTEGER NOT NULL,
+        integrator  TEXT NOT NULL,
+        actor       TEXT NOT NULL,
+        action      TEXT NOT NULL,
+        project     TEXT,
+        old_keys    TEXT NOT NULL,
+        new_key     TEXT,
+        grace_secs  INTEGER,
+        expires_at  INTEGER
+    ) STRICT;
+    CREATE INDEX audit_by_integrator ON audit(integrator, seq);
+"];
+
+const PROJECT: &str = "project";
+const INTEGRATOR: &str = "integrator";
+
+/// The embedded [`Store`]: one SQLite file, opened in WAL mode with `synchronous=FULL`, so a
+/// change [`apply`](Store::apply) returned from survives a crash or power loss.
+///
+/// - A new file is built under a temporary name, with mode `0600`, and renamed into place once
+///   its schema is complete: a crash while creating it leaves no half-made database behind.
+/// - An existing file is checked before anything is written to it: it must be a SQLite file of
+///   webhook-guard (`application_id`), pass `PRAGMA quick_check`, and have a schema version
+///   this build knows; otherwise [`open`](SqliteStore::open) refuses it and leaves it as it is.
+/// - The schema is versioned with `PRAGMA user_version`; older files are migrated in one
+///   transaction.
+/// - Secrets are sealed with a [`Sealer`] before they reach the file.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::store::{crypt::Sealer, SqliteStore, Store};
+///
+/// let dir = std::env::temp_dir().join(format!("wg-doc-{}", std::process::id()));
+/// let store = SqliteStore::open(dir.join("webhook-guard.db"), Sealer::plaintext())?;
+/// store.ping()?;
+/// assert!(store.load()?.projects.is_empty());
+/// # drop(store); std::fs::remove_dir_all(dir)?;
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct SqliteStore {
+    conn: Mutex<Connection>,
+    sealer: Sealer,
+    path: PathBuf,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.path)
+            .field("sealer", &self.sealer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteStore {
+    /// Opens the database at `path`, creating it (and its directory, mode `0700`) when there
+    /// is none.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NotADatabase`] for a file that is empty, not SQLite or another
+    /// application's; [`StoreError::Corrupt`] for one that fails its integrity check;
+    /// [`StoreError::TooNew`] for a schema from a newer build; I/O and database errors. The
+    /// file is not written to in any of these cases.
+    pub fn open(path: impl AsRef<Path>, sealer: Sealer) -> Result<Self, StoreError> {
+        let path = path.as_ref().to_path_buf();
+        match fs::symlink_metadata(&path) {
+            Ok(_) => check_header(&path)?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path)?,
+            Err(source) => return Err(io(&path, source)),
+        }
+        let conn = Connection::open_with_flags(
+            &path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| damaged(&path, e))?;
+        check_existing(&conn, &path)?;
+        conn.pragma_update(None, "journal_mode", "WAL")?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        conn.pragma_update(None, "foreign_keys", true)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5))?;
+        let mut conn = conn;
+        migrate(&mut conn)?;
+        Ok(Self {
+            conn: Mutex::new(conn),
+            sealer,
+            path,
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Re-seals every stored secret that is not sealed under the sealer's current master key
+    /// (sealed under an older one, or kept in plaintext), in one transaction. Returns how many
+    /// were re-sealed.
+    ///
+    /// Add the new master key in front of the old one, run this, then drop the old key.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Crypt`] when a secret cannot be opened with any configured master key
+    /// (nothing is changed), or the database's own errors.
+    pub fn rekey(&self) -> Result<usize, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let rows: Vec<(String, String, String, Vec<u8>)> = {
+            let mut select = tx.prepare("SELECT owner_kind, owner, key_id, material FROM keys")?;
+            let rows =
+                select.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        let mut count = 0;
+        for (kind, owner, key_id, sealed) in rows {
+            if !self.sealer.needs_rekey(&sealed) {
+                continue;
+            }
+            let aad = crypt::aad(&kind, &owner, &key_id);
+            let plain = self.sealer.open(&aad, &sealed)?;
+            let resealed = self.sealer.seal(&aad, &plain)?;
+            tx.execute(
+                "UPDATE keys SET material = ?1 WHERE owner_kind = ?2 AND owner = ?3 AND key_id = ?4",
+                params![resealed, kind, owner, key_id],
+            )?;
+            count += 1;
+        }
+        tx.commit()?;
+        Ok(count)
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding the lock rolled its transaction back (rusqlite's Drop).
+        self.conn.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn write_keys(
+        &self,
+        tx: &Transaction<'_>,
+        kind: &str,
+        owner: &str,
+        records: &[KeyRecord],
+    ) -> Result<(), StoreError> {
+        tx.execute(
+            "DELETE FROM keys WHERE owner_kind = ?1 AND owner = ?2",
+            params![kind, owner],
+        )?;
+        let mut insert = tx.prepare(
+            "INSERT INTO keys (owner_kind, owner, key_id, position, created_at, expires_at, material)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        )?;
+        for (position, record) in records.iter().enumerate() {
+            let KeyMaterial::Secret(secret) = &record.material else {
+                return Err(StoreError::Invalid {
+                    what: "key material",
+                    reason: "only shared secrets are stored".into(),
+                });
+            };
+            let plain = secret.reveal().into_bytes();
+            let aad = crypt::aad(kind, owner, record.id.as_str());
+            let sealed = self.sealer.seal(&aad, &plain)?;
+            insert.execute(params![
+                kind,
+                owner,
+                record.id.as_str(),
+                position as i64,
+                nanos(record.created_at),
+                record.expires_at.map(nanos),
+                sealed,
+            ])?;
+        }
+        Ok(())
+    }
+
+    fn read_keys(
+        &self,
+        conn: &Connection,
+        kind: &str,
+        owner: &str,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let mut select = conn.prepare_cached(
+            "SELECT key_id, position, created_at, expires_at, material FROM keys
+             WHERE owner_kind = ?1 AND owner = ?2 ORDER BY position",
+        )?;
+        let rows = select.query_map(params![kind, owner], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, i64>(1)?,
+                r.get::<_, i64>(2)?,
+                r.get::<_, Option<i64>>(3)?,
+                r.get::<_, Vec<u8>>(4)?,
+            ))
+        })?;
+        let mut records = Vec::new();
+        for row in rows {
+            let (key_id, position, created_at, expires_at, sealed) = row?;
+            let plain = self
+                .sealer
+                .open(&crypt::aad(kind, owner, &key_id), &sealed)?;
+            let secret = Secret::from_bytes(&*plain).map_err(|e| StoreError::Invalid {
+                what: "key material",
+                reason: e.to_string(),
+            })?;
+            let role = if position == 0 {
+                KeyRole::Current
+            } else {
+                KeyRole::Grace
+            };
+            records.push(KeyRecord::new(
+                KeyId::new(key_id),
+                role,
+                from_nanos(created_at),
+                expires_at.map(from_nanos),
+                secret,
+            ));
+        }
+        Ok(records)
+    }
+
+    fn apply_in(&self, tx: &Transaction<'_>, change: Change<'_>) -> Result<(), StoreError> {
+        match change {
+            Change::CreateIntegrator(row) => {
+                insert_new(
+                    tx,
+                    "integrator",
+                    "INSERT INTO integrators (id, created_at) VALUES (?1, ?2)",
+                    params![row.id.as_str(), nanos(row.created_at)],
+                )?;
+                self.write_keys(tx, INTEGRATOR, row.id.as_str(), &row.secrets)
+            }
+            Change::SetIntegratorSecrets {
+                integrator,
+                secrets,
+            } => {
+                exists(
+                    tx,
+                    "integrator",
+                    "SELECT 1 FROM integrators WHERE id = ?1",
+                    params![integrator.as_str()],
+                )?;
+                self.write_keys(tx, INTEGRATOR, integrator.as_str(), secrets)
+            }
+            Change::CreateProject(row) => {
+                exists(
+                    tx,
+                    "integrator",
+                    "SELECT 1 FROM integrators WHERE id = ?1",
+                    params![row.integrator.as_str()],
+                )?;
+                insert_new(
+                    tx,
+                    "project",
+                    "INSERT INTO projects (id, integrator, name, scheme, created_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    params![
+                        row.id.as_str(),
+                        row.integrator.as_str(),
+                        row.name,
+                        row.scheme,
+                        nanos(row.created_at)
+                    ],
+                )?;
+                self.write_keys(tx, PROJECT, row.id.as_str(), &row.keys)
+            }
+            Change::SetProjectKeys {
+                integrator,
+                project,
+                keys,
+            } => {
+                exists(
+                    tx,
+                    "project",
+                    "SELECT 1 FROM projects WHERE id = ?1 AND integrator = ?2",
+                    params![project.as_str(), integrator.as_str()],
+                )?;
+                self.write_keys(tx, PROJECT, project.as_str(), keys)
+            }
+            Change::DeleteProject {
+                integrator,
+                project,
+            } => {
+                deleted(
+                    tx,
+                    "project",
+                    "DELETE FROM projects WHERE id = ?1 AND integrator = ?2",
+                    params![project.as_str(), integrator.as_str()],
+                )?;
+                tx.execute(
+                    "DELETE FROM keys WHERE owner_kind = ?1 AND owner = ?2",
+                    params![PROJECT, project.as_str()],
+                )?;
+                Ok(())
+            }
+            Change::CreateApiKey(key) => {
+                exists(
+                    tx,
+                    "integrator",
+                    "SELECT 1 FROM integrators WHERE id = ?1",
+                    params![key.integrator.as_str()],
+                )?;
+                let projects = key
+                    .projects
+                    .as_ref()
+                    .map(|ids| project_list(ids))
+                    .transpose()?;
+                insert_new(
+                    tx,
+                    "API key",
+                    "INSERT INTO api_keys (id, integrator, name, digest, created_at, expires_at, projects, last_used)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    params![
+                        key.id.as_str(),
+                        key.integrator.as_str(),
+                        key.name,
+                        &key.digest[..],
+                        nanos(key.created_at),
+                        key.expires_at.map(nanos),
+                        projects,
+                        key.last_used.map(nanos),
+                    ],
+                )
+            }
+            Change::DeleteApiKey { integrator, id } => deleted(
+                tx,
+                "API key",
+                "DELETE FROM api_keys WHERE id = ?1 AND integrator = ?2",
+                params![id.as_str(), integrator.as_str()],
+            ),
+        }
+    }
+}
+
+impl Store for SqliteStore {
+    fn load(&self) -> Result<State, StoreError> {
+        let conn = self.lock();
+        let mut state = State::default();
+        let integrators: Vec<(String, i64)> = {
+            let mut select = conn.prepare("SELECT id, created_at FROM integrators ORDER BY id")?;
+            let rows = select.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, created_at) in integrators {
+            let secrets = self.read_keys(&conn, INTEGRATOR, &id)?;
+            state.integrators.push(IntegratorRow::new(
+                IntegratorId::new(&id),
+                from_nanos(created_at),
+                secrets,
+            ));
+        }
+        let projects: Vec<(String, String, Option<String>, String, i64)> = {
+            let mut select = conn.prepare(
+                "SELECT id, integrator, name, scheme, created_at FROM projects ORDER BY id",
+            )?;
+            let rows = select.query_map([], |r| {
+                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+            })?;
+            rows.collect::<Result<_, _>>()?
+        };
+        for (id, integrator, name, scheme, created_at) in projects {
+            let keys = self.read_keys(&conn, PROJECT, &id)?;
+            state.projects.push(ProjectRow::new(
+                parse_project(&id)?,
+                IntegratorId::new(&integrator),
+                name,
+                scheme,
+                from_nanos(created_at),
+                keys,
+            ));
+        }
+        let mut select = conn.prepare(
+            "SELECT id, integrator, name, digest, created_at, expires_at, projects, last_used
+             FROM api_keys ORDER BY created_at, id",
+        )?;
+        let rows = select.query_map([], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                r.get::<_, String>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Vec<u8>>(3)?,
+                r.get::<_, i64>(4)?,
+                r.get::<_, Option<i64>>(5)?,
+                r.get::<_, Option<String>>(6)?,
+                r.get::<_, Option<i64>>(7)?,
+            ))
+        })?;
+        for row in rows {
+            let (id, integrator, name, digest, created_at, expires_at, projects, last_used) = row?;
+            let invalid = |reason: &str| StoreError::Invalid {
+                what: "API key",
+                reason: reason.into(),
+            };
+            let id = ApiKeyId::parse(&id).map_err(|_| invalid("malformed id"))?;
+            let digest: [u8; 32] = digest
+                .try_into()
+                .map_err(|_| invalid("digest is not 32 bytes"))?;
+            let projects = match projects {
+                None => None,
+                Some(text) => {
+                    let ids: Vec<String> = serde_json::from_str(&text)
+                        .map_err(|_| invalid("malformed project list"))?;
+                    Some(
+                        ids.iter()
+                            .map(|id| parse_project(id))
+                            .collect::<Result<_, _>>()?,
+                    )
+                }
+            };
+            state.api_keys.push(ApiKeyRecord {
+                id,
+                integrator: IntegratorId::new(&integrator),
+                name,
+                digest,
+                created_at: from_nanos(created_at),
+                expires_at: expires_at.map(from_nanos),
+                projects,
+                last_used: last_used.map(from_nanos),
+            });
+        }
+        Ok(state)
+    }
+
+    fn apply(&self, change: Change<'_>, event: &AuditEvent) -> Result<u64, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        self.apply_in(&tx, change)?;
+        let old_keys = serde_json::to_string(&event.old_keys).unwrap_or_else(|_| "[]".into());
+        tx.execute(
+            "INSERT INTO audit (at, integrator, actor, action, project, old_keys, new_key, grace_secs, expires_at)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            params![
+                nanos(event.at),
+                event.integrator.as_str(),
+                event.actor,
+                event.action,
+                event.project.as_ref().map(ProjectId::as_str),
+                old_keys,
+                event.new_key,
+                event.grace_secs.map(|s| s as i64),
+                event.expires_at.map(nanos),
+            ],
+        )?;
+        let seq = tx.last_insert_rowid() as u64;
+        tx.commit()?;
+        Ok(seq)
+    }
+
+    fn audit(
+        &self,
+        integrator: &IntegratorId,
+        before: Option<u64>,
+        limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        let conn = self.lock();
+        let mut select = conn.prepare_cached(
+            "SELECT seq, at, actor, action, project, old_keys, new_key, grace_secs, expires_at
+             FROM audit WHERE integrator = ?1 AND (?2 IS NULL OR seq < ?2)
+             ORDER BY seq DESC LIMIT ?3",
+        )?;
+        let rows = select.query_map(
+            params![
+                integrator.as_str(),
+                before.map(|b| b.min(i64::MAX as u64) as i64),
+                limit.min(i64::MAX as usize) as i64
+            ],
+            |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, i64>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, String>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, String>(5)?,
+                    r.get::<_, Option<String>>(6)?,
+                    r.get::<_, Option<i64>>(7)?,
+                    r.get::<_, Option<i64>>(8)?,
+                ))
+            },
+        )?;
+        let mut events = Vec::new();
+        for row in rows {
+            let (seq, at, actor, action, project, old_keys, new_key, grace_secs, expires_at) = row?;
+            let mut event = AuditEvent::new(from_nanos(at), integrator.clone(), actor, &action);
+            event.seq = seq as u64;
+            event.project = project.as_deref().map(parse_project).transpose()?;
+            event.old_keys = serde_json::from_str(&old_keys).map_err(|_| StoreError::Invalid {
+                what: "audit event",
+                reason: "malformed key list".into(),
+            })?;
+            event.new_key = new_key;
+            event.grace_secs = grace_secs.map(|s| s as u64);
+            event.expires_at = expires_at.map(from_nanos);
+            events.push(event);
+        }
+        Ok(events)
+    }
+
+    fn ping(&self) -> Result<(), StoreError> {
+        let conn = self.lock();
+        conn.query_row("SELECT count(*) FROM integrators", [], |_| Ok(()))?;
+        Ok(())
+    }
+}
+
+/// Builds a new database at a temporary name and renames it into place when complete.
+fn create(path: &Path) -> Result<(), StoreError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if !dir.exists() {
+            let mut builder = fs::DirBuilder::new();
+            builder.recursive(true);
+            #[cfg(unix)]
+            std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+            builder.create(dir).map_err(|e| io(dir, e))?;
+        }
+    }
+    let mut tmp = path.as_os_str().to_owned();
+    tmp.push(".creating");
+    let tmp = PathBuf::from(tmp);
+    // Left over from a crash while creating: never acknowledged, never holding a change.
+    match fs::remove_file(&tmp) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(&tmp, e)),
+        _ => {}
+    }
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    drop(options.open(&tmp).map_err(|e| io(&tmp, e))?);
+    {
+        let mut conn = Connection::open(&tmp)?;
+        conn.pragma_update(None, "application_id", APPLICATION_ID)?;
+        conn.pragma_update(None, "synchronous", "FULL")?;
+        migrate(&mut conn)?;
+    }
+    fs::File::open(&tmp)
+        .and_then(|f| f.sync_all())
+        .map_err(|e| io(&tmp, e))?;
+    fs::rename(&tmp, path).map_err(|e| io(path, e))?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // The rename itself must reach the disk.
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io(dir, e))?;
+    }
+    Ok(())
+}
+
+/// Refuses, before SQLite opens it, a file that is empty or not SQLite.
+fn check_header(path: &Path) -> Result<(), StoreError> {
+    let mut header = [0u8; 16];
+    let mut file = fs::File::open(path).map_err(|e| io(path, e))?;
+    let mut read = 0;
+    while read < header.len() {
+        match file.read(&mut header[read..]).map_err(|e| io(path, e))? {
+            0 => break,
+            n => read += n,
+        }
+    }
+    let reason = match read {
+        0 => "the file is empty",
+        16 if &header == SQLITE_HEADER => return Ok(()),
+        16 => "the file is not a SQLite database",
+        _ => "the file is shorter than a SQLite header",
+    };
+    Err(StoreError::NotADatabase {
+        path: path.display().to_string(),
+        reason: reason.into(),
+    })
+}
+
+/// Checks an opened file before anything is written to it.
+fn check_existing(conn: &Connection, path: &Path) -> Result<(), StoreError> {
+    let app: i64 = conn
+        .pragma_query_value(None, "application_id", |r| r.get(0))
+        .map_err(|e| damaged(path, e))?;
+    if app != APPLICATION_ID {
+        return Err(StoreError::NotADatabase {
+            path: path.display().to_string(),
+            reason: format!("application_id is {app:#x}, not webhook-guard's"),
+        });
+    }
+    let mut problems = Vec::new();
+    conn.pragma_query(None, "quick_check", |r| {
+        problems.push(r.get::<_, String>(0)?);
+        Ok(())
+    })
+    .map_err(|e| damaged(path, e))?;
+    if problems != ["ok"] {
+        return Err(StoreError::Corrupt {
+            path: path.display().to_string(),
+            reason: problems.join("; "),
+        });
+    }
+    let version: i64 = conn.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    if version > SCHEMA_VERSION {
+        return Err(StoreError::TooNew {
+            found: version,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    Ok(())
+}
+
+/// Applies the migrations the file lacks, in one transaction.
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let version: i64 = tx.pragma_query_value(None, "user_version", |r| r.get(0))?;
+    let start = usize::try_from(version).unwrap_or(usize::MAX);
+    for sql in MIGRATIONS.iter().skip(start) {
+        tx.execute_batch(sql)?;
+    }
+    if start < MIGRATIONS.len() {
+        tx.pragma_update(None, "user_version", SCHEMA_VERSION)?;
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+fn damaged(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(rusqlite::ErrorCode::DatabaseCorrupt) => StoreError::Corrupt {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        },
+        Some(rusqlite::ErrorCode::NotADatabase) => StoreError::NotADatabase {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        },
+        _ => StoreError::Database(e),
+    }
+}
+
+fn io(path: &Path, source: std::io::Error) -> StoreError {
+    StoreError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Inserts a row that must be new.
+fn insert_new(
+    tx: &Transaction<'_>,
+    what: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    match tx.execute(sql, params) {
+        Ok(_) => Ok(()),
+        Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
+            Err(StoreError::Exists { what })
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Fails with `NotFound` unless the query finds a row.
+fn exists(
+    tx: &Transaction<'_>,
+    what: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    tx.query_row(sql, params, |_| Ok(()))
+        .optional()?
+        .ok_or(StoreError::NotFound { what })
+}
+
+/// Fails with `NotFound` unless the statement deleted a row.
+fn deleted(
+    tx: &Transaction<'_>,
+    what: &'static str,
+    sql: &str,
+    params: impl rusqlite::Params,
+) -> Result<(), StoreError> {
+    match tx.execute(sql, params)? {
+        0 => Err(StoreError::NotFound { what }),
+        _ => Ok(()),
+    }
+}
+
+fn project_list(ids: &[ProjectId]) -> Result<String, StoreError> {
+    let ids: Vec<&str> = ids.iter().map(ProjectId::as_str).collect();
+    serde_json::to_string(&ids).map_err(|e| StoreError::Invalid {
+        what: "project list",
+        reason: e.to_string(),
+    })
+}
+
+fn parse_project(id: &str) -> Result<ProjectId, StoreError> {
+    ProjectId::parse(id).map_err(|e| StoreError::Invalid {
+        what: "project id",
+        reason: e.to_string(),
+    })
+}
+
+/// Times are kept to the nanosecond, so a key read back is the key that was written.
+fn nanos(time: DateTime<Utc>) -> i64 {
+    time.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+fn from_nanos(nanos: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(nanos)
+}

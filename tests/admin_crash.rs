@@ -1,0 +1,243 @@
+//! Crash safety of `webhook-guard serve`: the server is killed with SIGKILL in the middle of a
+//! loop of regenerations, 20 times at random points. After each restart the database opens
+//! clean, and every regeneration whose 200 the client received is there: the audit log has it,
+//! and the secret of the last one (or of the one in flight when the server died) verifies.
+
+#![cfg(unix)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+use webhook_guard::scheme::GitHub;
+use webhook_guard::{Secret, Signer};
+
+const ROUNDS: usize = 20;
+
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Server {
+    fn start(data: &Path) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .env("RUST_LOG", "warn")
+            .env_remove("WEBHOOK_GUARD_MASTER_KEYS")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start the server");
+        let stdout = child.stdout.take().unwrap();
+        let mut lines = BufReader::new(stdout).lines();
+        let addr = loop {
+            let line = lines
+                .next()
+                .expect("the server exited before it served")
+                .unwrap();
+            if let Some(rest) = line.strip_prefix("webhook-guard serving on http://") {
+                break rest.split_whitespace().next().unwrap().parse().unwrap();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in lines {});
+        Self { child, addr }
+    }
+
+    fn kill(mut self) {
+        self.child.kill().unwrap(); // SIGKILL
+        self.child.wait().unwrap();
+    }
+}
+
+/// One HTTP/1.1 request on a fresh connection: the status and the body as JSON (or `Null`).
+fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> std::io::Result<(u16, Value)> {
+    let mut stream = TcpStream::connect(addr)?;
+    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let mut request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
+        body.len()
+    );
+    for (name, value) in headers {
+        request.push_str(&format!("{name}: {value}\r\n"));
+    }
+    request.push_str("\r\n");
+    stream.write_all(request.as_bytes())?;
+    stream.write_all(body)?;
+    let mut response = Vec::new();
+    stream.read_to_end(&mut response)?;
+    let text = String::from_utf8_lossy(&response);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .ok_or_else(|| std::io::Error::other("no status line"))?;
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+fn deliver(addr: SocketAddr, project: &str, secret: &str) -> u16 {
+    let body = br#"{"action":"opened"}"#;
+    let headers = Signer::new(GitHub, Secret::from_bytes(secret).unwrap())
+        .sign(body)
+        .unwrap();
+    let headers: Vec<(String, String)> = headers
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
+        .collect();
+    let headers: Vec<(&str, &str)> = headers
+        .iter()
+        .map(|(n, v)| (n.as_str(), v.as_str()))
+        .collect();
+    http(
+        addr,
+        "POST",
+        &format!("/webhooks/{project}"),
+        &headers,
+        body,
+    )
+    .unwrap()
+    .0
+}
+
+/// Regenerations in the audit log, all pages.
+fn regenerations(addr: SocketAddr, key: &str) -> usize {
+    let mut count = 0;
+    let mut path = "/v1/audit?limit=200".to_owned();
+    loop {
+        let (status, page) = http(addr, "GET", &path, &[("x-api-key", key)], b"").unwrap();
+        assert_eq!(status, 200, "{page}");
+        count += page["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "project.secret.regenerated")
+            .count();
+        match page["nextCursor"].as_str() {
+            Some(cursor) => path = format!("/v1/audit?limit=200&before={cursor}"),
+            None => return count,
+        }
+    }
+}
+
+fn random_below(n: u64) -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    u64::from_le_bytes(b) % n
+}
+
+#[test]
+fn a_server_killed_mid_rotation_keeps_every_acknowledged_rotation() {
+    let dir = std::env::temp_dir().join(format!(
+        "wg-crash-{}-{:x}",
+        std::process::id(),
+        random_below(u64::MAX)
+    ));
+    let data = dir.join("data");
+    let out = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
+        .args(["admin", "create-integrator", "--data-dir"])
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let key = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("apiKey:"))
+        .unwrap()
+        .trim()
+        .to_owned();
+
+    let server = Server::start(&data);
+    let (status, created) = http(
+        server.addr,
+        "POST",
+        "/v1/projects",
+        &[("x-api-key", &key), ("content-type", "application/json")],
+        br#"{"scheme": "github"}"#,
+    )
+    .unwrap();
+    assert_eq!(status, 201, "{created}");
+    let project = created["projectId"].as_str().unwrap().to_owned();
+    let mut last_acknowledged = created["signingSecret"].as_str().unwrap().to_owned();
+    let mut acknowledged = 0usize;
+    server.kill();
+
+    let path = format!("/v1/external-support/{project}/secret/regenerate");
+    for round in 0..ROUNDS {
+        let server = Server::start(&data);
+        let addr = server.addr;
+        // The state must be what the acknowledgements say.
+        let logged = regenerations(addr, &key);
+        assert!(
+            logged == acknowledged || logged == acknowledged + 1,
+            "round {round}: {acknowledged} regenerations acknowledged, {logged} in the log"
+        );
+        let status = deliver(addr, &project, &last_acknowledged);
+        assert!(
+            status == 200 || logged == acknowledged + 1,
+            "round {round}: the last acknowledged secret no longer verifies ({status})"
+        );
+        // What the previous round left in flight now counts as done (its answer was lost).
+        acknowledged = logged;
+
+        // Regenerate in a loop until the server is killed at a random moment.
+        let stop = Arc::new(AtomicBool::new(false));
+        let results = Arc::new(Mutex::new(Vec::new()));
+        let worker = {
+            let (stop, results, path, key) = (
+                Arc::clone(&stop),
+                Arc::clone(&results),
+                path.clone(),
+                key.clone(),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::SeqCst) {
+                    match http(addr, "POST", &path, &[("x-api-key", &key)], b"") {
+                        Ok((200, body)) => results
+                            .lock()
+                            .unwrap()
+                            .push(body["signingSecret"].as_str().unwrap().to_owned()),
+                        Ok((status, body)) => panic!("regeneration answered {status}: {body}"),
+                        Err(_) => break, // the server is gone
+                    }
+                }
+            })
+        };
+        std::thread::sleep(Duration::from_millis(20 + random_below(200)));
+        server.kill();
+        stop.store(true, Ordering::SeqCst);
+        worker.join().unwrap();
+        let results = results.lock().unwrap();
+        acknowledged += results.len();
+        if let Some(secret) = results.last() {
+            last_acknowledged = secret.clone();
+        }
+    }
+    let server = Server::start(&data);
+    let logged = regenerations(server.addr, &key);
+    assert!(logged == acknowledged || logged == acknowledged + 1);
+    assert!(
+        acknowledged >= ROUNDS,
+        "too few regenerations ran: {acknowledged}"
+    );
+    server.kill();
+    let _ = std::fs::remove_dir_all(dir);
+}

@@ -1,0 +1,324 @@
+//! The SQLite store: files it creates, files it refuses (and leaves as they were), one
+//! transaction per change with its audit event, and the audit log's pages.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+use webhook_guard::admin::IntegratorId;
+use webhook_guard::store::crypt::Sealer;
+use webhook_guard::store::{
+    AuditEvent, Change, IntegratorRow, ProjectRow, SqliteStore, Store, StoreError, SCHEMA_VERSION,
+};
+use webhook_guard::{KeyRecord, KeyRole, Keyring, ManualClock, ProjectId, Secret};
+
+/// A fresh directory under the system temp dir, removed on drop.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let dir = std::env::temp_dir().join(format!(
+            "wg-store-{name}-{}-{:x}",
+            std::process::id(),
+            rand_u64()
+        ));
+        fs::create_dir_all(&dir).unwrap();
+        Self(dir)
+    }
+
+    fn db(&self) -> PathBuf {
+        self.0.join("wg.db")
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    let mut b = [0u8; 8];
+    getrandom::fill(&mut b).unwrap();
+    u64::from_le_bytes(b)
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(secs, 123_456_789).unwrap()
+}
+
+fn digest(path: &Path) -> [u8; 32] {
+    Sha256::digest(fs::read(path).unwrap()).into()
+}
+
+fn keys(clock: &ManualClock, grace: bool) -> Vec<KeyRecord> {
+    let keyring = Keyring::builder()
+        .clock(clock.clone())
+        .build(Secret::from_bytes("first secret").unwrap());
+    if grace {
+        keyring
+            .rotate(
+                Secret::from_bytes("second secret").unwrap(),
+                Duration::from_secs(600),
+            )
+            .unwrap();
+    }
+    keyring.export()
+}
+
+fn integrator(id: &IntegratorId, clock: &ManualClock) -> IntegratorRow {
+    IntegratorRow::new(id.clone(), at(1_700_000_000), keys(clock, false))
+}
+
+fn project(id: &ProjectId, owner: &IntegratorId, clock: &ManualClock) -> ProjectRow {
+    ProjectRow::new(
+        id.clone(),
+        owner.clone(),
+        Some("shop".into()),
+        "github".into(),
+        at(1_700_000_001),
+        keys(clock, true),
+    )
+}
+
+fn event(owner: &IntegratorId, action: &str) -> AuditEvent {
+    AuditEvent::new(at(1_700_000_002), owner.clone(), "cli", action)
+}
+
+/// Opens a store with one integrator and one project with two keys.
+fn seeded(dir: &TempDir) -> (SqliteStore, IntegratorId, ProjectId) {
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let store = SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap();
+    let owner = IntegratorId::new("int_a");
+    let id = ProjectId::parse("prj_a").unwrap();
+    store
+        .apply(
+            Change::CreateIntegrator(&integrator(&owner, &clock)),
+            &event(&owner, "integrator.created"),
+        )
+        .unwrap();
+    store
+        .apply(
+            Change::CreateProject(&project(&id, &owner, &clock)),
+            &event(&owner, "project.created"),
+        )
+        .unwrap();
+    (store, owner, id)
+}
+
+#[cfg(unix)]
+#[test]
+fn new_database_is_private_to_its_owner() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("mode");
+    let db = dir.0.join("data").join("wg.db");
+    let store = SqliteStore::open(&db, Sealer::plaintext()).unwrap();
+    store.ping().unwrap();
+    let file = fs::metadata(&db).unwrap().permissions().mode() & 0o777;
+    let parent = fs::metadata(db.parent().unwrap())
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
+    assert_eq!(file, 0o600, "database mode {file:o}");
+    assert_eq!(parent, 0o700, "data directory mode {parent:o}");
+    // No half-made file is left behind.
+    assert!(!dir.0.join("data").join("wg.db.creating").exists());
+}
+
+#[test]
+fn everything_written_reads_back_after_reopening() {
+    let dir = TempDir::new("reopen");
+    let (store, owner, id) = seeded(&dir);
+    let before = store.load().unwrap();
+    drop(store);
+    let store = SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap();
+    let after = store.load().unwrap();
+    assert_eq!(after.integrators.len(), 1);
+    assert_eq!(after.integrators[0].id, owner);
+    assert_eq!(after.projects.len(), 1);
+    let (p, q) = (&before.projects[0], &after.projects[0]);
+    assert_eq!(q.id, id);
+    assert_eq!(q.scheme, "github");
+    assert_eq!(q.name.as_deref(), Some("shop"));
+    assert_eq!(
+        q.created_at,
+        at(1_700_000_001),
+        "times keep their nanoseconds"
+    );
+    assert_eq!(q.keys.len(), 2);
+    assert_eq!(q.keys[0].role, KeyRole::Current);
+    assert_eq!(q.keys[1].role, KeyRole::Grace);
+    for (a, b) in p.keys.iter().zip(&q.keys) {
+        assert_eq!(
+            (a.id.clone(), a.created_at, a.expires_at),
+            (b.id.clone(), b.created_at, b.expires_at)
+        );
+    }
+    // The keys are the same keys: a keyring built from them has the same key ids.
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let keyring = Keyring::builder()
+        .clock(clock)
+        .import(q.keys.clone())
+        .unwrap();
+    assert_eq!(keyring.keys().len(), 2);
+}
+
+#[test]
+fn a_change_that_does_not_fit_changes_nothing_and_logs_nothing() {
+    let dir = TempDir::new("nofit");
+    let (store, owner, id) = seeded(&dir);
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let stranger = IntegratorId::new("int_b");
+    let events = store.audit(&owner, None, 100).unwrap().len();
+    // Another integrator cannot change the project, even knowing its id.
+    let err = store
+        .apply(
+            Change::SetProjectKeys {
+                integrator: &stranger,
+                project: &id,
+                keys: &keys(&clock, false),
+            },
+            &event(&stranger, "project.secret.regenerated"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::NotFound { what: "project" }),
+        "{err}"
+    );
+    let err = store
+        .apply(
+            Change::DeleteProject {
+                integrator: &stranger,
+                project: &id,
+            },
+            &event(&stranger, "project.deleted"),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
+    // The same project twice.
+    let err = store
+        .apply(
+            Change::CreateProject(&project(&id, &owner, &clock)),
+            &event(&owner, "project.created"),
+        )
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Exists { what: "project" }),
+        "{err}"
+    );
+    assert_eq!(store.audit(&owner, None, 100).unwrap().len(), events);
+    assert!(store.audit(&stranger, None, 100).unwrap().is_empty());
+    assert_eq!(store.load().unwrap().projects[0].keys.len(), 2);
+}
+
+#[test]
+fn audit_pages_run_newest_first_with_a_cursor() {
+    let dir = TempDir::new("audit");
+    let (store, owner, id) = seeded(&dir);
+    let clock = ManualClock::at_unix(1_700_000_000);
+    for _ in 0..5 {
+        store
+            .apply(
+                Change::SetProjectKeys {
+                    integrator: &owner,
+                    project: &id,
+                    keys: &keys(&clock, false),
+                },
+                &event(&owner, "project.secret.regenerated").project(&id),
+            )
+            .unwrap();
+    }
+    let first = store.audit(&owner, None, 3).unwrap();
+    assert_eq!(first.len(), 3);
+    assert!(first.windows(2).all(|w| w[0].seq > w[1].seq));
+    let second = store.audit(&owner, Some(first[2].seq), 3).unwrap();
+    assert_eq!(second.len(), 3);
+    assert!(second[0].seq < first[2].seq);
+    let third = store.audit(&owner, Some(second[2].seq), 3).unwrap();
+    assert_eq!(third.len(), 1, "7 events: 3 + 3 + 1");
+    assert_eq!(third[0].action, "integrator.created");
+    assert_eq!(first[0].project.as_ref(), Some(&id));
+}
+
+/// Opens `path` and asserts it is refused with `expected`, and not changed by the attempt.
+fn assert_refused(path: &Path, expected: fn(&StoreError) -> bool) {
+    let before = digest(path);
+    let err = SqliteStore::open(path, Sealer::plaintext()).unwrap_err();
+    assert!(expected(&err), "unexpected error: {err}");
+    assert!(
+        err.to_string().contains("unchanged") || matches!(err, StoreError::TooNew { .. }),
+        "{err}"
+    );
+    assert_eq!(digest(path), before, "the refused file was changed");
+}
+
+#[test]
+fn an_empty_file_is_refused_and_left_as_it_is() {
+    let dir = TempDir::new("empty");
+    fs::write(dir.db(), b"").unwrap();
+    assert_refused(&dir.db(), |e| matches!(e, StoreError::NotADatabase { .. }));
+}
+
+#[test]
+fn garbage_is_refused_and_left_as_it_is() {
+    let dir = TempDir::new("garbage");
+    let mut garbage = vec![0u8; 8192];
+    getrandom::fill(&mut garbage).unwrap();
+    fs::write(dir.db(), &garbage).unwrap();
+    assert_refused(&dir.db(), |e| matches!(e, StoreError::NotADatabase { .. }));
+}
+
+#[test]
+fn a_truncated_database_is_refused_and_left_as_it_is() {
+    let dir = TempDir::new("truncated");
+    let (store, owner, _) = seeded(&dir);
+    // Enough rows to span several pages.
+    let clock = ManualClock::at_unix(1_700_000_000);
+    for i in 0..200 {
+        let id = ProjectId::parse(&format!("prj_{i:04}")).unwrap();
+        store
+            .apply(
+                Change::CreateProject(&project(&id, &owner, &clock)),
+                &event(&owner, "project.created"),
+            )
+            .unwrap();
+    }
+    drop(store); // checkpoints the WAL into the file
+    let len = fs::metadata(dir.db()).unwrap().len();
+    assert!(len > 8 * 4096, "database is {len} bytes");
+    let file = fs::OpenOptions::new().write(true).open(dir.db()).unwrap();
+    file.set_len(len / 2).unwrap();
+    drop(file);
+    assert_refused(&dir.db(), |e| {
+        matches!(
+            e,
+            StoreError::Corrupt { .. } | StoreError::NotADatabase { .. }
+        )
+    });
+}
+
+#[test]
+fn another_applications_database_is_refused_and_left_as_it_is() {
+    let dir = TempDir::new("foreign");
+    {
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        conn.execute_batch("CREATE TABLE notes (body TEXT); INSERT INTO notes VALUES ('hi');")
+            .unwrap();
+    }
+    assert_refused(&dir.db(), |e| matches!(e, StoreError::NotADatabase { .. }));
+}
+
+#[test]
+fn a_schema_from_a_newer_build_is_refused() {
+    let dir = TempDir::new("newer");
+    drop(seeded(&dir));
+    {
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+    }
+    assert_refused(&dir.db(), |e| matches!(e, StoreError::TooNew { .. }));
+}
