@@ -35,8 +35,10 @@ impl ProjectSelector {
     /// The path segment right after `prefix`, up to the next `/` or the end of the path:
     /// `path_after("/webhooks/")` reads `prj_1` from `/webhooks/prj_1` and from
     /// `/webhooks/prj_1/github`. A path that does not start with `prefix`, or has nothing after
-    /// it, names no project. The path is the request URI's path as the layer sees it: inside
-    /// an axum `Router::nest`, that is the path after the nesting prefix.
+    /// it, names no project. The segment is taken as it is in the URI, not percent-decoded (a
+    /// valid [`ProjectId`](crate::ProjectId) needs no encoding). The path is the request URI's
+    /// path as the layer sees it: inside an axum `Router::nest`, that is the path after the
+    /// nesting prefix.
     pub fn path_after(prefix: &'static str) -> Self {
         Self(Select::PathAfter(prefix))
     }
