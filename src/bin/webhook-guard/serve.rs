@@ -225,20 +225,20 @@ fn print_bootstrap(
          # sign a webhook with the project's secret and send it (200 verified)\n\
          eval \"$({exe} sign --scheme standard --secret-format raw --secret \"$WG_SIGNING_SECRET\" --body '{{\"type\":\"ping\"}}' --curl \"$WG_URL/webhooks/$WG_PROJECT\")\"\n\
          # the project and its keys (no secret)\n\
-         curl -s \"$WG_URL/v1/projects/$WG_PROJECT\" -H \"x-api-key: $WG_API_KEY\"\n\
+         curl -s -w '\\n' \"$WG_URL/v1/projects/$WG_PROJECT\" -H \"x-api-key: $WG_API_KEY\"\n\
          # regenerate, keeping the old secret valid for 10 minutes: the webhook above still verifies\n\
-         curl -s -X POST \"$WG_URL/v1/external-support/$WG_PROJECT/secret/regenerate\" -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d '{{\"oldSecretValidForSeconds\": 600}}'\n\
+         curl -s -w '\\n' -X POST \"$WG_URL/v1/external-support/$WG_PROJECT/secret/regenerate\" -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d '{{\"oldSecretValidForSeconds\": 600}}'\n\
          # end the previous secrets now, then regenerate without grace (the platforms' default)\n\
-         curl -s -X DELETE \"$WG_URL/v1/external-support/$WG_PROJECT/secret/previous\" -H \"x-api-key: $WG_API_KEY\"\n\
-         curl -s -X POST \"$WG_URL/v1/external-support/$WG_PROJECT/secret/regenerate\" -u \"$WG_CLIENT_ID:$WG_CLIENT_SECRET\"\n\
+         curl -s -w '\\n' -X DELETE \"$WG_URL/v1/external-support/$WG_PROJECT/secret/previous\" -H \"x-api-key: $WG_API_KEY\"\n\
+         curl -s -w '\\n' -X POST \"$WG_URL/v1/external-support/$WG_PROJECT/secret/regenerate\" -u \"$WG_CLIENT_ID:$WG_CLIENT_SECRET\"\n\
          # the old secret is now refused (401)\n\
          eval \"$({exe} sign --scheme standard --secret-format raw --secret \"$WG_SIGNING_SECRET\" --body '{{\"type\":\"ping\"}}' --curl \"$WG_URL/webhooks/$WG_PROJECT\")\"\n\
          # API keys: create one limited to the project, list them (masked)\n\
-         curl -s -X POST \"$WG_URL/v1/api-keys\" -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d \"{{\\\"name\\\": \\\"ci\\\", \\\"projects\\\": [\\\"$WG_PROJECT\\\"]}}\"\n\
-         curl -s \"$WG_URL/v1/api-keys\" -H \"x-api-key: $WG_API_KEY\"\n\
+         curl -s -w '\\n' -X POST \"$WG_URL/v1/api-keys\" -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d \"{{\\\"name\\\": \\\"ci\\\", \\\"projects\\\": [\\\"$WG_PROJECT\\\"]}}\"\n\
+         curl -s -w '\\n' \"$WG_URL/v1/api-keys\" -H \"x-api-key: $WG_API_KEY\"\n\
          # the integrator's own API secret, old one valid for a minute; and the audit log\n\
-         curl -s -X POST \"$WG_URL/v1/integrator/regenerate-secret\" -u \"$WG_CLIENT_ID:$WG_CLIENT_SECRET\" -H 'content-type: application/json' -d '{{\"oldSecretValidForSeconds\": 60}}'\n\
-         curl -s \"$WG_URL/v1/audit?limit=20\" -H \"x-api-key: $WG_API_KEY\"\n\
+         curl -s -w '\\n' -X POST \"$WG_URL/v1/integrator/regenerate-secret\" -u \"$WG_CLIENT_ID:$WG_CLIENT_SECRET\" -H 'content-type: application/json' -d '{{\"oldSecretValidForSeconds\": 60}}'\n\
+         curl -s -w '\\n' \"$WG_URL/v1/audit?limit=20\" -H \"x-api-key: $WG_API_KEY\"\n\
          \n\
          The data lives in {data_dir}; restart with the same --data-dir to keep it.\n",
         id = integrator.id,
@@ -251,8 +251,8 @@ fn print_bootstrap(
 fn print_next_steps(base: &str) {
     println!(
         "Credentials were shown once when they were created. With WG_API_KEY set:\n\
-         curl -s {base}/v1/projects -H \"x-api-key: $WG_API_KEY\"\n\
-         curl -s -X POST {base}/v1/projects -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d '{{\"name\": \"shop\", \"scheme\": \"github\"}}'"
+         curl -s -w '\\n' {base}/v1/projects -H \"x-api-key: $WG_API_KEY\"\n\
+         curl -s -w '\\n' -X POST {base}/v1/projects -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d '{{\"name\": \"shop\", \"scheme\": \"github\"}}'"
     );
 }
 
