@@ -416,8 +416,9 @@ fn check_token(token: &str, prefix: &'static str, len: usize) -> Result<(), ApiK
 
 /// One API key as a store keeps it and the list endpoint shows it: everything but the key.
 ///
-/// `Debug` redacts the digest.
-#[derive(Clone, PartialEq, Eq)]
+/// `Debug` redacts the digest. There is no `PartialEq`: digests are compared only in constant
+/// time, by [`Credentials::authenticate`].
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct ApiKeyRecord {
     /// The key's id.
@@ -784,12 +785,9 @@ impl Credentials {
         let client_id = std::str::from_utf8(client_id).map_err(|_| refuse("not UTF-8"))?;
         std::str::from_utf8(secret).map_err(|_| refuse("not UTF-8"))?;
         let integrator = IntegratorId::new(client_id);
-        let keyring = self
-            .shared
-            .integrators
-            .load()
+        let integrators = self.shared.integrators.load();
+        let keyring = integrators
             .get(&integrator)
-            .cloned()
             .ok_or_else(|| refuse("unknown clientId"))?;
         let digest: [u8; 32] = Sha256::digest(secret).into();
         let key = keyring.matching_secret(&digest).ok_or_else(|| {
