@@ -322,3 +322,135 @@ fn a_schema_from_a_newer_build_is_refused() {
     }
     assert_refused(&dir.db(), |e| matches!(e, StoreError::TooNew { .. }));
 }
+
+fn keys_named(text: &str) -> webhook_guard::store::crypt::MasterKeys {
+    webhook_guard::store::crypt::MasterKeys::parse(text).unwrap()
+}
+
+const KEY_A: &str = "a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+const KEY_B: &str = "b:ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=";
+
+#[test]
+fn sealed_secrets_are_not_in_the_file_and_read_back_with_the_key() {
+    let dir = TempDir::new("sealed");
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let owner = IntegratorId::new("int_a");
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
+    store
+        .apply(
+            Change::CreateIntegrator(&integrator(&owner, &clock)),
+            &event(&owner, "integrator.created"),
+        )
+        .unwrap();
+    let id = ProjectId::parse("prj_a").unwrap();
+    store
+        .apply(
+            Change::CreateProject(&project(&id, &owner, &clock)),
+            &event(&owner, "project.created"),
+        )
+        .unwrap();
+    drop(store);
+    let bytes = fs::read(dir.db()).unwrap();
+    for secret in [&b"first secret"[..], b"second secret"] {
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret),
+            "a secret is in the file in clear"
+        );
+    }
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
+    let state = store.load().unwrap();
+    assert_eq!(state.projects[0].keys.len(), 2);
+    // Without the key the secrets cannot be read, and the error says which key is missing.
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_B))).unwrap();
+    let err = store.load().unwrap_err();
+    assert!(err.to_string().contains('a'), "{err}");
+}
+
+#[test]
+fn a_secret_moved_to_another_project_fails_to_open() {
+    let dir = TempDir::new("swapped");
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
+    let owner = IntegratorId::new("int_a");
+    store
+        .apply(
+            Change::CreateIntegrator(&integrator(&owner, &clock)),
+            &event(&owner, "integrator.created"),
+        )
+        .unwrap();
+    for name in ["prj_a", "prj_b"] {
+        let id = ProjectId::parse(name).unwrap();
+        store
+            .apply(
+                Change::CreateProject(&project(&id, &owner, &clock)),
+                &event(&owner, "project.created"),
+            )
+            .unwrap();
+    }
+    drop(store);
+    {
+        // An attacker with write access to the file copies project a's sealed current key over b's.
+        let conn = rusqlite::Connection::open(dir.db()).unwrap();
+        conn.execute(
+            "UPDATE keys SET material = (SELECT material FROM keys WHERE owner = 'prj_a' AND position = 0)
+             WHERE owner = 'prj_b' AND position = 0",
+            [],
+        )
+        .unwrap();
+    }
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
+    let err = store.load().unwrap_err();
+    assert!(matches!(err, StoreError::Crypt(_)), "{err}");
+}
+
+#[test]
+fn rekey_moves_every_secret_to_the_new_master_key_in_one_go() {
+    let dir = TempDir::new("rekey");
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let owner = IntegratorId::new("int_a");
+    // Written in plaintext first, as by an operator who had no master key yet.
+    let store = SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap();
+    store
+        .apply(
+            Change::CreateIntegrator(&integrator(&owner, &clock)),
+            &event(&owner, "integrator.created"),
+        )
+        .unwrap();
+    let id = ProjectId::parse("prj_a").unwrap();
+    store
+        .apply(
+            Change::CreateProject(&project(&id, &owner, &clock)),
+            &event(&owner, "project.created"),
+        )
+        .unwrap();
+    let before = store.load().unwrap();
+    drop(store);
+    // Key a: everything plaintext gets sealed.
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
+    assert_eq!(
+        store.rekey().unwrap(),
+        3,
+        "one integrator secret and two project keys"
+    );
+    assert_eq!(store.rekey().unwrap(), 0, "nothing left to do");
+    drop(store);
+    // Key b in front, a kept for reading: everything moves to b.
+    let both = format!("{KEY_B}\n{KEY_A}");
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(&both))).unwrap();
+    assert_eq!(store.rekey().unwrap(), 3);
+    drop(store);
+    // Now a can go.
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_B))).unwrap();
+    let after = store.load().unwrap();
+    let material = |state: &webhook_guard::store::State| -> Vec<Vec<u8>> {
+        state.projects[0]
+            .keys
+            .iter()
+            .map(|k| match &k.material {
+                webhook_guard::KeyMaterial::Secret(s) => s.reveal().into_bytes().to_vec(),
+                _ => unreachable!(),
+            })
+            .collect()
+    };
+    assert_eq!(material(&after), material(&before));
+}
