@@ -206,6 +206,32 @@ pub struct Projects {
     map: Arc<ArcSwap<ProjectMap>>,
 }
 
+/// A registry of every project at once (a store read at startup): one map built, where
+/// [`insert`](Projects::insert) one by one would copy it each time.
+///
+/// ```
+/// use webhook_guard::{scheme::GitHub, Keyring, ProjectId, Projects, Secret, Verifier};
+///
+/// let projects: Projects = (0..3)
+///     .map(|i| {
+///         let keyring = Keyring::new(Secret::from_bytes(format!("secret {i}")).unwrap());
+///         (ProjectId::parse(&format!("prj_{i}")).unwrap(), Verifier::new(GitHub, keyring))
+///     })
+///     .collect();
+/// assert_eq!(projects.len(), 3);
+/// ```
+impl FromIterator<(ProjectId, Verifier)> for Projects {
+    fn from_iter<I: IntoIterator<Item = (ProjectId, Verifier)>>(iter: I) -> Self {
+        let map: ProjectMap = iter
+            .into_iter()
+            .map(|(id, verifier)| (id, Arc::new(verifier)))
+            .collect();
+        Self {
+            map: Arc::new(ArcSwap::from_pointee(map)),
+        }
+    }
+}
+
 impl Projects {
     /// An empty registry.
     pub fn new() -> Self {

@@ -300,8 +300,8 @@ impl AdminBuilder {
     pub fn open(self, store: impl Store) -> Result<Admin, AdminError> {
         let state = store.load()?;
         let credentials = Credentials::with_clock(Arc::clone(&self.clock));
-        let projects = Projects::new();
-        let mut owned = HashMap::new();
+        let mut verifiers = Vec::with_capacity(state.projects.len());
+        let mut owned = HashMap::with_capacity(state.projects.len());
         let keyrings = || {
             KeyringBuilder::default()
                 .clock(Arc::clone(&self.clock))
@@ -312,15 +312,13 @@ impl AdminBuilder {
             let keyring = keyrings().import(row.secrets)?;
             credentials.insert_integrator(row.id, keyring);
         }
-        for key in state.api_keys {
-            credentials.insert_api_key(key);
-        }
+        credentials.insert_api_keys(state.api_keys);
         for row in state.projects {
             let scheme = scheme_named(&row.scheme).ok_or_else(|| {
                 AdminError::Invalid(format!("project {} has an unknown scheme", row.id))
             })?;
             let keyring = keyrings().import(row.keys)?;
-            projects.insert(row.id.clone(), Verifier::new(scheme, keyring.clone()));
+            verifiers.push((row.id.clone(), Verifier::new(scheme, keyring.clone())));
             owned.insert(
                 row.id.clone(),
                 Arc::new(Project {
@@ -333,6 +331,7 @@ impl AdminBuilder {
                 }),
             );
         }
+        let projects: Projects = verifiers.into_iter().collect();
         Ok(Admin {
             inner: Arc::new(Inner {
                 store: Arc::new(store),
