@@ -806,3 +806,42 @@ async fn unauthenticated_callers_cannot_probe_project_ids() {
         assert_eq!(body["resourceId"], Value::Null);
     }
 }
+
+#[tokio::test]
+async fn an_api_keys_last_use_survives_a_restart_once_flushed() {
+    let f = Fixture::new("lastuse");
+    let key = f.alice.api_key.key.as_str();
+    f.clock.advance(Duration::from_secs(90));
+    assert_eq!(f.send(get("/v1/projects", key)).await.0, StatusCode::OK);
+    assert_eq!(f.admin.flush_last_uses().unwrap(), 1);
+    assert_eq!(
+        f.admin.flush_last_uses().unwrap(),
+        0,
+        "nothing changed since"
+    );
+    let stored = f.admin.store().load().unwrap();
+    let record = stored
+        .api_keys
+        .iter()
+        .find(|k| k.id == f.alice.api_key.record.id)
+        .unwrap();
+    assert_eq!(record.last_used.unwrap().timestamp(), NOW + 90);
+    // A store reopened (a restart) lists the same last use.
+    let reopened = webhook_guard::admin::Admin::builder()
+        .clock(f.clock.clone())
+        .open(
+            webhook_guard::store::SqliteStore::open(
+                f.dir.db(),
+                webhook_guard::store::crypt::Sealer::plaintext(),
+            )
+            .unwrap(),
+        )
+        .unwrap();
+    let alice = reopened
+        .credentials()
+        .api_keys(&f.alice.id)
+        .into_iter()
+        .find(|k| k.id == f.alice.api_key.record.id)
+        .unwrap();
+    assert_eq!(alice.last_used.unwrap().timestamp(), NOW + 90);
+}

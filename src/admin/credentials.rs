@@ -681,6 +681,16 @@ impl Credentials {
         records
     }
 
+    /// Every API key's id and last use, for writing last uses back to a store.
+    pub fn last_uses(&self) -> Vec<(ApiKeyId, DateTime<Utc>)> {
+        self.shared
+            .api_keys
+            .load()
+            .values()
+            .filter_map(|e| e.record().last_used.map(|at| (e.record.id, at)))
+            .collect()
+    }
+
     /// Adds (or replaces) an integrator with the keyring of its API secrets' digests.
     pub fn insert_integrator(&self, id: IntegratorId, secrets: Keyring) {
         self.shared.integrators.rcu(|integrators| {

@@ -262,6 +262,8 @@ struct Inner {
     /// Changes that add or remove map entries (projects, API keys) take turns, so a count
     /// checked before a commit is still right after it.
     writer: Mutex<()>,
+    /// The last uses already written to the store.
+    flushed: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
 }
 
 /// Builds an [`Admin`]: the clock and limits, then [`open`](AdminBuilder::open) on a store.
@@ -312,6 +314,11 @@ impl AdminBuilder {
             let keyring = keyrings().import(row.secrets)?;
             credentials.insert_integrator(row.id, keyring);
         }
+        let flushed: HashMap<ApiKeyId, DateTime<Utc>> = state
+            .api_keys
+            .iter()
+            .filter_map(|k| k.last_used.map(|at| (k.id, at)))
+            .collect();
         credentials.insert_api_keys(state.api_keys);
         for row in state.projects {
             let scheme = scheme_named(&row.scheme).ok_or_else(|| {
@@ -341,6 +348,7 @@ impl AdminBuilder {
                 clock: self.clock,
                 max_keys: self.max_keys,
                 writer: Mutex::new(()),
+                flushed: Mutex::new(flushed),
             }),
         })
     }
@@ -827,6 +835,35 @@ impl Admin {
         )?;
         self.inner.credentials.remove_api_key(&id);
         Ok(())
+    }
+
+    /// Writes the API keys' last uses that changed since the last call to the store, so a
+    /// restart keeps them; returns how many. `webhook-guard serve` calls it every minute and
+    /// on shutdown. A use is never written on the request path: admin requests do not wait for
+    /// a disk write that records them.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Store`]; the uses are then written by a later call.
+    pub fn flush_last_uses(&self) -> Result<usize, AdminError> {
+        let mut flushed = self
+            .inner
+            .flushed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let changed: Vec<_> = self
+            .inner
+            .credentials
+            .last_uses()
+            .into_iter()
+            .filter(|(id, at)| flushed.get(id) != Some(at))
+            .collect();
+        if changed.is_empty() {
+            return Ok(0);
+        }
+        self.inner.store.record_uses(&changed)?;
+        flushed.extend(changed.iter().copied());
+        Ok(changed.len())
     }
 
     /// The caller's integrator's audit events, newest first, `limit` at most, before the

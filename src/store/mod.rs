@@ -315,6 +315,14 @@ pub trait Store: Send + Sync + 'static {
         limit: usize,
     ) -> Result<Vec<AuditEvent>, StoreError>;
 
+    /// Records when API keys were last used (not a change of credentials: no audit event).
+    /// Keys that no longer exist are skipped.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be written.
+    fn record_uses(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<(), StoreError>;
+
     /// Checks that the store answers, for a readiness probe.
     ///
     /// # Errors

@@ -564,6 +564,21 @@ impl Store for SqliteStore {
         Ok(events)
     }
 
+    fn record_uses(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<(), StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        {
+            let mut update = tx.prepare(
+                "UPDATE api_keys SET last_used = ?2 WHERE id = ?1 AND (last_used IS NULL OR last_used < ?2)",
+            )?;
+            for (id, at) in uses {
+                update.execute(params![id.as_str(), nanos(*at)])?;
+            }
+        }
+        tx.commit()?;
+        Ok(())
+    }
+
     fn ping(&self) -> Result<(), StoreError> {
         let conn = self.lock();
         conn.query_row("SELECT count(*) FROM integrators", [], |_| Ok(()))?;

@@ -81,6 +81,15 @@ impl Store for Flaky {
     ) -> Result<Vec<AuditEvent>, StoreError> {
         self.inner.audit(integrator, before, limit)
     }
+    fn record_uses(
+        &self,
+        uses: &[(
+            webhook_guard::admin::credentials::ApiKeyId,
+            chrono::DateTime<chrono::Utc>,
+        )],
+    ) -> Result<(), StoreError> {
+        self.inner.record_uses(uses)
+    }
     fn ping(&self) -> Result<(), StoreError> {
         self.inner.ping()
     }

@@ -118,11 +118,27 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             print_next_steps(&base);
         }
         println!("webhook-guard serving on {base} (admin API under /v1, webhooks at /webhooks/{{projectId}})");
-        let app = app(admin);
-        axum::serve(listener, app)
+        // API keys' last uses reach the store once a minute, and once more on shutdown.
+        let flusher = admin.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            loop {
+                every.tick().await;
+                let admin = flusher.clone();
+                match tokio::task::spawn_blocking(move || admin.flush_last_uses()).await {
+                    Ok(Err(e)) => tracing::warn!(error = %e, "API keys' last uses not saved yet"),
+                    Ok(Ok(_)) | Err(_) => {}
+                }
+            }
+        });
+        let served = axum::serve(listener, app(admin.clone()))
             .with_graceful_shutdown(shutdown())
             .await
-            .map_err(|e| format!("server error: {e}"))
+            .map_err(|e| format!("server error: {e}"));
+        if let Err(e) = admin.flush_last_uses() {
+            eprintln!("warning: API keys' last uses were not saved: {e}");
+        }
+        served
     })?;
     Ok(ExitCode::SUCCESS)
 }
