@@ -125,9 +125,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             loop {
                 every.tick().await;
                 let admin = flusher.clone();
-                match tokio::task::spawn_blocking(move || admin.flush_last_uses()).await {
-                    Ok(Err(e)) => tracing::warn!(error = %e, "API keys' last uses not saved yet"),
-                    Ok(Ok(_)) | Err(_) => {}
+                let flushed = tokio::task::spawn_blocking(move || admin.flush_last_uses()).await;
+                if let Ok(Err(e)) = flushed {
+                    tracing::warn!(error = %e, "API keys' last uses not saved yet");
                 }
             }
         });
