@@ -845,3 +845,34 @@ async fn an_api_keys_last_use_survives_a_restart_once_flushed() {
         .unwrap();
     assert_eq!(alice.last_used.unwrap().timestamp(), NOW + 90);
 }
+
+#[tokio::test]
+async fn an_api_key_with_a_lifetime_stops_working_when_it_ends() {
+    let f = Fixture::new("expiry");
+    let admin_key = f.alice.api_key.key.as_str();
+    let (status, _, created) = f
+        .send(post_json(
+            "/v1/api-keys",
+            admin_key,
+            Some(r#"{"expiresInSeconds": 60}"#),
+        ))
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let expires = DateTime::parse_from_rfc3339(created["expiresAt"].as_str().unwrap()).unwrap();
+    assert_eq!(expires.timestamp(), NOW + 60);
+    let key = created["key"].as_str().unwrap();
+    f.clock.advance(Duration::from_secs(59));
+    assert_eq!(f.send(get("/v1/projects", key)).await.0, StatusCode::OK);
+    f.clock.advance(Duration::from_secs(1));
+    let (status, headers, body) = f.send(get("/v1/projects", key)).await;
+    assert_problem(status, &headers, &body, 401, "unauthorized");
+    // A zero lifetime is refused.
+    let (status, headers, body) = f
+        .send(post_json(
+            "/v1/api-keys",
+            admin_key,
+            Some(r#"{"expiresInSeconds": 0}"#),
+        ))
+        .await;
+    assert_problem(status, &headers, &body, 400, "bad-request");
+}

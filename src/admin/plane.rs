@@ -98,6 +98,10 @@ pub enum AdminError {
     /// A new secret could not be generated.
     #[error("a new secret could not be generated: {0}")]
     Random(String),
+    /// The call stopped before it finished (its thread panicked or the runtime shut down);
+    /// whether a change was made is in the audit log.
+    #[error("the call did not finish: {0}")]
+    Interrupted(String),
 }
 
 impl AdminError {
@@ -108,7 +112,7 @@ impl AdminError {
             Self::Forbidden { scope } => Problem::forbidden(scope),
             Self::Invalid(detail) => Problem::bad_request(detail.clone()),
             Self::Conflict(detail) => Problem::conflict(detail.clone()),
-            Self::Store(_) | Self::Random(_) => Problem::internal(),
+            Self::Store(_) | Self::Random(_) | Self::Interrupted(_) => Problem::internal(),
         }
     }
 
@@ -721,20 +725,20 @@ impl Admin {
     }
 
     /// Creates an API key for the caller's integrator, limited to `projects` when given (each
-    /// must be the integrator's), expiring at `expires_at` when given. Returned once.
+    /// must be the integrator's), expiring `lifetime` from now when given. Returned once.
     ///
     /// # Errors
     ///
     /// [`AdminError::Forbidden`] for a caller whose own key is limited to some projects,
     /// [`AdminError::NotFound`] for a project that is not the integrator's,
-    /// [`AdminError::Conflict`] past [`MAX_API_KEYS`], [`AdminError::Invalid`] for an expiry
-    /// in the past; store and random failures. Nothing is changed on error.
+    /// [`AdminError::Conflict`] past [`MAX_API_KEYS`], [`AdminError::Invalid`] for a zero
+    /// lifetime; store and random failures. Nothing is changed on error.
     pub fn create_api_key(
         &self,
         caller: &Caller,
         name: Option<String>,
         projects: Option<Vec<ProjectId>>,
-        expires_at: Option<DateTime<Utc>>,
+        lifetime: Option<Duration>,
     ) -> Result<NewApiKey, AdminError> {
         require_unlimited(caller)?;
         if let Some(ids) = &projects {
@@ -742,9 +746,20 @@ impl Admin {
                 self.project(caller, id.as_str())?;
             }
         }
-        if expires_at.is_some_and(|at| at <= self.now()) {
-            return Err(AdminError::Invalid("expiry is not in the future".into()));
-        }
+        let expires_at = match lifetime {
+            None => None,
+            Some(d) if d.is_zero() => {
+                return Err(AdminError::Invalid(
+                    "an API key's lifetime must be positive".into(),
+                ))
+            }
+            Some(d) => Some(
+                chrono::Duration::from_std(d)
+                    .ok()
+                    .and_then(|d| self.now().checked_add_signed(d))
+                    .ok_or_else(|| AdminError::Invalid("the lifetime is too long".into()))?,
+            ),
+        };
         self.create_api_key_as(
             caller.integrator(),
             &actor(caller),

@@ -155,7 +155,7 @@ async fn blocking<T: Send + 'static>(
 ) -> Result<T, AdminError> {
     match tokio::task::spawn_blocking(move || call(&admin)).await {
         Ok(result) => result,
-        Err(e) => Err(AdminError::Random(format!("the call did not finish: {e}"))),
+        Err(e) => Err(AdminError::Interrupted(e.to_string())),
     }
 }
 
@@ -566,14 +566,12 @@ async fn create_api_key(
     uri: Uri,
     body: Body,
 ) -> Response {
-    let now = Utc::now();
     let parsed = body
         .fields(&["name", "projects", "expiresInSeconds"])
         .and_then(|map| {
             let name = label(&map, "name")?;
-            let expires = seconds(&map, "expiresInSeconds", MAX_API_KEY_LIFETIME)?
-                .filter(|secs| *secs > 0)
-                .map(|secs| now + chrono::Duration::seconds(secs as i64));
+            let expires =
+                seconds(&map, "expiresInSeconds", MAX_API_KEY_LIFETIME)?.map(Duration::from_secs);
             let projects = match map.get("projects") {
                 None | Some(Value::Null) => None,
                 Some(Value::Array(ids)) if !ids.is_empty() && ids.len() <= 100 => Some(
