@@ -7,9 +7,12 @@
 //! ```
 //!
 //! On start it prints the secret it uses and a ready `curl` command with a correctly signed
-//! Standard Webhooks delivery (valid for five minutes). `POST /rotate` regenerates the secret
-//! with a 60 s grace period and prints the new one; it is an operator action, so it requires the
-//! bearer token printed at start (compared in constant time), never an anonymous request.
+//! Standard Webhooks delivery (valid for five minutes).
+//!
+//! The receiver does not rotate its secret. Rotation lives in the management plane: run
+//! `cargo run --features cli -- serve --data-dir ./wg-data --bootstrap` (the admin API with the
+//! platforms' regenerate endpoints and API keys), or, in your own code, call
+//! [`Keyring::regenerate`] or [`Keyring::rotate`] from a task you authenticate yourself.
 //!
 //! Every connection gets [`LIMITS`]: headers must arrive within 10 s, a whole request within
 //! 30 s (a body trickled a byte at a time is cut off, 408), at most 1 024 connections and 32
@@ -20,17 +23,14 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use http::{header, HeaderMap, Request, StatusCode};
+use http::{header, Request, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
-use sha2::{Digest, Sha256};
-use subtle::ConstantTimeEq;
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tower::ServiceExt;
@@ -109,18 +109,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     print_curl(addr, &secret)?;
 
-    let mut token = [0u8; 32];
-    getrandom::fill(&mut token).map_err(|e| format!("no operating-system randomness: {e}"))?;
-    let token = hex::encode(token);
-    println!("rotate (grace 60 s): curl -i -X POST http://{addr}/rotate -H 'authorization: Bearer {token}'");
-    let operator = Operator {
-        keyring: keyring.clone(),
-        token_digest: Sha256::digest(token.as_bytes()).into(),
-        addr,
-    };
-
-    let app = app(Verifier::new(StandardWebhooks, keyring), LIMITS, operator);
-    println!("listening on http://{addr} (POST /webhooks, POST /rotate)");
+    let app = app(Verifier::new(StandardWebhooks, keyring), LIMITS);
+    println!("listening on http://{addr} (POST /webhooks)");
     serve(listener, app, LIMITS, async {
         let _ = tokio::signal::ctrl_c().await;
     })
@@ -128,21 +118,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 
-/// The routes: verified webhooks, and the operator's rotation.
-pub fn app(verifier: Verifier, limits: Limits, operator: Operator) -> Router {
-    Router::new()
-        .route("/webhooks", post(receive))
-        .route_layer(
-            WebhookLayer::new(verifier)
-                .max_body_size(limits.max_body)
-                .max_buffered_bytes(limits.max_buffered),
-        )
-        // Outside the verified routes: an operator action, not a webhook.
-        .merge(
-            Router::new()
-                .route("/rotate", post(rotate))
-                .with_state(Arc::new(operator)),
-        )
+/// The routes: verified webhooks.
+pub fn app(verifier: Verifier, limits: Limits) -> Router {
+    Router::new().route("/webhooks", post(receive)).route_layer(
+        WebhookLayer::new(verifier)
+            .max_body_size(limits.max_body)
+            .max_buffered_bytes(limits.max_buffered),
+    )
 }
 
 /// Serves `app` on `listener` with `limits` until `shutdown` completes.
@@ -237,52 +219,6 @@ async fn receive(Extension(verified): Extension<Verified>, body: Bytes) -> Strin
         verified.key_id(),
         verified.role()
     )
-}
-
-/// Who may rotate: the holder of the token printed at start.
-pub struct Operator {
-    /// The keyring `/rotate` changes.
-    pub keyring: Keyring,
-    /// SHA-256 of the bearer token: compared in constant time, the token itself not kept.
-    pub token_digest: [u8; 32],
-    /// Where the server listens, for the curl line printed after a rotation.
-    pub addr: SocketAddr,
-}
-
-async fn rotate(State(operator): State<Arc<Operator>>, headers: HeaderMap) -> (StatusCode, String) {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    let digest: [u8; 32] = Sha256::digest(given.as_bytes()).into();
-    if !bool::from(digest.ct_eq(&operator.token_digest)) {
-        return (
-            StatusCode::UNAUTHORIZED,
-            "rotation needs the bearer token printed at start\n".into(),
-        );
-    }
-    match operator.keyring.regenerate(Duration::from_secs(60)) {
-        Ok((revealed, rotation)) => {
-            let secret = revealed.secret();
-            println!(
-                "new signing secret (shown once): {}",
-                &*revealed.into_whsec()
-            );
-            if let Err(e) = print_curl(operator.addr, &secret) {
-                eprintln!("cannot sign the sample: {e}");
-            }
-            let until = rotation
-                .old_expires_at
-                .map_or("now".into(), |t| t.to_rfc3339());
-            let text = format!(
-                "rotated to {}; {} stays valid until {until}\n",
-                rotation.new_key, rotation.old_key
-            );
-            (StatusCode::OK, text)
-        }
-        Err(e) => (StatusCode::CONFLICT, format!("rotation refused: {e}\n")),
-    }
 }
 
 fn print_curl(addr: SocketAddr, secret: &Secret) -> Result<(), webhook_guard::SignError> {

@@ -10,7 +10,6 @@ mod receiver;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -18,7 +17,6 @@ use webhook_guard::scheme::StandardWebhooks;
 use webhook_guard::{Keyring, Secret, Signer, Verifier};
 
 const SECRET: &str = "deploying secret";
-const TOKEN: &str = "operator token";
 
 /// Limits short enough for a test; everything else as the example runs.
 const LIMITS: receiver::Limits = receiver::Limits {
@@ -46,12 +44,7 @@ async fn start() -> Server {
         .expect("a free loopback port");
     let addr = listener.local_addr().expect("bound");
     let keyring = Keyring::new(Secret::from_bytes(SECRET).expect("a secret"));
-    let operator = receiver::Operator {
-        keyring: keyring.clone(),
-        token_digest: Sha256::digest(TOKEN.as_bytes()).into(),
-        addr,
-    };
-    let app = receiver::app(Verifier::new(StandardWebhooks, keyring), LIMITS, operator);
+    let app = receiver::app(Verifier::new(StandardWebhooks, keyring), LIMITS);
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(receiver::serve(listener, app, LIMITS, async {
         let _ = stopped.await;
@@ -151,7 +144,7 @@ async fn a_body_trickled_past_the_request_limit_is_cut_off_with_408() {
 }
 
 #[tokio::test]
-async fn honest_deliveries_and_the_operators_rotation_are_served() {
+async fn honest_deliveries_are_served() {
     let server = start().await;
     let mut stream = TcpStream::connect(server.addr).await.expect("connects");
     stream
@@ -162,27 +155,4 @@ async fn honest_deliveries_and_the_operators_rotation_are_served() {
         .await
         .expect("answered and closed");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-
-    // Rotation needs the operator's token: refused without it or with another.
-    for authorization in ["", "authorization: Bearer guess\r\n"] {
-        let mut stream = TcpStream::connect(server.addr).await.expect("connects");
-        let request = format!(
-            "POST /rotate HTTP/1.1\r\nhost: localhost\r\ncontent-length: 0\r\nconnection: close\r\n{authorization}\r\n"
-        );
-        stream.write_all(request.as_bytes()).await.expect("writes");
-        let answer = read_until_closed(&mut stream, Duration::from_secs(5))
-            .await
-            .expect("answered");
-        assert!(answer.starts_with("HTTP/1.1 401"), "{answer}");
-    }
-    let mut stream = TcpStream::connect(server.addr).await.expect("connects");
-    let request = format!(
-        "POST /rotate HTTP/1.1\r\nhost: localhost\r\ncontent-length: 0\r\nconnection: close\r\nauthorization: Bearer {TOKEN}\r\n\r\n"
-    );
-    stream.write_all(request.as_bytes()).await.expect("writes");
-    let answer = read_until_closed(&mut stream, Duration::from_secs(5))
-        .await
-        .expect("answered");
-    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
-    assert!(answer.contains("stays valid until"), "{answer}");
 }
