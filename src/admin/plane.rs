@@ -461,32 +461,53 @@ impl Admin {
                 })?;
         let (secret, digest) =
             generate_client_secret().map_err(|e| AdminError::Random(e.to_string()))?;
+        let event = AuditEvent::new(
+            self.now(),
+            id.clone(),
+            actor(caller),
+            "integrator.secret.regenerated",
+        );
+        self.regenerate(
+            &keyring,
+            secret,
+            digest_secret(&digest)?,
+            grace,
+            event,
+            Owner::Integrator(id),
+        )
+    }
+
+    /// Rotates `keyring` to `material` (shown once as `secret`), committing `owner`'s new key
+    /// set with `event` (completed with the keys and times) before it takes effect.
+    fn regenerate(
+        &self,
+        keyring: &Keyring,
+        secret: Zeroizing<String>,
+        material: Secret,
+        grace: Duration,
+        event: AuditEvent,
+        owner: Owner<'_>,
+    ) -> Result<Regenerated, AdminError> {
         let new = KeyId::random();
-        let mut event = None;
-        keyring.rotate_durably(new.clone(), digest_secret(&digest)?, grace, |pending| {
+        let mut committed = None;
+        keyring.rotate_durably(new.clone(), material, grace, |pending| {
             let records = pending.records();
-            let at = records[0].created_at;
-            let expires = (!grace.is_zero()).then(|| records[1].expires_at).flatten();
-            let e = AuditEvent::new(
-                at,
-                id.clone(),
-                actor(caller),
-                "integrator.secret.regenerated",
-            )
-            .old_keys([&pending.previous_current()])
-            .new_key(&new)
-            .grace(grace.as_secs(), expires);
-            self.inner.store.apply(
-                Change::SetIntegratorSecrets {
-                    integrator: id,
-                    secrets: &records,
-                },
-                &e,
-            )?;
-            event = Some(e);
+            let mut event = event
+                .old_keys([&pending.previous_current()])
+                .new_key(&new)
+                .grace(
+                    grace.as_secs(),
+                    records
+                        .get(1)
+                        .and_then(|r| r.expires_at)
+                        .filter(|_| !grace.is_zero()),
+                );
+            event.at = records[0].created_at;
+            self.inner.store.apply(owner.change(&records), &event)?;
+            committed = Some(event);
             Ok(())
         })?;
-        let event = event.unwrap_or_else(|| unreachable!("persist ran"));
+        let event = committed.unwrap_or_else(|| unreachable!("persist ran"));
         Ok(Regenerated {
             secret,
             at: event.at,
@@ -649,42 +670,21 @@ impl Admin {
     ) -> Result<Regenerated, AdminError> {
         let project = self.project(caller, id)?;
         let (secret, material) = new_signing_secret()?;
-        let new = KeyId::random();
-        let mut event = None;
-        project
-            .keyring
-            .rotate_durably(new.clone(), material, grace, |pending| {
-                let records = pending.records();
-                let at = records[0].created_at;
-                let expires = (!grace.is_zero()).then(|| records[1].expires_at).flatten();
-                let e = AuditEvent::new(
-                    at,
-                    caller.integrator().clone(),
-                    actor(caller),
-                    "project.secret.regenerated",
-                )
-                .project(&project.id)
-                .old_keys([&pending.previous_current()])
-                .new_key(&new)
-                .grace(grace.as_secs(), expires);
-                self.inner.store.apply(
-                    Change::SetProjectKeys {
-                        integrator: caller.integrator(),
-                        project: &project.id,
-                        keys: &records,
-                    },
-                    &e,
-                )?;
-                event = Some(e);
-                Ok(())
-            })?;
-        let event = event.unwrap_or_else(|| unreachable!("persist ran"));
-        Ok(Regenerated {
+        let event = AuditEvent::new(
+            self.now(),
+            caller.integrator().clone(),
+            actor(caller),
+            "project.secret.regenerated",
+        )
+        .project(&project.id);
+        self.regenerate(
+            &project.keyring,
             secret,
-            at: event.at,
-            old_expires_at: event.expires_at,
-            key_id: new,
-        })
+            material,
+            grace,
+            event,
+            Owner::Project(caller.integrator(), &project.id),
+        )
     }
 
     /// Ends every grace key of a project at once (the previous secrets stop working now).
@@ -894,6 +894,32 @@ impl Admin {
         limit: usize,
     ) -> Result<Vec<AuditEvent>, AdminError> {
         Ok(self.inner.store.audit(caller.integrator(), before, limit)?)
+    }
+}
+
+/// Whose key set a rotation changes.
+enum Owner<'a> {
+    Integrator(&'a IntegratorId),
+    Project(&'a IntegratorId, &'a ProjectId),
+}
+
+impl<'a> Owner<'a> {
+    /// The store change that sets the owner's keys to `keys`.
+    fn change<'k>(&self, keys: &'k [crate::keyring::KeyRecord]) -> Change<'k>
+    where
+        'a: 'k,
+    {
+        match *self {
+            Self::Integrator(integrator) => Change::SetIntegratorSecrets {
+                integrator,
+                secrets: keys,
+            },
+            Self::Project(integrator, project) => Change::SetProjectKeys {
+                integrator,
+                project,
+                keys,
+            },
+        }
     }
 }
 

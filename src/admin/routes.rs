@@ -148,6 +148,9 @@ async fn readyz(State(admin): State<Admin>) -> Response {
     }
 }
 
+/// What a handler answers: the success or the problem document, both as responses.
+type Answer = Result<Response, Response>;
+
 /// Runs a management-plane call (which may wait for the disk) off the async workers.
 async fn blocking<T: Send + 'static>(
     admin: Admin,
@@ -159,12 +162,26 @@ async fn blocking<T: Send + 'static>(
     }
 }
 
+/// [`blocking`], with a failure answered as its problem document for the request at `uri`.
+async fn run<T: Send + 'static>(
+    admin: Admin,
+    uri: &Uri,
+    call: impl FnOnce(&Admin) -> Result<T, AdminError> + Send + 'static,
+) -> Result<T, Response> {
+    blocking(admin, call).await.map_err(|e| fail(uri, e))
+}
+
 /// An error's problem document with the request's path as `instance`; store failures logged.
 fn fail(uri: &Uri, e: AdminError) -> Response {
     if e.status().is_server_error() {
         tracing::error!(error = %e, path = uri.path(), "admin request failed; nothing changed");
     }
     e.problem().instance(uri.path()).into_response()
+}
+
+/// A problem in the request itself, answered with its path as `instance`.
+fn refuse(uri: &Uri) -> impl FnOnce(Problem) -> Response + '_ {
+    move |p| p.instance(uri.path()).into_response()
 }
 
 /// A request body: absent, or a JSON object of at most [`MAX_ADMIN_BODY`] bytes sent as
@@ -376,32 +393,24 @@ async fn regenerate_project_secret(
     Path(project): Path<String>,
     uri: Uri,
     body: Body,
-) -> Response {
-    let grace = match body
+) -> Answer {
+    let grace = body
         .fields(&["oldSecretValidForSeconds"])
         .and_then(|map| grace(&map))
-    {
-        Ok(grace) => grace,
-        Err(p) => return p.instance(uri.path()).into_response(),
-    };
-    let result = blocking(admin, move |admin| {
+        .map_err(refuse(&uri))?;
+    let done = run(admin, &uri, move |admin| {
         admin.regenerate_project_secret(&caller, &project, grace)
     })
-    .await;
-    match result {
-        Ok(done) => {
-            tracing::info!(key = %done.key_id, grace_secs = grace.as_secs(), "project secret regenerated");
-            let mut answer = json!({
-                "signingSecret": done.secret.as_str(),
-                "regeneratedAt": time(done.at),
-            });
-            if let Some(at) = done.old_expires_at {
-                answer["oldSecretExpiresAt"] = time(at).into();
-            }
-            Json(answer).into_response()
-        }
-        Err(e) => fail(&uri, e),
+    .await?;
+    tracing::info!(key = %done.key_id, grace_secs = grace.as_secs(), "project secret regenerated");
+    let mut answer = json!({
+        "signingSecret": done.secret.as_str(),
+        "regeneratedAt": time(done.at),
+    });
+    if let Some(at) = done.old_expires_at {
+        answer["oldSecretExpiresAt"] = time(at).into();
     }
+    Ok(Json(answer).into_response())
 }
 
 async fn end_previous_secrets(
@@ -409,18 +418,13 @@ async fn end_previous_secrets(
     Extension(caller): Extension<Caller>,
     Path(project): Path<String>,
     uri: Uri,
-) -> Response {
-    match blocking(admin, move |admin| {
+) -> Answer {
+    let ended = run(admin, &uri, move |admin| {
         admin.end_previous_secrets(&caller, &project)
     })
-    .await
-    {
-        Ok(ended) => {
-            let ended: Vec<&str> = ended.iter().map(|id| id.as_str()).collect();
-            Json(json!({ "endedKeyIds": ended })).into_response()
-        }
-        Err(e) => fail(&uri, e),
-    }
+    .await?;
+    let ended: Vec<&str> = ended.iter().map(|id| id.as_str()).collect();
+    Ok(Json(json!({ "endedKeyIds": ended })).into_response())
 }
 
 async fn regenerate_integrator_secret(
@@ -428,28 +432,20 @@ async fn regenerate_integrator_secret(
     Extension(caller): Extension<Caller>,
     uri: Uri,
     body: Body,
-) -> Response {
-    let grace = match body
+) -> Answer {
+    let grace = body
         .fields(&["oldSecretValidForSeconds"])
         .and_then(|map| grace(&map))
-    {
-        Ok(grace) => grace,
-        Err(p) => return p.instance(uri.path()).into_response(),
-    };
-    match blocking(admin, move |admin| {
+        .map_err(refuse(&uri))?;
+    let done = run(admin, &uri, move |admin| {
         admin.regenerate_integrator_secret(&caller, grace)
     })
-    .await
-    {
-        Ok(done) => {
-            let mut answer = json!({ "secret": done.secret.as_str() });
-            if let Some(at) = done.old_expires_at {
-                answer["oldSecretExpiresAt"] = time(at).into();
-            }
-            Json(answer).into_response()
-        }
-        Err(e) => fail(&uri, e),
+    .await?;
+    let mut answer = json!({ "secret": done.secret.as_str() });
+    if let Some(at) = done.old_expires_at {
+        answer["oldSecretExpiresAt"] = time(at).into();
     }
+    Ok(Json(answer).into_response())
 }
 
 fn project_json(project: &Project) -> Value {
@@ -481,28 +477,22 @@ async fn create_project(
     Extension(caller): Extension<Caller>,
     uri: Uri,
     body: Body,
-) -> Response {
-    let parsed = body.fields(&["name", "scheme"]).and_then(|map| {
-        let name = label(&map, "name")?;
-        let scheme = label(&map, "scheme")?.unwrap_or_else(|| "standard-webhooks".into());
-        Ok((name, scheme))
-    });
-    let (name, scheme) = match parsed {
-        Ok(parsed) => parsed,
-        Err(p) => return p.instance(uri.path()).into_response(),
-    };
-    match blocking(admin, move |admin| {
+) -> Answer {
+    let (name, scheme) = body
+        .fields(&["name", "scheme"])
+        .and_then(|map| {
+            let name = label(&map, "name")?;
+            let scheme = label(&map, "scheme")?.unwrap_or_else(|| "standard-webhooks".into());
+            Ok((name, scheme))
+        })
+        .map_err(refuse(&uri))?;
+    let created = run(admin, &uri, move |admin| {
         admin.create_project(&caller, name, &scheme)
     })
-    .await
-    {
-        Ok(created) => {
-            let mut answer = project_json(&created.project);
-            answer["signingSecret"] = created.signing_secret.as_str().into();
-            (StatusCode::CREATED, Json(answer)).into_response()
-        }
-        Err(e) => fail(&uri, e),
-    }
+    .await?;
+    let mut answer = project_json(&created.project);
+    answer["signingSecret"] = created.signing_secret.as_str().into();
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn list_projects(
@@ -522,11 +512,11 @@ async fn show_project(
     Extension(caller): Extension<Caller>,
     Path(project): Path<String>,
     uri: Uri,
-) -> Response {
-    match admin.project(&caller, &project) {
-        Ok(project) => Json(project_json(&project)).into_response(),
-        Err(e) => fail(&uri, e),
-    }
+) -> Answer {
+    let project = admin
+        .project(&caller, &project)
+        .map_err(|e| fail(&uri, e))?;
+    Ok(Json(project_json(&project)).into_response())
 }
 
 async fn delete_project(
@@ -534,11 +524,12 @@ async fn delete_project(
     Extension(caller): Extension<Caller>,
     Path(project): Path<String>,
     uri: Uri,
-) -> Response {
-    match blocking(admin, move |admin| admin.delete_project(&caller, &project)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => fail(&uri, e),
-    }
+) -> Answer {
+    run(admin, &uri, move |admin| {
+        admin.delete_project(&caller, &project)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn api_key_json(key: &ApiKeyRecord) -> Value {
@@ -565,7 +556,7 @@ async fn create_api_key(
     Extension(caller): Extension<Caller>,
     uri: Uri,
     body: Body,
-) -> Response {
+) -> Answer {
     let parsed = body
         .fields(&["name", "projects", "expiresInSeconds"])
         .and_then(|map| {
@@ -597,23 +588,15 @@ async fn create_api_key(
             };
             Ok((name, projects, expires))
         });
-    let (name, projects, expires) = match parsed {
-        Ok(parsed) => parsed,
-        Err(p) => return p.instance(uri.path()).into_response(),
-    };
-    match blocking(admin, move |admin| {
+    let (name, projects, expires) = parsed.map_err(refuse(&uri))?;
+    let created = run(admin, &uri, move |admin| {
         admin.create_api_key(&caller, name, projects, expires)
     })
-    .await
-    {
-        Ok(created) => {
-            tracing::info!(api_key = %created.record.id, "API key created");
-            let mut answer = api_key_json(&created.record);
-            answer["key"] = created.key.as_str().into();
-            (StatusCode::CREATED, Json(answer)).into_response()
-        }
-        Err(e) => fail(&uri, e),
-    }
+    .await?;
+    tracing::info!(api_key = %created.record.id, "API key created");
+    let mut answer = api_key_json(&created.record);
+    answer["key"] = created.key.as_str().into();
+    Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn list_api_keys(
@@ -633,11 +616,9 @@ async fn delete_api_key(
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     uri: Uri,
-) -> Response {
-    match blocking(admin, move |admin| admin.delete_api_key(&caller, &id)).await {
-        Ok(()) => StatusCode::NO_CONTENT.into_response(),
-        Err(e) => fail(&uri, e),
-    }
+) -> Answer {
+    run(admin, &uri, move |admin| admin.delete_api_key(&caller, &id)).await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }
 
 fn audit_json(event: &AuditEvent) -> Value {
@@ -659,36 +640,34 @@ async fn audit(
     Extension(caller): Extension<Caller>,
     Query(query): Query<Vec<(String, String)>>,
     uri: Uri,
-) -> Response {
+) -> Answer {
     let mut before = None;
     let mut limit = 50;
     for (name, value) in &query {
         let bad = |what: &str| {
-            Problem::bad_request(format!("{name} must be {what}"))
-                .with("field", name.as_str())
-                .instance(uri.path())
-                .into_response()
+            refuse(&uri)(
+                Problem::bad_request(format!("{name} must be {what}")).with("field", name.as_str()),
+            )
         };
         match name.as_str() {
             "before" => match value.parse::<u64>() {
                 Ok(cursor) => before = Some(cursor),
-                Err(_) => return bad("a cursor from a previous page"),
+                Err(_) => return Err(bad("a cursor from a previous page")),
             },
             "limit" => match value.parse::<usize>() {
                 Ok(n) if (1..=MAX_AUDIT_PAGE).contains(&n) => limit = n,
-                _ => return bad("a number from 1 to 200"),
+                _ => return Err(bad("a number from 1 to 200")),
             },
-            _ => return bad("one of: before, limit (unknown parameter)"),
+            _ => return Err(bad("one of: before, limit (unknown parameter)")),
         }
     }
-    match blocking(admin, move |admin| admin.audit(&caller, before, limit)).await {
-        Ok(events) => {
-            let next = (events.len() == limit)
-                .then(|| events.last().map(|e| e.seq.to_string()))
-                .flatten();
-            let events: Vec<Value> = events.iter().map(audit_json).collect();
-            Json(json!({ "events": events, "nextCursor": next })).into_response()
-        }
-        Err(e) => fail(&uri, e),
-    }
+    let events = run(admin, &uri, move |admin| {
+        admin.audit(&caller, before, limit)
+    })
+    .await?;
+    let next = (events.len() == limit)
+        .then(|| events.last().map(|e| e.seq.to_string()))
+        .flatten();
+    let events: Vec<Value> = events.iter().map(audit_json).collect();
+    Ok(Json(json!({ "events": events, "nextCursor": next })).into_response())
 }
