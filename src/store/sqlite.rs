@@ -150,6 +150,12 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut conn = conn;
         migrate(&mut conn)?;
+        if sealer.is_plaintext() {
+            tracing::warn!(
+                path = %path.display(),
+                "secrets are stored in plaintext: configure a master key to seal them"
+            );
+        }
         Ok(Self {
             conn: Mutex::new(conn),
             sealer,
