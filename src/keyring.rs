@@ -17,6 +17,7 @@ use std::sync::OnceLock;
 use hmac::{Hmac, KeyInit, Mac};
 use sha1::Sha1;
 use sha2::Sha256;
+#[cfg(feature = "admin")]
 use subtle::ConstantTimeEq;
 
 use crate::algorithm::Algorithm;
@@ -893,6 +894,7 @@ impl Keyring {
     /// The id of the live shared-secret key whose bytes equal `presented`, compared in constant
     /// time with every live key (no early exit), for credentials kept as a keyring (an
     /// integrator's API secrets, as SHA-256 digests, with the same grace periods).
+    #[cfg(feature = "admin")]
     pub(crate) fn matching_secret(&self, presented: &[u8]) -> Option<KeyId> {
         let now = self.now();
         let set = self.shared.set.load();
