@@ -6,9 +6,9 @@
 //! keyring, body limit, budget of buffered bytes, handshakes and rejections as the
 //! [middleware](crate::middleware), by construction, with no second verification path. When the
 //! layer refuses the request, or answers it itself (a sender's endpoint check: Twitch's callback
-//! verification, Zoom's URL validation, Discord's PING, Dropbox's challenge), its response is the
-//! extractor's rejection, unchanged: the same statuses and `application/problem+json` documents
-//! as in the table of the [middleware docs](crate::middleware).
+//! verification, Zoom's URL validation, Discord's PING; Dropbox's `GET ?challenge=` when the route
+//! also takes `GET`), its response is the extractor's rejection, unchanged: the same statuses and
+//! `application/problem+json` documents as in the table of the [middleware docs](crate::middleware).
 //!
 //! [`VerifiedJson`] then deserializes the exact verified bytes with `serde_json`. A body that is
 //! not the expected JSON is answered 400 `application/problem+json` of type
