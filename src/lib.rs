@@ -64,6 +64,9 @@ pub mod admin;
 mod algorithm;
 mod clock;
 mod error;
+#[cfg(feature = "axum")]
+#[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
+pub mod extract;
 mod keyring;
 pub mod middleware;
 mod projects;
