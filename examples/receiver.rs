@@ -2,8 +2,8 @@
 //! served with the limits a server facing the internet needs (README, "Deploying").
 //!
 //! ```sh
-//! cargo run --example receiver                       # 127.0.0.1:3000, fresh secret
-//! PORT=8080 WEBHOOK_SECRET=whsec_... cargo run --example receiver   # PORT=0: any free port
+//! cargo run --example receiver --features server     # 127.0.0.1:3000, fresh secret
+//! PORT=8080 WEBHOOK_SECRET=whsec_... cargo run --example receiver --features server   # PORT=0: any free port
 //! ```
 //!
 //! On start it prints the secret it uses and a ready `curl` command with a correctly signed
@@ -14,59 +14,26 @@
 //! platforms' regenerate endpoints and API keys), or, in your own code, call
 //! [`Keyring::regenerate`] or [`Keyring::rotate`] from a task you authenticate yourself.
 //!
-//! Every connection gets [`LIMITS`]: headers must arrive within 10 s, a whole request within
-//! 30 s (a body trickled a byte at a time is cut off, 408), at most 1 024 connections and 32
-//! HTTP/2 streams per connection, and the layer holds at most 16 MiB of bodies at once.
+//! It is served by [`webhook_guard::server::serve`] with [`LIMITS`], the library's defaults:
+//! headers must arrive within 10 s, a whole request within 30 s (a body trickled a byte at a
+//! time is cut off, 408), at most 1 024 connections and 32 HTTP/2 streams per connection, and
+//! the layer holds at most 16 MiB of bodies at once.
 
-use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
-use std::time::Duration;
 
-use axum::response::IntoResponse;
 use axum::routing::post;
 use axum::{Extension, Router};
 use bytes::Bytes;
-use http::{header, Request, StatusCode};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
-use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
-use tower::ServiceExt;
 use webhook_guard::middleware::WebhookLayer;
 use webhook_guard::scheme::StandardWebhooks;
+use webhook_guard::server::{serve, Limits};
 use webhook_guard::{Keyring, Secret, Signer, Verified, Verifier};
 
 const SAMPLE_BODY: &str = r#"{"type":"invoice.paid","data":{"id":"in_1","amount":4200}}"#;
 
-/// What a connection may cost the server.
-#[derive(Debug, Clone, Copy)]
-pub struct Limits {
-    /// A request's headers (and an idle keep-alive connection's next request) must arrive
-    /// within this (HTTP/1).
-    pub header_read: Duration,
-    /// A whole request, body included, must be answered within this: 408 after it.
-    pub request: Duration,
-    /// Connections served at once; further ones wait in the listen backlog.
-    pub max_connections: usize,
-    /// Concurrent streams on one HTTP/2 connection.
-    pub http2_streams: u32,
-    /// Largest webhook body.
-    pub max_body: usize,
-    /// Most body bytes all requests may hold at once (503 with `Retry-After` beyond).
-    pub max_buffered: usize,
-}
-
-/// The limits this receiver runs with.
-pub const LIMITS: Limits = Limits {
-    header_read: Duration::from_secs(10),
-    request: Duration::from_secs(30),
-    max_connections: 1024,
-    http2_streams: 32,
-    max_body: 64 * 1024,
-    max_buffered: 16 * 1024 * 1024,
-};
+/// The limits this receiver runs with: the library's defaults.
+pub const LIMITS: Limits = Limits::new();
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -125,84 +92,6 @@ pub fn app(verifier: Verifier, limits: Limits) -> Router {
             .max_body_size(limits.max_body)
             .max_buffered_bytes(limits.max_buffered),
     )
-}
-
-/// Serves `app` on `listener` with `limits` until `shutdown` completes.
-pub async fn serve(
-    listener: TcpListener,
-    app: Router,
-    limits: Limits,
-    shutdown: impl std::future::Future<Output = ()>,
-) -> std::io::Result<()> {
-    let connections = Arc::new(Semaphore::new(limits.max_connections));
-    let mut builder = auto::Builder::new(TokioExecutor::new());
-    builder
-        .http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read);
-    builder
-        .http2()
-        .timer(TokioTimer::new())
-        .max_concurrent_streams(limits.http2_streams)
-        .keep_alive_interval(limits.header_read);
-    let builder = Arc::new(builder);
-    let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        // A connection is accepted only when it may be served.
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => permit.map_err(std::io::Error::other)?,
-            () = &mut shutdown => return Ok(()),
-        };
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
-            () = &mut shutdown => return Ok(()),
-        };
-        let service = TowerToHyperService::new(within(limits.request, app.clone()));
-        let builder = Arc::clone(&builder);
-        tokio::spawn(async move {
-            // Telling HTTP/1 from HTTP/2 waits for the first bytes, before any HTTP/1 header
-            // timeout runs: a client that sends nothing is dropped here.
-            let first = tokio::time::timeout(limits.header_read, stream.peek(&mut [0u8; 1])).await;
-            if matches!(first, Ok(Ok(n)) if n > 0) {
-                if let Err(e) = builder
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await
-                {
-                    tracing::debug!("connection closed: {e}");
-                }
-            }
-            drop(permit);
-        });
-    }
-}
-
-/// `app`, answering 408 when a request (its body included) takes longer than `limit`.
-fn within(
-    limit: Duration,
-    app: Router,
-) -> impl tower::Service<
-    Request<hyper::body::Incoming>,
-    Response = axum::response::Response,
-    Error = Infallible,
-    Future = impl Send,
-> + Clone {
-    tower::service_fn(move |request: Request<hyper::body::Incoming>| {
-        let app = app.clone();
-        async move {
-            match tokio::time::timeout(limit, app.oneshot(request)).await {
-                Ok(response) => response,
-                Err(_) => Ok((
-                    StatusCode::REQUEST_TIMEOUT,
-                    [
-                        (header::CONTENT_TYPE, "application/problem+json"),
-                        (header::CONNECTION, "close"),
-                    ],
-                    r#"{"title":"Request Timeout","status":408,"detail":"the request took longer than the server allows"}"#,
-                )
-                    .into_response()),
-            }
-        }
-    })
 }
 
 async fn receive(Extension(verified): Extension<Verified>, body: Bytes) -> String {

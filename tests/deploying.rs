@@ -1,7 +1,8 @@
-//! The receiver example's server, as README "Deploying" describes it, over real loopback
-//! connections: it drops a client that never finishes its headers, cuts off a body trickled
-//! slower than the request limit allows, and still serves honest deliveries (review finding,
-//! issue 15 B6). The example file is compiled in as a module, so the test runs its own code.
+//! The receiver example's server (`webhook_guard::server::serve` with the example's router), as
+//! README "Deploying" describes it, over real loopback connections: it drops a client that never
+//! finishes its headers, cuts off a body trickled slower than the request limit allows, and
+//! still serves honest deliveries (review finding, issue 15 B6). The example file is compiled in
+//! as a module, so the test runs its own code.
 
 #[allow(dead_code)]
 #[path = "../examples/receiver.rs"]
@@ -14,16 +15,15 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use webhook_guard::scheme::StandardWebhooks;
+use webhook_guard::server::{serve, Limits};
 use webhook_guard::{Keyring, Secret, Signer, Verifier};
 
 const SECRET: &str = "deploying secret";
 
 /// Limits short enough for a test; everything else as the example runs.
-const LIMITS: receiver::Limits = receiver::Limits {
-    header_read: Duration::from_millis(300),
-    request: Duration::from_millis(800),
-    ..receiver::LIMITS
-};
+const LIMITS: Limits = receiver::LIMITS
+    .header_read(Duration::from_millis(300))
+    .request(Duration::from_millis(800));
 
 struct Server {
     addr: SocketAddr,
@@ -46,7 +46,7 @@ async fn start() -> Server {
     let keyring = Keyring::new(Secret::from_bytes(SECRET).expect("a secret"));
     let app = receiver::app(Verifier::new(StandardWebhooks, keyring), LIMITS);
     let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(receiver::serve(listener, app, LIMITS, async {
+    tokio::spawn(serve(listener, app, LIMITS, async {
         let _ = stopped.await;
     }));
     Server {

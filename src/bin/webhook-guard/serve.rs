@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::time::Duration;
 
 use axum::extract::Extension;
 use axum::routing::post;
@@ -11,6 +12,7 @@ use axum::{Json, Router};
 use serde_json::json;
 use webhook_guard::admin::{router, Admin, NewIntegrator};
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
+use webhook_guard::server::{serve, Limits};
 use webhook_guard::store::crypt::{MasterKeyId, MasterKeys, Sealer};
 use webhook_guard::store::{SqliteStore, Store};
 use webhook_guard::{ProjectId, Verified};
@@ -82,6 +84,27 @@ pub struct ServeArgs {
     /// The URL senders deliver to, for schemes that sign the URL (square, twilio).
     #[arg(long, value_name = "URL")]
     pub public_base_url: Option<String>,
+    /// Connections served at once; more wait in the listen backlog.
+    #[arg(long, value_name = "N", default_value_t = Limits::new().max_connections)]
+    pub max_connections: usize,
+    /// Seconds a request, body included, may take before it is answered 408.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::new().request.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub request_timeout_secs: u64,
+    /// Seconds a request's headers (and a new connection's first byte) may take to arrive.
+    #[arg(long, value_name = "SECS", default_value_t = Limits::new().header_read.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..), hide = true)]
+    pub header_read_timeout_secs: u64,
+}
+
+impl ServeArgs {
+    /// The server's limits: the defaults, with the flags' values.
+    fn limits(&self) -> Limits {
+        Limits::new()
+            .max_connections(self.max_connections)
+            .request(Duration::from_secs(self.request_timeout_secs))
+            .header_read(Duration::from_secs(self.header_read_timeout_secs))
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
@@ -92,6 +115,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .integrators
         .is_empty();
     let admin = Admin::builder().open(store).map_err(|e| e.to_string())?;
+    let limits = args.limits();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -131,8 +155,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
                 }
             }
         });
-        let served = axum::serve(listener, app(admin.clone()))
-            .with_graceful_shutdown(shutdown())
+        let served = serve(listener, app(admin.clone()), limits, shutdown())
             .await
             .map_err(|e| format!("server error: {e}"));
         if let Err(e) = admin.flush_last_uses() {
