@@ -140,8 +140,14 @@ pub fn check_admin_request(data: &[u8]) {
     });
     assert!(!status.is_server_error(), "{status} for {path}");
     let text = String::from_utf8_lossy(&answer);
-    assert!(!text.contains(world.alice.api_key.key.as_str()), "the API key was answered");
-    assert!(!text.contains(world.alice.client_secret.as_str()), "the API secret was answered");
+    assert!(
+        !text.contains(world.alice.api_key.key.as_str()),
+        "the API key was answered"
+    );
+    assert!(
+        !text.contains(world.alice.client_secret.as_str()),
+        "the API secret was answered"
+    );
     if status.is_client_error() {
         assert_eq!(
             headers.get("content-type").map(|v| v.as_bytes()),
@@ -150,8 +156,15 @@ pub fn check_admin_request(data: &[u8]) {
         );
         let problem: serde_json::Value = serde_json::from_slice(&answer).unwrap();
         assert_eq!(problem["status"], status.as_u16(), "{text}");
-        assert!(problem["type"].as_str().unwrap().starts_with("tag:webhook-guard,2026:"));
-        assert_eq!(audit_len(world), before, "a refused request changed the state: {path}");
+        assert!(problem["type"]
+            .as_str()
+            .unwrap()
+            .starts_with("tag:webhook-guard,2026:"));
+        assert_eq!(
+            audit_len(world),
+            before,
+            "a refused request changed the state: {path}"
+        );
     }
 }
 

@@ -12,7 +12,11 @@ fn admin_requests_corpus() {
         .map(|e| e.unwrap().path())
         .collect();
     files.sort();
-    assert!(files.len() >= 10, "too few corpus files in {}", dir.display());
+    assert!(
+        files.len() >= 10,
+        "too few corpus files in {}",
+        dir.display()
+    );
     for path in &files {
         admin_checks::check_admin_request(&std::fs::read(path).unwrap());
     }

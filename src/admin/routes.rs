@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use axum::extract::{FromRequest, Path, Query, Request, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -182,6 +183,49 @@ fn fail(uri: &Uri, e: AdminError) -> Response {
 /// A problem in the request itself, answered with its path as `instance`.
 fn refuse(uri: &Uri) -> impl FnOnce(Problem) -> Response + '_ {
     move |p| p.instance(uri.path()).into_response()
+}
+
+/// The `{project_id}` of a route. An id that is not valid percent-encoded UTF-8 names no
+/// project: 404, as an unknown one.
+struct ProjectParam(String);
+
+/// The `{id}` of an API-key route, read as [`ProjectParam`] is.
+struct ApiKeyParam(String);
+
+/// The route's one path parameter, or the 404 problem document for `resource`.
+async fn path_param<S: Send + Sync>(
+    parts: &mut http::request::Parts,
+    state: &S,
+    resource: &str,
+) -> Result<String, Response> {
+    match Path::<String>::from_request_parts(parts, state).await {
+        Ok(Path(id)) => Ok(id),
+        Err(_) => Err(Problem::not_found(resource, "")
+            .instance(parts.uri.path())
+            .into_response()),
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ProjectParam {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        path_param(parts, state, "project").await.map(Self)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for ApiKeyParam {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        path_param(parts, state, "apiKey").await.map(Self)
+    }
 }
 
 /// A request body: absent, or a JSON object of at most [`MAX_ADMIN_BODY`] bytes sent as
@@ -390,7 +434,7 @@ fn time(at: DateTime<Utc>) -> String {
 async fn regenerate_project_secret(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
-    Path(project): Path<String>,
+    ProjectParam(project): ProjectParam,
     uri: Uri,
     body: Body,
 ) -> Answer {
@@ -416,7 +460,7 @@ async fn regenerate_project_secret(
 async fn end_previous_secrets(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
-    Path(project): Path<String>,
+    ProjectParam(project): ProjectParam,
     uri: Uri,
 ) -> Answer {
     let ended = run(admin, &uri, move |admin| {
@@ -510,7 +554,7 @@ async fn list_projects(
 async fn show_project(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
-    Path(project): Path<String>,
+    ProjectParam(project): ProjectParam,
     uri: Uri,
 ) -> Answer {
     let project = admin
@@ -522,7 +566,7 @@ async fn show_project(
 async fn delete_project(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
-    Path(project): Path<String>,
+    ProjectParam(project): ProjectParam,
     uri: Uri,
 ) -> Answer {
     run(admin, &uri, move |admin| {
@@ -614,7 +658,7 @@ async fn list_api_keys(
 async fn delete_api_key(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
+    ApiKeyParam(id): ApiKeyParam,
     uri: Uri,
 ) -> Answer {
     run(admin, &uri, move |admin| admin.delete_api_key(&caller, &id)).await?;
@@ -638,9 +682,14 @@ fn audit_json(event: &AuditEvent) -> Value {
 async fn audit(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
-    Query(query): Query<Vec<(String, String)>>,
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     uri: Uri,
 ) -> Answer {
+    let Ok(Query(query)) = query else {
+        return Err(refuse(&uri)(Problem::bad_request(
+            "the query is not valid percent-encoded UTF-8",
+        )));
+    };
     let mut before = None;
     let mut limit = 50;
     for (name, value) in &query {
