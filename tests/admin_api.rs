@@ -876,3 +876,19 @@ async fn an_api_key_with_a_lifetime_stops_working_when_it_ends() {
         .await;
     assert_problem(status, &headers, &body, 400, "bad-request");
 }
+
+#[tokio::test]
+async fn api_keys_past_the_cap_answer_409_and_change_nothing() {
+    let f = Fixture::new("keycap");
+    let caller = f.caller(&f.alice);
+    // The first key counts: 99 more reach the cap.
+    for _ in 1..webhook_guard::admin::MAX_API_KEYS {
+        f.admin.create_api_key(&caller, None, None, None).unwrap();
+    }
+    let before = f.digest();
+    let (status, headers, body) = f
+        .send(post_json("/v1/api-keys", f.alice.api_key.key.as_str(), None))
+        .await;
+    assert_problem(status, &headers, &body, 409, "conflict");
+    assert_eq!(f.digest(), before);
+}

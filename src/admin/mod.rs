@@ -18,7 +18,7 @@ mod routes;
 
 pub use plane::{
     Admin, AdminBuilder, AdminError, NewApiKey, NewIntegrator, NewProject, Project, Regenerated,
-    MAX_API_KEYS, MAX_GRACE, SCHEMES,
+    MAX_API_KEYS, MAX_GRACE, MAX_PROJECTS, SCHEMES,
 };
 pub use problem::Problem;
 pub use routes::{router, MAX_ADMIN_BODY, MAX_AUDIT_PAGE};

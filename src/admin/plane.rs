@@ -26,6 +26,9 @@ use crate::secret::Secret;
 use crate::store::{AuditEvent, Change, IntegratorRow, ProjectRow, Store, StoreError};
 use crate::verify::Verifier;
 
+/// Most projects one integrator may hold.
+pub const MAX_PROJECTS: usize = 10_000;
+
 /// Most API keys one integrator may hold.
 pub const MAX_API_KEYS: usize = 100;
 
@@ -560,7 +563,8 @@ impl Admin {
     /// # Errors
     ///
     /// [`AdminError::Forbidden`] for a key limited to some projects,
-    /// [`AdminError::Invalid`] for an unknown scheme, store and random failures.
+    /// [`AdminError::Invalid`] for an unknown scheme, [`AdminError::Conflict`] past
+    /// [`MAX_PROJECTS`], store and random failures.
     pub fn create_project(
         &self,
         caller: &Caller,
@@ -603,6 +607,16 @@ impl Admin {
         .project(&id)
         .new_key(project.keyring.current_id());
         let _turn = self.turn();
+        let owned = self.inner.owned.load();
+        let count = owned
+            .values()
+            .filter(|p| &p.integrator == caller.integrator())
+            .count();
+        if count >= MAX_PROJECTS {
+            return Err(AdminError::Conflict(format!(
+                "the integrator has {MAX_PROJECTS} projects, the most allowed; delete one first"
+            )));
+        }
         self.inner
             .store
             .apply(Change::CreateProject(&row), &event)?;
