@@ -887,7 +887,11 @@ async fn api_keys_past_the_cap_answer_409_and_change_nothing() {
     }
     let before = f.digest();
     let (status, headers, body) = f
-        .send(post_json("/v1/api-keys", f.alice.api_key.key.as_str(), None))
+        .send(post_json(
+            "/v1/api-keys",
+            f.alice.api_key.key.as_str(),
+            None,
+        ))
         .await;
     assert_problem(status, &headers, &body, 409, "conflict");
     assert_eq!(f.digest(), before);

@@ -266,6 +266,7 @@ struct Inner {
     credentials: Credentials,
     clock: Arc<dyn Clock>,
     max_keys: usize,
+    public_base_url: Option<String>,
     /// Changes that add or remove map entries (projects, API keys) take turns, so a count
     /// checked before a commit is still right after it.
     writer: Mutex<()>,
@@ -277,6 +278,7 @@ struct Inner {
 pub struct AdminBuilder {
     clock: Arc<dyn Clock>,
     max_keys: usize,
+    public_base_url: Option<String>,
 }
 
 impl fmt::Debug for AdminBuilder {
@@ -291,6 +293,14 @@ impl AdminBuilder {
     /// The clock for key times and expiry. Default: the system clock.
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The scheme, host and path prefix senders deliver to (`https://hooks.example.com`), for
+    /// schemes that sign the URL (Square, Twilio); see [`Verifier::public_base_url`]. Default:
+    /// none (the request's own URL).
+    pub fn public_base_url(mut self, base: impl Into<String>) -> Self {
+        self.public_base_url = Some(base.into());
         self
     }
 
@@ -332,7 +342,8 @@ impl AdminBuilder {
                 AdminError::Invalid(format!("project {} has an unknown scheme", row.id))
             })?;
             let keyring = keyrings().import(row.keys)?;
-            verifiers.push((row.id.clone(), Verifier::new(scheme, keyring.clone())));
+            let verifier = verifier_for(scheme, keyring.clone(), self.public_base_url.as_deref());
+            verifiers.push((row.id.clone(), verifier));
             owned.insert(
                 row.id.clone(),
                 Arc::new(Project {
@@ -354,6 +365,7 @@ impl AdminBuilder {
                 credentials,
                 clock: self.clock,
                 max_keys: self.max_keys,
+                public_base_url: self.public_base_url,
                 writer: Mutex::new(()),
                 flushed: Mutex::new(flushed),
             }),
@@ -375,6 +387,7 @@ impl Admin {
         AdminBuilder {
             clock: Arc::new(SystemClock),
             max_keys: crate::keyring::DEFAULT_MAX_KEYS,
+            public_base_url: None,
         }
     }
 
@@ -620,7 +633,11 @@ impl Admin {
         self.inner
             .store
             .apply(Change::CreateProject(&row), &event)?;
-        let verifier = Verifier::new(verify_with, project.keyring.clone());
+        let verifier = verifier_for(
+            verify_with,
+            project.keyring.clone(),
+            self.inner.public_base_url.as_deref(),
+        );
         let project = Arc::new(project);
         self.inner.owned.rcu(|map| {
             let mut map = HashMap::clone(map);
@@ -908,6 +925,15 @@ impl Admin {
         limit: usize,
     ) -> Result<Vec<AuditEvent>, AdminError> {
         Ok(self.inner.store.audit(caller.integrator(), before, limit)?)
+    }
+}
+
+/// A project's verifier: its scheme, its keyring, and the public base URL when one is set.
+fn verifier_for(scheme: Box<dyn Scheme>, keyring: Keyring, base: Option<&str>) -> Verifier {
+    let verifier = Verifier::new(scheme, keyring);
+    match base {
+        Some(base) => verifier.public_base_url(base),
+        None => verifier,
     }
 }
 

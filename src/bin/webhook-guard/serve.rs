@@ -114,7 +114,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?
         .integrators
         .is_empty();
-    let admin = Admin::builder().open(store).map_err(|e| e.to_string())?;
+    let mut builder = Admin::builder();
+    if let Some(base) = &args.public_base_url {
+        builder = builder.public_base_url(base.clone());
+    }
+    let admin = builder.open(store).map_err(|e| e.to_string())?;
     let limits = args.limits();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
