@@ -60,6 +60,8 @@ impl Raw {
 struct Server {
     addr: SocketAddr,
     request: Vec<u8>,
+    /// The same regeneration as a library call, without HTTP.
+    call: Box<dyn Fn() + Send + Sync>,
 }
 
 impl Server {
@@ -78,6 +80,14 @@ impl Server {
             .unwrap()
             .project
             .id;
+        let call = {
+            let (admin, project) = (admin.clone(), project.to_string());
+            Box::new(move || {
+                admin
+                    .regenerate_project_secret(&caller, &project, Duration::ZERO)
+                    .unwrap();
+            })
+        };
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         tokio::spawn(async move { axum::serve(listener, router(admin)).await });
@@ -87,7 +97,11 @@ impl Server {
             integrator.api_key.key.as_str()
         )
         .into_bytes();
-        Self { addr, request }
+        Self {
+            addr,
+            request,
+            call,
+        }
     }
 }
 
@@ -138,20 +152,24 @@ fn bench(c: &mut Criterion) {
     let mut raw = Raw::new();
 
     // Percentiles, interleaved so both see the same disk conditions.
-    let (mut http, mut commit) = (Vec::new(), Vec::new());
+    let (mut http, mut call, mut commit) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..SAMPLES {
         let start = Instant::now();
         runtime.block_on(exchange(&mut stream, &server.request, &mut buf));
         http.push(start.elapsed());
         let start = Instant::now();
+        (server.call)();
+        call.push(start.elapsed());
+        let start = Instant::now();
         raw.insert_commit();
         commit.push(start.elapsed());
     }
     let (h50, h99) = percentiles(http);
+    let (c50, c99) = percentiles(call);
     let (r50, r99) = percentiles(commit);
     println!(
-        "regenerate over HTTP: p50 {h50:?} p99 {h99:?}; raw insert+commit: p50 {r50:?} p99 {r99:?}; \
-         ratio p50 {:.2}x p99 {:.2}x",
+        "regenerate over HTTP: p50 {h50:?} p99 {h99:?}; as a library call: p50 {c50:?} p99 {c99:?}; \
+         raw insert+commit: p50 {r50:?} p99 {r99:?}; HTTP / raw: p50 {:.2}x p99 {:.2}x",
         h50.as_secs_f64() / r50.as_secs_f64(),
         h99.as_secs_f64() / r99.as_secs_f64()
     );
@@ -159,6 +177,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("durable_change");
     group.sample_size(50);
     group.bench_function("rusqlite_insert_commit", |b| b.iter(|| raw.insert_commit()));
+    group.bench_function("regenerate_call", |b| b.iter(|| (server.call)()));
+    let health = format!("GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n", server.addr).into_bytes();
+    group.bench_function("healthz_over_http", |b| {
+        b.iter(|| runtime.block_on(exchange(&mut stream, &health, &mut buf)))
+    });
     group.bench_function("regenerate_over_http", |b| {
         b.iter(|| runtime.block_on(exchange(&mut stream, &server.request, &mut buf)))
     });

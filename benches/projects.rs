@@ -138,7 +138,16 @@ fn registry_vs_single(c: &mut Criterion, projects: &Projects) {
         assert_eq!(response.status(), 200);
     }
 
+    let small = Projects::new();
+    small.insert(project_id(TARGET), common::verifier("github", 1, true));
+    let registry1 =
+        WebhookLayer::for_projects(small, ProjectSelector::path_after("/webhooks/")).layer(inner);
     let mut group = c.benchmark_group("projects/github-1KiB");
+    group.bench_function(BenchmarkId::new("registry", 1), |b| {
+        b.iter(|| {
+            rt.block_on(async { black_box(registry1.clone().oneshot(request()).await.unwrap()) })
+        })
+    });
     group.bench_function(BenchmarkId::new("single", PROJECTS), |b| {
         b.iter(|| {
             rt.block_on(async { black_box(single.clone().oneshot(request()).await.unwrap()) })

@@ -217,11 +217,9 @@ impl SqliteStore {
         owner: &str,
         records: &[KeyRecord],
     ) -> Result<(), StoreError> {
-        tx.execute(
-            "DELETE FROM keys WHERE owner_kind = ?1 AND owner = ?2",
-            params![kind, owner],
-        )?;
-        let mut insert = tx.prepare(
+        tx.prepare_cached("DELETE FROM keys WHERE owner_kind = ?1 AND owner = ?2")?
+            .execute(params![kind, owner])?;
+        let mut insert = tx.prepare_cached(
             "INSERT INTO keys (owner_kind, owner, key_id, position, created_at, expires_at, material)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
         )?;
@@ -500,10 +498,11 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.apply_in(&tx, change)?;
         let old_keys = serde_json::to_string(&event.old_keys).unwrap_or_else(|_| "[]".into());
-        tx.execute(
+        tx.prepare_cached(
             "INSERT INTO audit (at, integrator, actor, action, project, old_keys, new_key, grace_secs, expires_at)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-            params![
+        )?
+        .execute(params![
                 nanos(event.at),
                 event.integrator.as_str(),
                 event.actor,
@@ -513,8 +512,7 @@ impl Store for SqliteStore {
                 event.new_key,
                 event.grace_secs.map(|s| s as i64),
                 event.expires_at.map(nanos),
-            ],
-        )?;
+        ])?;
         let seq = tx.last_insert_rowid() as u64;
         tx.commit()?;
         Ok(seq)
@@ -574,7 +572,7 @@ impl Store for SqliteStore {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         {
-            let mut update = tx.prepare(
+            let mut update = tx.prepare_cached(
                 "UPDATE api_keys SET last_used = ?2 WHERE id = ?1 AND (last_used IS NULL OR last_used < ?2)",
             )?;
             for (id, at) in uses {
@@ -734,7 +732,7 @@ fn insert_new(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<(), StoreError> {
-    match tx.execute(sql, params) {
+    match tx.prepare_cached(sql)?.execute(params) {
         Ok(_) => Ok(()),
         Err(e) if e.sqlite_error_code() == Some(rusqlite::ErrorCode::ConstraintViolation) => {
             Err(StoreError::Exists { what })
@@ -750,7 +748,8 @@ fn exists(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<(), StoreError> {
-    tx.query_row(sql, params, |_| Ok(()))
+    tx.prepare_cached(sql)?
+        .query_row(params, |_| Ok(()))
         .optional()?
         .ok_or(StoreError::NotFound { what })
 }
@@ -762,7 +761,7 @@ fn deleted(
     sql: &str,
     params: impl rusqlite::Params,
 ) -> Result<(), StoreError> {
-    match tx.execute(sql, params)? {
+    match tx.prepare_cached(sql)?.execute(params)? {
         0 => Err(StoreError::NotFound { what }),
         _ => Ok(()),
     }
