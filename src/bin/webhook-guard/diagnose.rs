@@ -255,6 +255,10 @@ fn near_misses(
         "the signature matches the body WITH a trailing newline: the sender signed one that was lost (use --body-file with the exact bytes)",
     )?;
     try_body(
+        (!body.ends_with(b"\n")).then(|| [body, b"\r\n"].concat()),
+        "the signature matches the body WITH a trailing CRLF (\\r\\n): the sender signed one that was lost, as SendGrid's bodies end with one (use --body-file with the exact bytes)",
+    )?;
+    try_body(
         body.windows(2)
             .any(|w| w == b"\r\n")
             .then(|| replace(body, b"\r\n", b"\n")),
