@@ -40,9 +40,10 @@ impl Keys {
                     .to_owned(),
             ),
             KeyKind::Secret if public_given => Err(scheme.takes_no_public_key(
-                match args.public_key.is_empty() {
-                    true => "--public-key-file",
-                    false => "--public-key",
+                if args.public_key.is_empty() {
+                    "--public-key-file"
+                } else {
+                    "--public-key"
                 },
             )),
             KeyKind::Secret | KeyKind::Both => {
