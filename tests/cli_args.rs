@@ -12,9 +12,9 @@ use proptest::prelude::*;
 /// `--now 8210266876799` panic in 7 runs of 8 when it was put back.
 const CASES: u32 = 256;
 
-const SCHEMES: [&str; 13] = [
+const SCHEMES: [&str; 16] = [
     "standard", "stripe", "github", "slack", "shopify", "square", "twilio", "zoom", "linear",
-    "dropbox", "paddle", "twitch", "custom",
+    "dropbox", "paddle", "twitch", "custom", "discord", "sendgrid", "paypal",
 ];
 
 /// The integers at the edges of every range the CLI or chrono has.
@@ -67,6 +67,14 @@ fn header_name() -> impl Strategy<Value = String> {
             "twitch-eventsub-message-timestamp",
             "twitch-eventsub-message-signature",
             "x-signature",
+            "x-signature-ed25519",
+            "x-signature-timestamp",
+            "x-twilio-email-event-webhook-signature",
+            "x-twilio-email-event-webhook-timestamp",
+            "paypal-transmission-id",
+            "paypal-transmission-time",
+            "paypal-transmission-sig",
+            "paypal-auth-algo",
         ])
         .prop_map(str::to_owned),
         1 => garbage(),
@@ -88,6 +96,9 @@ fn header() -> impl Strategy<Value = String> {
             "+262143-12-31T23:59:59Z",
             "-262143-01-01T00:00:00Z",
             "1970-01-01T00:00:00-23:59",
+            "v1a,tQ9V2XOqn7jL/DQenEFpqIugdBVtiMmER5mhSkXBNwM0mkATuDe6KYYUuxqtaiHeYGb7KaaBRdM5WqyeFiL8Ag==",
+            "MEUCIQCtIHJeH93Y+qpYeWrySphQgpNGNr/U+UyUlBkU6n7RAwIgJTz2C+8a8xonZGi6BpSzoQsbVRamr2nlxFDWYNH2j/0=",
+            "SHA256withRSA",
         ])
         .prop_map(str::to_owned),
         1 => garbage(),
@@ -163,7 +174,35 @@ fn common() -> BoxedStrategy<Vec<String>> {
         .boxed()
 }
 
+/// Public keys of every scheme's format (the vectors of `tests/cli_pubkey.rs`), and garbage.
+fn public_key() -> BoxedStrategy<String> {
+    prop_oneof![
+        2 => proptest::sample::select(vec![
+            "03a107bff3ce10be1d70dd18e74bc09967e4d6309ba50d5f1ddc8664125531b8",
+            "whpk_ZlN4eg7dSSqi0moX9hQUk3orrOouK3QVQSlJa248c/g=",
+            "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEEDr2LjtURuePQzplybdC+u4CwrqDqBaWjcMMsTbhdbcwHBcepxo7yAQGhHPTnlvFYPAZFceEu/1FwCM/QmGUhA==",
+            "whpk_AAAA",
+            "zz",
+        ])
+        .prop_map(str::to_owned),
+        1 => garbage(),
+    ]
+    .boxed()
+}
+
 fn verify_args() -> impl Strategy<Value = Vec<String>> {
+    let file = prop_oneof![
+        Just(
+            concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/tests/data/paypal_sandbox_cert.pem"
+            )
+            .to_owned()
+        ),
+        Just(file!().to_owned()),
+        garbage(),
+    ]
+    .boxed();
     (
         common(),
         proptest::collection::vec(header(), 0..5),
@@ -171,30 +210,48 @@ fn verify_args() -> impl Strategy<Value = Vec<String>> {
         flag("tolerance", 1, number().boxed()),
         switch("show-expected"),
         switch("json"),
+        flag("public-key", 4, public_key()),
+        flag("public-key-file", 1, file),
+        flag("paypal-webhook-id", 1, garbage().boxed()),
     )
-        .prop_map(|(common, headers, now, tolerance, show, json)| {
-            let mut args = vec!["verify".to_owned()];
-            args.extend(common);
-            for h in headers {
-                args.extend(["-H".to_owned(), h]);
-            }
-            args.extend(now.into_iter().chain(tolerance).chain(show).chain(json));
-            args
-        })
+        .prop_map(
+            |(common, headers, now, tolerance, show, json, public, file, paypal)| {
+                let mut args = vec!["verify".to_owned()];
+                args.extend(common);
+                for h in headers {
+                    args.extend(["-H".to_owned(), h]);
+                }
+                args.extend(now.into_iter().chain(tolerance).chain(show).chain(json));
+                args.extend(public.into_iter().chain(file).chain(paypal));
+                args
+            },
+        )
 }
 
 fn sign_args() -> impl Strategy<Value = Vec<String>> {
+    let signing_key = prop_oneof![
+        2 => proptest::sample::select(vec![
+            "000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f",
+            "whsk_VEVTVFNJR05JTkdLRVlET05PVFVTRVRISVNGT1JBTlk=",
+            "whsk_***",
+        ])
+        .prop_map(str::to_owned),
+        1 => garbage(),
+    ]
+    .boxed();
     (
         common(),
         flag("timestamp", 4, number().boxed()),
         flag("id", 1, garbage().boxed()),
         flag("curl", 1, garbage().boxed()),
         switch("json"),
+        flag("signing-key", 4, signing_key),
     )
-        .prop_map(|(common, timestamp, id, curl, json)| {
+        .prop_map(|(common, timestamp, id, curl, json, signing_key)| {
             let mut args = vec!["sign".to_owned()];
             args.extend(common);
             args.extend(timestamp.into_iter().chain(id).chain(curl).chain(json));
+            args.extend(signing_key);
             args
         })
 }

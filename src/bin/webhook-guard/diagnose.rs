@@ -6,57 +6,126 @@ use std::time::Duration;
 use http::{HeaderMap, HeaderName, HeaderValue};
 use serde_json::json;
 use webhook_guard::scheme::Scheme;
-use webhook_guard::{KeyId, KeyRole, Keyring, Secret, Verifier, VerifyError};
+use webhook_guard::{KeyId, KeyMaterial, KeyRole, Keyring, Secret, Verifier, VerifyError};
 
 use super::expected::{expected, Expected};
-use super::options::{secret_texts, SecretFormat, MAX_UNIX_TIME};
+use super::options::{public_keys, secret_texts, KeyKind, SecretFormat, MAX_UNIX_TIME};
 use super::VerifyArgs;
 
+/// The keys a delivery is checked against, as given.
+enum Keys {
+    /// Shared secrets, with their texts and format (to try the other formats as hints).
+    Secrets {
+        secrets: Vec<Secret>,
+        texts: Vec<String>,
+        format: SecretFormat,
+    },
+    /// Public keys.
+    Public(Vec<KeyMaterial>),
+}
+
+impl Keys {
+    fn resolve(args: &VerifyArgs) -> Result<Self, String> {
+        let scheme = args.scheme.scheme;
+        let public_given = !args.public_key.is_empty() || !args.public_key_file.is_empty();
+        let secret_given = !args.secret.is_empty() || !args.secret_env.is_empty();
+        match scheme.key_kind() {
+            KeyKind::Public | KeyKind::Both if public_given => {
+                let keys = public_keys(scheme, &args.public_key, &args.public_key_file)?;
+                Ok(Self::Public(keys.into_iter().map(KeyMaterial::from).collect()))
+            }
+            KeyKind::Public => Err(scheme.needs_public_key()),
+            KeyKind::Both if !secret_given => Err(
+                "no key: give --secret or --secret-env (v1, whsec_…), or --public-key (v1a, whpk_…)"
+                    .to_owned(),
+            ),
+            KeyKind::Secret if public_given => Err(scheme.takes_no_public_key(
+                if args.public_key.is_empty() {
+                    "--public-key-file"
+                } else {
+                    "--public-key"
+                },
+            )),
+            KeyKind::Secret | KeyKind::Both => {
+                let format = args
+                    .secret_format
+                    .unwrap_or_else(|| args.scheme.default_secret_format());
+                let texts = secret_texts(&args.secret, &args.secret_env)?;
+                let secrets = texts
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| {
+                        format
+                            .parse(t)
+                            .map_err(|e| format!("secret #{}: {e}", i + 1))
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok(Self::Secrets {
+                    secrets,
+                    texts,
+                    format,
+                })
+            }
+        }
+    }
+
+    fn materials(&self) -> Vec<KeyMaterial> {
+        match self {
+            Self::Secrets { secrets, .. } => {
+                secrets.iter().cloned().map(KeyMaterial::from).collect()
+            }
+            Self::Public(keys) => keys.clone(),
+        }
+    }
+
+    /// What a key is called in the report.
+    fn noun(&self) -> &'static str {
+        match self {
+            Self::Secrets { .. } => "secret",
+            Self::Public(_) => "public key",
+        }
+    }
+}
+
 pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
-    let format = args
-        .secret_format
-        .unwrap_or_else(|| args.scheme.default_secret_format());
-    let texts = secret_texts(&args.secret, &args.secret_env)?;
-    let secrets = texts
-        .iter()
-        .enumerate()
-        .map(|(i, t)| {
-            format
-                .parse(t)
-                .map_err(|e| format!("secret #{}: {e}", i + 1))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let keys = Keys::resolve(&args)?;
+    let materials = keys.materials();
     let headers = parse_headers(&args.headers)?;
     let body = args.body.read()?;
     let now = args.now.unwrap_or_else(chrono::Utc::now);
     let tolerance = args.tolerance;
     let url = args.scheme.url.as_deref();
-    let check = |secrets: &[Secret], body: &[u8]| -> Result<Result<usize, VerifyError>, String> {
+    let check = |keys: &[KeyMaterial], body: &[u8]| -> Result<Result<usize, VerifyError>, String> {
         let scheme = args.scheme.build()?;
-        verify_with(scheme, secrets, tolerance, url, &headers, body, now)
+        verify_with(scheme, keys, tolerance, url, &headers, body, now)
     };
 
-    let outcome = check(&secrets, &body)?;
-    let (expected, unknown) = if args.show_expected {
-        match expected(&args.scheme, &secrets, &headers, &body, now)? {
-            Expected::Headers(lines) => (lines, None),
-            Expected::Unknown(why) => (Vec::new(), Some(why)),
+    let outcome = check(&materials, &body)?;
+    let (expected, unknown) = match (&keys, args.show_expected) {
+        (_, false) => (Vec::new(), None),
+        (Keys::Public(_), true) => (
+            Vec::new(),
+            Some("public-key schemes cannot show an expected signature: only the sender's private key makes one".to_owned()),
+        ),
+        (Keys::Secrets { secrets, .. }, true) => {
+            match expected(&args.scheme, secrets, &headers, &body, now)? {
+                Expected::Headers(lines) => (lines, None),
+                Expected::Unknown(why) => (Vec::new(), Some(why)),
+            }
         }
-    } else {
-        (Vec::new(), None)
     };
+    let noun = keys.noun();
     match outcome {
         Ok(index) => {
             let role = if index == 0 { "current" } else { "grace" };
             if args.json {
-                let mut report =
-                    json!({"valid": true, "secret": index + 1, "role": role, "expected": expected});
+                let mut report = json!({"valid": true, noun.replace(' ', "_"): index + 1, "role": role, "expected": expected});
                 if let Some(why) = &unknown {
                     report["expected_unavailable"] = json!(why);
                 }
                 println!("{report}");
             } else {
-                println!("valid: signature matches secret #{} ({role})", index + 1);
+                println!("valid: signature matches {noun} #{} ({role})", index + 1);
                 print_expected(&expected, unknown.as_deref());
             }
             Ok(ExitCode::SUCCESS)
@@ -67,7 +136,7 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
                     "this scheme signs the URL the sender posted to: pass it with --url (exactly as configured at the sender, query included)".to_owned(),
                 ],
                 VerifyError::NoMatch { .. } | VerifyError::SignatureLength { .. } => {
-                    near_misses(&check, &secrets, &texts, format, &body)?
+                    near_misses(&check, &materials, &keys, &body)?
                 }
                 _ => Vec::new(),
             };
@@ -85,7 +154,7 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
             } else {
                 println!("invalid: {error}");
                 if matches!(error, VerifyError::NoMatch { .. }) {
-                    println!("no signature matched any of {} key(s)", secrets.len());
+                    println!("no signature matched any of {} key(s)", materials.len());
                 }
                 for hint in &hints {
                     println!("hint: {hint}");
@@ -97,24 +166,24 @@ pub(super) fn run(args: VerifyArgs) -> Result<ExitCode, String> {
     }
 }
 
-/// Verifies with `secrets` (the first current, the rest grace), returning the matching index;
+/// Verifies with `keys` (the first current, the rest grace), returning the matching index;
 /// the outer error is a usage error.
 fn verify_with(
     scheme: Box<dyn Scheme>,
-    secrets: &[Secret],
+    keys: &[KeyMaterial],
     tolerance: Option<Duration>,
     url: Option<&str>,
     headers: &HeaderMap,
     body: &[u8],
     now: chrono::DateTime<chrono::Utc>,
 ) -> Result<Result<usize, VerifyError>, String> {
-    let Some((current, grace)) = secrets.split_first() else {
-        return Err("no secret: give --secret or --secret-env".to_owned());
+    let Some((current, grace)) = keys.split_first() else {
+        return Err("no key: give --secret, --secret-env or --public-key".to_owned());
     };
     let clock = webhook_guard::ManualClock::new(now);
     let keyring = Keyring::builder()
         .clock(clock)
-        .max_keys(secrets.len().max(1))
+        .max_keys(keys.len().max(1))
         .max_grace(Duration::from_secs(3650 * 86_400))
         .key_id(KeyId::new("1"))
         .build(current.clone());
@@ -128,11 +197,11 @@ fn verify_with(
             )
         })?;
     let mut ids = vec![keyring.current_id()];
-    for secret in grace {
-        // Cannot fail: the expiry is in the future and max_keys fits every secret.
+    for key in grace {
+        // Cannot fail: the expiry is in the future and max_keys fits every key.
         ids.push(
             keyring
-                .add_grace_key(secret.clone(), far)
+                .add_grace_key(key.clone(), far)
                 .unwrap_or_else(|_| KeyId::new("?")),
         );
     }
@@ -154,15 +223,14 @@ fn verify_with(
     }))
 }
 
-type Check<'a> = dyn Fn(&[Secret], &[u8]) -> Result<Result<usize, VerifyError>, String> + 'a;
+type Check<'a> = dyn Fn(&[KeyMaterial], &[u8]) -> Result<Result<usize, VerifyError>, String> + 'a;
 
 /// Bodies and keys that differ from what was given in the ways receivers commonly get wrong;
 /// each that would have verified becomes a hint.
 fn near_misses(
     check: &Check<'_>,
-    secrets: &[Secret],
-    texts: &[String],
-    format: SecretFormat,
+    materials: &[KeyMaterial],
+    keys: &Keys,
     body: &[u8],
 ) -> Result<Vec<String>, String> {
     let mut hints = Vec::new();
@@ -171,7 +239,7 @@ fn near_misses(
     let mut try_body = |candidate: Option<Vec<u8>>, hint: &str| -> Result<(), String> {
         if let Some(candidate) = candidate {
             if !tried.contains(&candidate) {
-                if check(secrets, &candidate)?.is_ok() {
+                if check(materials, &candidate)?.is_ok() {
                     hints.push(hint.to_owned());
                 }
                 tried.push(candidate);
@@ -186,6 +254,10 @@ fn near_misses(
     try_body(
         (!body.ends_with(b"\n")).then(|| [body, b"\n"].concat()),
         "the signature matches the body WITH a trailing newline: the sender signed one that was lost (use --body-file with the exact bytes)",
+    )?;
+    try_body(
+        (!body.ends_with(b"\n")).then(|| [body, b"\r\n"].concat()),
+        "the signature matches the body WITH a trailing CRLF (\\r\\n): the sender signed one that was lost, as SendGrid's bodies end with one (use --body-file with the exact bytes)",
     )?;
     try_body(
         body.windows(2)
@@ -214,10 +286,14 @@ fn near_misses(
             )?;
         }
     }
+    let Keys::Secrets { texts, format, .. } = keys else {
+        return Ok(hints);
+    };
+    let format = *format;
     for other in SecretFormat::ALL.into_iter().filter(|f| *f != format) {
         let Ok(alternatives) = texts
             .iter()
-            .map(|t| other.parse(t))
+            .map(|t| other.parse(t).map(KeyMaterial::from))
             .collect::<Result<Vec<_>, _>>()
         else {
             continue;

@@ -58,11 +58,7 @@ struct SignArgs {
     #[command(flatten)]
     scheme: SchemeArgs,
     /// The signing secret (prefer --secret-env to keep it out of the shell history).
-    #[arg(
-        long,
-        required_unless_present = "secret_env",
-        conflicts_with = "secret_env"
-    )]
+    #[arg(long, conflicts_with = "secret_env")]
     secret: Option<String>,
     /// Read the secret from this environment variable.
     #[arg(long, value_name = "NAME")]
@@ -70,6 +66,13 @@ struct SignArgs {
     /// How the secret text becomes key bytes; default: whsec for standard, raw otherwise.
     #[arg(long, value_enum)]
     secret_format: Option<SecretFormat>,
+    /// The private signing key, for the public-key schemes that can be signed here: standard
+    /// `whsk_…` (v1a), discord a 64-hex-digit Ed25519 seed (prefer --signing-key-env).
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["secret", "secret_env", "secret_format", "signing_key_env"])]
+    signing_key: Option<String>,
+    /// Read the signing key from this environment variable.
+    #[arg(long, value_name = "NAME", conflicts_with_all = ["secret", "secret_env", "secret_format"])]
+    signing_key_env: Option<String>,
     /// The webhook id (default: a random msg_… id).
     #[arg(long)]
     id: Option<String>,
@@ -99,6 +102,14 @@ struct VerifyArgs {
     /// How the secret texts become key bytes; default: whsec for standard, raw otherwise.
     #[arg(long, value_enum)]
     secret_format: Option<SecretFormat>,
+    /// A public key to accept, as the platform shows it: discord 64 hex digits, standard
+    /// `whpk_…` (v1a), sendgrid base64 DER; repeat for several (the first is treated as current).
+    #[arg(long, value_name = "TEXT", conflicts_with_all = ["secret", "secret_env", "secret_format"])]
+    public_key: Vec<String>,
+    /// Read a public key from this file, in the same format (paypal: the PEM certificate from
+    /// PAYPAL-CERT-URL); repeatable, after any --public-key.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["secret", "secret_env", "secret_format"])]
+    public_key_file: Vec<std::path::PathBuf>,
     /// A received header, `Name: value`; repeat for each.
     #[arg(short = 'H', long = "header", value_name = "NAME: VALUE")]
     headers: Vec<String>,
@@ -110,7 +121,7 @@ struct VerifyArgs {
     /// Timestamp tolerance in seconds, both ways (default: the scheme's, 300 s for most).
     #[arg(long, value_name = "SECONDS", value_parser = options::tolerance, allow_negative_numbers = true)]
     tolerance: Option<Duration>,
-    /// Also print the signature each secret would have produced (sensitive).
+    /// Also print the signature each secret would have produced (sensitive; not for public keys).
     #[arg(long)]
     show_expected: bool,
     /// Print JSON.

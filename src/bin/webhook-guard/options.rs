@@ -7,10 +7,10 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use clap::{Args, ValueEnum};
 use webhook_guard::scheme::{
-    Custom, Dropbox, Encoding, GitHub, Linear, Paddle, Scheme, Shopify, Slack, Square,
-    StandardWebhooks, Stripe, Template, TimestampUnit, Twilio, Twitch, Zoom,
+    Custom, Discord, Dropbox, Encoding, GitHub, Linear, Paddle, PayPal, Scheme, SendGrid, Shopify,
+    Slack, Square, StandardWebhooks, Stripe, Template, TimestampUnit, Twilio, Twitch, Zoom,
 };
-use webhook_guard::Secret;
+use webhook_guard::{PublicKey, Secret, SigningKey};
 
 /// A built-in scheme or a custom one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -41,6 +41,129 @@ pub enum SchemeName {
     Twitch,
     /// Described by the --custom-* options.
     Custom,
+    /// X-Signature-Ed25519 (a public key: 64 hex digits).
+    Discord,
+    /// X-Twilio-Email-Event-Webhook-Signature (a public key: base64 DER).
+    Sendgrid,
+    /// PAYPAL-TRANSMISSION-SIG (a PEM certificate; needs --paypal-webhook-id).
+    Paypal,
+}
+
+/// What kind of key a scheme is verified with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyKind {
+    /// Shared secrets only.
+    Secret,
+    /// Public keys only.
+    Public,
+    /// Either: Standard Webhooks `v1` (secrets) or `v1a` (Ed25519 public keys).
+    Both,
+}
+
+impl SchemeName {
+    /// The kind of key this scheme verifies with.
+    pub fn key_kind(self) -> KeyKind {
+        match self {
+            Self::Standard => KeyKind::Both,
+            Self::Discord | Self::Sendgrid | Self::Paypal => KeyKind::Public,
+            _ => KeyKind::Secret,
+        }
+    }
+
+    /// The name `--scheme` takes.
+    pub fn name(self) -> String {
+        self.to_possible_value()
+            .map(|value| value.get_name().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// A public key as this scheme's platform shows it, with what it should look like when it
+    /// is not; `flag` names where it came from. Messages never quote the key.
+    pub fn public_key(self, text: &str, flag: &str) -> Result<PublicKey, String> {
+        let (parsed, looks) = match self {
+            Self::Discord => (
+                PublicKey::ed25519_hex(text),
+                "64 hex digits, the application's Public Key",
+            ),
+            Self::Standard => (PublicKey::from_whpk(text), "whpk_ and base64"),
+            Self::Sendgrid => (
+                PublicKey::p256_der_base64(text),
+                "the Event Webhook verification key, base64 DER",
+            ),
+            Self::Paypal => (
+                PublicKey::rsa_certificate_pem(text),
+                "PayPal's PEM certificate, from PAYPAL-CERT-URL",
+            ),
+            _ => return Err(self.takes_no_public_key(flag)),
+        };
+        parsed.map_err(|e| format!("{flag}: {e} (scheme {} takes {looks})", self.name()))
+    }
+
+    /// A signing key as this scheme's senders keep it; `flag` names where it came from.
+    /// Messages never quote the key.
+    pub fn signing_key(self, text: &str, flag: &str) -> Result<SigningKey, String> {
+        if let Some(why) = self.cannot_sign() {
+            return Err(why);
+        }
+        let (parsed, looks) = match self {
+            Self::Discord => (
+                hex::decode(text.trim())
+                    .map_err(|_| "key is not valid hex".to_owned())
+                    .and_then(|seed| {
+                        let seed = zeroize::Zeroizing::new(seed);
+                        SigningKey::ed25519_seed(&seed).map_err(|e| e.to_string())
+                    }),
+                "an Ed25519 seed, 64 hex digits",
+            ),
+            Self::Standard => (
+                SigningKey::from_whsk(text).map_err(|e| e.to_string()),
+                "whsk_ and base64",
+            ),
+            _ => {
+                return Err(format!(
+                    "scheme {} signs with a shared secret, not a signing key: give --secret or --secret-env instead of {flag}",
+                    self.name()
+                ))
+            }
+        };
+        parsed.map_err(|e| format!("{flag}: {e} (scheme {} takes {looks})", self.name()))
+    }
+
+    /// Why `sign` refuses this scheme, if it does: its signatures are made with a private key
+    /// only the sender has, and the library signs with none.
+    pub fn cannot_sign(self) -> Option<String> {
+        let (vendor, key, flag) = match self {
+            Self::Sendgrid => ("SendGrid", "an ECDSA P-256", "--public-key"),
+            Self::Paypal => ("PayPal", "an RSA", "--public-key-file"),
+            _ => return None,
+        };
+        Some(format!(
+            "scheme {name} cannot be signed here: the sender signs with a key only it has ({vendor}, {key} private key); verify its deliveries with `verify --scheme {name} {flag} …`",
+            name = self.name()
+        ))
+    }
+
+    /// The error for a shared-secret scheme given a public key by `flag`.
+    pub fn takes_no_public_key(self, flag: &str) -> String {
+        format!(
+            "scheme {} verifies with a shared secret, not a public key: give --secret or --secret-env instead of {flag}",
+            self.name()
+        )
+    }
+
+    /// The error for a public-key scheme given no public key (perhaps a secret instead).
+    pub fn needs_public_key(self) -> String {
+        let what = match self {
+            Self::Paypal => "--public-key-file with PayPal's PEM certificate",
+            Self::Discord => "--public-key with the application's Public Key (64 hex digits)",
+            Self::Sendgrid => "--public-key with the Event Webhook verification key (base64 DER)",
+            _ => "--public-key",
+        };
+        format!(
+            "scheme {} verifies with a public key, not a shared secret: give {what}",
+            self.name()
+        )
+    }
 }
 
 /// How the secret text is turned into key bytes.
@@ -112,6 +235,9 @@ pub struct SchemeArgs {
     /// Custom scheme: the signed content, with {id}, {timestamp} and {body}.
     #[arg(long, value_name = "TEMPLATE", default_value = "{body}")]
     pub custom_template: String,
+    /// PayPal: the webhook id PayPal gave your endpoint (it is signed, but not sent).
+    #[arg(long, value_name = "ID")]
+    pub paypal_webhook_id: Option<String>,
 }
 
 impl SchemeArgs {
@@ -130,6 +256,11 @@ impl SchemeArgs {
             SchemeName::Paddle => Box::new(Paddle),
             SchemeName::Twitch => Box::new(Twitch),
             SchemeName::Custom => Box::new(self.custom()?),
+            SchemeName::Discord => Box::new(Discord),
+            SchemeName::Sendgrid => Box::new(SendGrid),
+            SchemeName::Paypal => Box::new(PayPal::new(self.paypal_webhook_id.as_deref().ok_or(
+                "scheme paypal signs the webhook id PayPal gave your endpoint: pass it with --paypal-webhook-id",
+            )?)),
         })
     }
 
@@ -205,6 +336,30 @@ pub fn secret_texts(secrets: &[String], envs: &[String]) -> Result<Vec<String>, 
         return Err("no secret: give --secret or --secret-env".to_owned());
     }
     Ok(texts)
+}
+
+/// Reads `--public-key` values, then `--public-key-file` files, as `scheme` shows its public
+/// keys; each error names its flag.
+pub fn public_keys(
+    scheme: SchemeName,
+    values: &[String],
+    files: &[PathBuf],
+) -> Result<Vec<PublicKey>, String> {
+    let mut keys = Vec::with_capacity(values.len() + files.len());
+    for (i, text) in values.iter().enumerate() {
+        let flag = match values.len() {
+            1 => "--public-key".to_owned(),
+            _ => format!("--public-key #{}", i + 1),
+        };
+        keys.push(scheme.public_key(text, &flag)?);
+    }
+    for path in files {
+        let flag = format!("--public-key-file {}", path.display());
+        let text =
+            std::fs::read_to_string(path).map_err(|e| format!("{flag}: cannot read it: {e}"))?;
+        keys.push(scheme.public_key(&text, &flag)?);
+    }
+    Ok(keys)
 }
 
 /// Latest time `--now` and `--timestamp` accept, 9999-12-31T23:59:59Z: the last second RFC 3339

@@ -2,28 +2,21 @@
 
 use std::process::ExitCode;
 
-use webhook_guard::Signer;
+use webhook_guard::{KeyMaterial, Signer};
 
-use super::options::secret_texts;
+use super::options::{secret_texts, KeyKind};
 use super::SignArgs;
 
 pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
+    let key = key(&args)?;
     let scheme = args.scheme.build()?;
-    let format = args
-        .secret_format
-        .unwrap_or_else(|| args.scheme.default_secret_format());
-    let texts = secret_texts(args.secret.as_slice(), args.secret_env.as_slice())?;
-    let text = texts
-        .first()
-        .ok_or("no secret: give --secret or --secret-env")?;
-    let secret = format.parse(text)?;
     let body = args.body.read()?;
     let at = args.timestamp.unwrap_or_else(chrono::Utc::now);
     let id = match args.id {
         Some(id) => id,
         None => format!("msg_{:016x}", getrandom::u64().map_err(|e| e.to_string())?),
     };
-    let mut signer = Signer::new(scheme, secret);
+    let mut signer = Signer::new(scheme, key);
     if let Some(url) = &args.scheme.url {
         signer = signer.url(url.clone());
     }
@@ -54,6 +47,42 @@ pub(super) fn run(args: SignArgs) -> Result<ExitCode, String> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The key to sign with: a secret for the HMAC schemes (and Standard Webhooks `v1`), a
+/// signing key for Discord and Standard Webhooks `v1a`; none for the schemes whose senders alone
+/// hold the private key.
+fn key(args: &SignArgs) -> Result<KeyMaterial, String> {
+    let scheme = args.scheme.scheme;
+    if let Some(why) = scheme.cannot_sign() {
+        return Err(why);
+    }
+    let signing = match (&args.signing_key, &args.signing_key_env) {
+        (Some(text), _) => Some((text.clone(), "--signing-key".to_owned())),
+        (None, Some(name)) => {
+            let text = std::env::var(name)
+                .map_err(|_| format!("environment variable {name} is not set or not UTF-8"))?;
+            Some((text, format!("--signing-key-env {name}")))
+        }
+        (None, None) => None,
+    };
+    if let Some((text, flag)) = signing {
+        return scheme.signing_key(&text, &flag).map(KeyMaterial::from);
+    }
+    if scheme.key_kind() == KeyKind::Public {
+        return Err(format!(
+            "scheme {} signs with a private key, not a shared secret: give --signing-key (an Ed25519 seed, 64 hex digits) or --signing-key-env",
+            scheme.name()
+        ));
+    }
+    let format = args
+        .secret_format
+        .unwrap_or_else(|| args.scheme.default_secret_format());
+    let texts = secret_texts(args.secret.as_slice(), args.secret_env.as_slice())?;
+    let text = texts
+        .first()
+        .ok_or("no secret: give --secret or --secret-env")?;
+    format.parse(text).map(KeyMaterial::from)
 }
 
 /// Quotes for a POSIX shell: single quotes, with embedded ones closed and escaped.
