@@ -4,9 +4,13 @@
 
 #![cfg(unix)]
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod serve_support;
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
+
+use serve_support::spawn_serve;
 use std::time::{Duration, Instant};
 
 struct Server {
@@ -31,34 +35,11 @@ fn start(header_read_secs: u64) -> Server {
         std::process::id(),
         u64::from_le_bytes(random)
     ));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--header-read-timeout-secs",
-        ])
-        .arg(header_read_secs.to_string())
-        .arg("--data-dir")
-        .arg(dir.join("data"))
-        .env("RUST_LOG", "warn")
-        .env_remove("WEBHOOK_GUARD_MASTER_KEYS")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before it served")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("webhook-guard serving on http://") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-    };
-    // Keep draining stdout so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let secs = header_read_secs.to_string();
+    let (child, addr) = spawn_serve(
+        &dir.join("data"),
+        &["--header-read-timeout-secs", secs.as_str()],
+    );
     Server { child, addr, dir }
 }
 
