@@ -76,7 +76,8 @@
 //!         .set_payload(body);
 //!     let response = test::call_service(&app, forged.to_request()).await;
 //!     assert_eq!(response.status().as_u16(), 401);
-//!     assert_eq!(response.headers()["content-type"], "application/problem+json");
+//!     let content_type = response.headers().get("content-type");
+//!     assert_eq!(content_type.map(|v| v.as_bytes()), Some(&b"application/problem+json"[..]));
 //! }
 //! # Ok(())
 //! # }
