@@ -27,6 +27,12 @@
 //! The verified body is held in memory until the handler is done with it; the layer's budget
 //! counts it only while it is read and verified.
 //!
+//! Behind [`WebhookGuard`], actix's own body extractors still apply their limits to the verified
+//! bytes: `Bytes` and `String` refuse more than `web::PayloadConfig`'s (256 KiB by default),
+//! `web::Json` more than `web::JsonConfig`'s (2 MiB). Set them to the layer's
+//! [`max_body_size`](WebhookLayer::max_body_size), or take [`VerifiedBytes`], which reads what
+//! the middleware passed on with no second limit.
+//!
 //! # Examples
 //!
 //! ```

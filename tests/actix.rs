@@ -19,9 +19,11 @@ use http_body_util::{BodyExt, Full};
 use serde::Deserialize;
 use tower::{service_fn, Layer, ServiceExt};
 use webhook_guard::actix::{VerifiedBytes, VerifiedJson, WebhookGuard};
-use webhook_guard::middleware::WebhookLayer;
+use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::scheme::{StandardWebhooks, Twitch};
-use webhook_guard::{Clock, KeyId, Keyring, ManualClock, Secret, Signer, Verified, Verifier};
+use webhook_guard::{
+    Clock, KeyId, Keyring, ManualClock, ProjectId, Projects, Secret, Signer, Verified, Verifier,
+};
 
 const NOW: i64 = 1_700_000_000;
 const SECRET: &str = "actix test secret";
@@ -517,5 +519,71 @@ async fn extractor_takes_a_plain_layer_from_the_app_data() {
 
     let answer = call!(&app, request("/extract", &headers, EVENT));
     assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(calls.take(), 1);
+}
+
+#[actix_web::test]
+async fn middleware_passes_the_project_it_verified_for() {
+    let clock = ManualClock::at_unix(NOW);
+    let projects = Projects::new();
+    projects.insert(
+        ProjectId::parse("prj_1").expect("a project id"),
+        Verifier::new(StandardWebhooks, keyring(&clock)),
+    );
+    let layer = WebhookLayer::for_projects(projects, ProjectSelector::path_after("/projects/"));
+    async fn handler(project: web::ReqData<ProjectId>, verified: web::ReqData<Verified>) -> String {
+        format!("{} {}", project.as_str(), verified.key_id())
+    }
+    let app = test::init_service(
+        App::new().service(
+            web::resource("/projects/{id}")
+                .wrap(WebhookGuard::new(layer))
+                .route(web::post().to(handler)),
+        ),
+    )
+    .await;
+    let headers = sign(&clock, EVENT.as_bytes(), "msg_1");
+
+    let answer = call!(&app, request("/projects/prj_1", &headers, EVENT));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(answer.text(), format!("prj_1 {KEY_ID}"));
+
+    let answer = call!(&app, request("/projects/prj_2", &headers, EVENT));
+    assert_eq!(answer.status, 404);
+    assert_eq!(
+        answer.problem()["type"],
+        "tag:webhook-guard,2026:unknown-project"
+    );
+}
+
+#[actix_web::test]
+async fn middleware_passes_a_body_above_actix_default_limit_when_raised() {
+    // 300 KiB: within the layer's default 1 MiB, above actix's default 256 KiB `PayloadConfig`,
+    // which the module docs say to raise to the layer's limit.
+    let clock = ManualClock::at_unix(NOW);
+    let calls = Calls::default();
+    let layer = WebhookLayer::new(Verifier::new(StandardWebhooks, keyring(&clock)));
+    let app = test::init_service(
+        App::new()
+            .app_data(web::Data::new(calls.clone()))
+            .app_data(web::PayloadConfig::new(
+                webhook_guard::middleware::DEFAULT_MAX_BODY_SIZE,
+            ))
+            .service(
+                web::resource("/guard")
+                    .wrap(WebhookGuard::new(layer))
+                    .route(web::post().to(guarded)),
+            ),
+    )
+    .await;
+    let body = vec![b'x'; 300 * 1024];
+    let headers = sign(&clock, &body, "msg_big");
+
+    let answer = call!(&app, request("/guard", &headers, body.clone()));
+    assert_eq!(answer.status, 200, "{}", answer.text());
+    assert_eq!(
+        answer.body.len(),
+        body.len() + format!("key={KEY_ID} id=msg_big body=").len()
+    );
     assert_eq!(calls.take(), 1);
 }
