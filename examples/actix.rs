@@ -80,12 +80,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     // One layer for both routes: one keyring, one body limit, one budget of buffered bytes.
+    let max_body = 512 * 1024;
     let layer = WebhookLayer::new(Verifier::new(StandardWebhooks, keyring))
-        .max_body_size(256 * 1024)
+        .max_body_size(max_body)
         .max_buffered_bytes(16 * 1024 * 1024);
     let server = HttpServer::new(move || {
         App::new()
             .app_data(web::Data::new(layer.clone()))
+            // `String` behind the middleware: actix's own limit (256 KiB unless set) must not
+            // refuse what the layer verified.
+            .app_data(web::PayloadConfig::new(max_body))
             .route("/extracted", web::post().to(extracted))
             .service(
                 web::resource("/guarded")
