@@ -115,13 +115,13 @@ use axum::body::Body;
 use axum::extract::{FromRef, FromRequest, Request};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
-use http::StatusCode;
 use http_body_util::{BodyExt, Full};
 use serde::de::DeserializeOwned;
 use tower::{service_fn, ServiceExt};
 use tower_layer::Layer;
 
-use crate::middleware::{problem_response, Rejection, WebhookLayer};
+use crate::json;
+use crate::middleware::{Rejection, WebhookLayer};
 use crate::verified::Verified;
 
 /// A verified webhook body: the exact bytes the signature covers, and which key verified them.
@@ -243,34 +243,11 @@ where
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
         let VerifiedBytes(body, verified) = VerifiedBytes::from_request(request, state).await?;
-        match deserialize(&body) {
+        match json::deserialize(&body) {
             Ok(value) => Ok(Self(value, verified)),
-            Err((path, error)) => Err(invalid_json(&path, &error)),
+            Err((path, error)) => Err(respond(json::invalid_json(&path, &error))),
         }
     }
-}
-
-/// `body` as one JSON `T` and nothing after it, as `serde_json::from_slice` reads it; on failure,
-/// the path of the field that failed (`.` for the whole body) and serde's error.
-fn deserialize<T: DeserializeOwned>(body: &[u8]) -> Result<T, (String, serde_json::Error)> {
-    let mut deserializer = serde_json::Deserializer::from_slice(body);
-    let value = serde_path_to_error::deserialize(&mut deserializer)
-        .map_err(|e| (e.path().to_string(), e.into_inner()))?;
-    deserializer.end().map_err(|e| (".".to_owned(), e))?;
-    Ok(value)
-}
-
-/// The 400 answer to a verified body that is not the expected JSON: the path of the field and
-/// serde's message (what was expected, and the line and column), nothing more of the body.
-fn invalid_json(path: &str, error: &serde_json::Error) -> Response {
-    let problem = serde_json::json!({
-        "type": "tag:webhook-guard,2026:invalid-json",
-        "title": "Invalid webhook JSON",
-        "status": StatusCode::BAD_REQUEST.as_u16(),
-        "detail": format!("the verified body is not the expected JSON at `{path}`: {error}"),
-        "path": path,
-    });
-    respond(problem_response(StatusCode::BAD_REQUEST, &problem))
 }
 
 fn respond(response: http::Response<Full<Bytes>>) -> Response {
