@@ -2,6 +2,10 @@
 //! accept and refuse what the Tower layer does, with the layer's own answers, through
 //! `actix_web::test`.
 
+mod framework_support;
+
+use framework_support::*;
+
 use std::convert::Infallible;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,44 +25,12 @@ use tower::{service_fn, Layer, ServiceExt};
 use webhook_guard::actix::{VerifiedBytes, VerifiedJson, WebhookGuard};
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::scheme::{StandardWebhooks, Twitch};
-use webhook_guard::{
-    Clock, KeyId, Keyring, ManualClock, ProjectId, Projects, Secret, Signer, Verified, Verifier,
-};
+use webhook_guard::{Clock, Keyring, ManualClock, ProjectId, Projects, Signer, Verified, Verifier};
 
-const NOW: i64 = 1_700_000_000;
-const SECRET: &str = "actix test secret";
-const NEW_SECRET: &str = "actix test secret, rotated";
-const KEY_ID: &str = "key-actix";
-const LIMIT: usize = 256;
 const EVENT: &str = r#"{"type":"payment.created","data":{"amount":42}}"#;
 
 /// The extractor's route and the middleware's route, answering alike.
 const PATHS: [&str; 2] = ["/extract", "/guard"];
-
-fn secret(text: &str) -> Secret {
-    Secret::from_bytes(text).expect("a non-empty secret")
-}
-
-fn keyring(clock: &ManualClock) -> Keyring {
-    Keyring::builder()
-        .clock(clock.clone())
-        .key_id(KeyId::new(KEY_ID))
-        .build(secret(SECRET))
-}
-
-fn layer_for(keyring: Keyring) -> WebhookLayer {
-    WebhookLayer::new(Verifier::new(StandardWebhooks, keyring)).max_body_size(LIMIT)
-}
-
-fn sign_with(clock: &ManualClock, key: &str, body: &[u8], id: &str) -> HeaderMap {
-    Signer::new(StandardWebhooks, secret(key))
-        .sign_at(body, id, clock.now())
-        .expect("signed")
-}
-
-fn sign(clock: &ManualClock, body: &[u8], id: &str) -> HeaderMap {
-    sign_with(clock, SECRET, body, id)
-}
 
 /// How many times a handler ran.
 #[derive(Clone, Default)]

@@ -1,6 +1,10 @@
 //! The axum extractors `VerifiedBytes` and `VerifiedJson` on routes without the layer: they
 //! accept and refuse what the layer does, with the layer's own answers, and never verify twice.
 
+mod framework_support;
+
+use framework_support::*;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,39 +22,8 @@ use webhook_guard::extract::{VerifiedBytes, VerifiedJson};
 use webhook_guard::middleware::WebhookLayer;
 use webhook_guard::scheme::{Delivery, Scheme, Signature, StandardWebhooks, Twitch};
 use webhook_guard::{
-    Clock, KeyId, Keyring, ManualClock, Secret, SignError, Signer, Verified, Verifier, VerifyError,
+    Clock, Keyring, ManualClock, SignError, Signer, Verified, Verifier, VerifyError,
 };
-
-const NOW: i64 = 1_700_000_000;
-const SECRET: &str = "extractor test secret";
-const NEW_SECRET: &str = "extractor test secret, rotated";
-const KEY_ID: &str = "key-extract";
-const LIMIT: usize = 256;
-
-fn secret(text: &str) -> Secret {
-    Secret::from_bytes(text).expect("a non-empty secret")
-}
-
-fn keyring(clock: &ManualClock) -> Keyring {
-    Keyring::builder()
-        .clock(clock.clone())
-        .key_id(KeyId::new(KEY_ID))
-        .build(secret(SECRET))
-}
-
-fn layer_for(keyring: Keyring) -> WebhookLayer {
-    WebhookLayer::new(Verifier::new(StandardWebhooks, keyring)).max_body_size(LIMIT)
-}
-
-fn sign_with(clock: &ManualClock, key: &str, body: &[u8], id: &str) -> HeaderMap {
-    Signer::new(StandardWebhooks, secret(key))
-        .sign_at(body, id, clock.now())
-        .expect("signed")
-}
-
-fn sign(clock: &ManualClock, body: &[u8], id: &str) -> HeaderMap {
-    sign_with(clock, SECRET, body, id)
-}
 
 #[derive(Debug, Deserialize)]
 struct Event {
