@@ -1,10 +1,13 @@
 //! The SQLite store: files it creates, files it refuses (and leaves as they were), one
 //! transaction per change with its audit event, and the audit log's pages.
 
+mod admin_support;
+
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
+use admin_support::TempDir;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 use webhook_guard::admin::IntegratorId;
@@ -13,37 +16,6 @@ use webhook_guard::store::{
     AuditEvent, Change, IntegratorRow, ProjectRow, SqliteStore, Store, StoreError, SCHEMA_VERSION,
 };
 use webhook_guard::{KeyRecord, KeyRole, Keyring, ManualClock, ProjectId, Secret};
-
-/// A fresh directory under the system temp dir, removed on drop.
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let dir = std::env::temp_dir().join(format!(
-            "wg-store-{name}-{}-{:x}",
-            std::process::id(),
-            rand_u64()
-        ));
-        fs::create_dir_all(&dir).unwrap();
-        Self(dir)
-    }
-
-    fn db(&self) -> PathBuf {
-        self.0.join("wg.db")
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
-    }
-}
-
-fn rand_u64() -> u64 {
-    let mut b = [0u8; 8];
-    getrandom::fill(&mut b).unwrap();
-    u64::from_le_bytes(b)
-}
 
 fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 123_456_789).unwrap()

@@ -17,6 +17,8 @@ use webhook_guard::store::crypt::{MasterKeyId, MasterKeys, Sealer};
 use webhook_guard::store::{SqliteStore, Store};
 use webhook_guard::{ProjectId, Verified};
 
+use crate::sign::shell_quote;
+
 /// The database file inside a data directory.
 pub const DATABASE: &str = "webhook-guard.db";
 
@@ -217,17 +219,6 @@ fn exe() -> String {
     std::env::current_exe()
         .map(|p| shell_quote(&p.display().to_string()))
         .unwrap_or_else(|_| "webhook-guard".into())
-}
-
-fn shell_quote(text: &str) -> String {
-    if text
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b"/._-:=@,+".contains(&b))
-    {
-        text.to_owned()
-    } else {
-        format!("'{}'", text.replace('\'', r"'\''"))
-    }
 }
 
 fn print_bootstrap(

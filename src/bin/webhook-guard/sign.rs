@@ -86,6 +86,7 @@ fn key(args: &SignArgs) -> Result<KeyMaterial, String> {
 }
 
 /// Quotes for a POSIX shell: single quotes, with embedded ones closed and escaped.
-fn shell_quote(text: &str) -> String {
+/// `text` as one shell word, in single quotes.
+pub(crate) fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
 }
