@@ -1,12 +1,7 @@
 //! Verified bodies as typed JSON, shared by the axum and actix-web extractors: one reading of
 //! the bytes and one 400 answer naming the path of the field that failed.
 
-use bytes::Bytes;
-use http::{Response, StatusCode};
-use http_body_util::Full;
 use serde::de::DeserializeOwned;
-
-use crate::middleware::problem_response;
 
 /// `body` as one JSON `T` and nothing after it, as `serde_json::from_slice` reads it; on failure,
 /// the path of the field that failed (`.` for the whole body) and serde's error.
@@ -22,7 +17,13 @@ pub(crate) fn deserialize<T: DeserializeOwned>(
 
 /// The 400 answer to a verified body that is not the expected JSON: the path of the field and
 /// serde's message (what was expected, and the line and column), nothing more of the body.
-pub(crate) fn invalid_json(path: &str, error: &serde_json::Error) -> Response<Full<Bytes>> {
+#[cfg(any(feature = "axum", feature = "actix"))]
+pub(crate) fn invalid_json(
+    path: &str,
+    error: &serde_json::Error,
+) -> http::Response<http_body_util::Full<bytes::Bytes>> {
+    use http::StatusCode;
+
     let problem = serde_json::json!({
         "type": "tag:webhook-guard,2026:invalid-json",
         "title": "Invalid webhook JSON",
@@ -30,5 +31,5 @@ pub(crate) fn invalid_json(path: &str, error: &serde_json::Error) -> Response<Fu
         "detail": format!("the verified body is not the expected JSON at `{path}`: {error}"),
         "path": path,
     });
-    problem_response(StatusCode::BAD_REQUEST, &problem)
+    crate::middleware::problem_response(StatusCode::BAD_REQUEST, &problem)
 }

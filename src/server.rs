@@ -232,7 +232,7 @@ pub async fn serve(
         };
         let stream = tokio::select! {
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => stream,
+                Ok(accepted) => accepted,
                 Err(e) => {
                     drop(permit);
                     if is_connection_error(&e) {
@@ -249,7 +249,8 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let service = TowerToHyperService::new(within(limits.request, app.clone()));
+        let (stream, peer) = stream;
+        let service = TowerToHyperService::new(within(limits.request, app.clone(), peer));
         let builder = Arc::clone(&builder);
         let mut stop = stopping.subscribe();
         tokio::spawn(async move {
@@ -298,18 +299,23 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// `app`, answering 408 when a request (its body included) takes longer than `limit`.
+/// `app`, answering 408 when a request (its body included) takes longer than `limit`; each
+/// request carries the client's address as axum's `ConnectInfo<SocketAddr>`.
 fn within(
     limit: Duration,
     app: Router,
+    peer: std::net::SocketAddr,
 ) -> impl tower::Service<
     Request<Incoming>,
     Response = Response,
     Error = Infallible,
     Future = impl Send,
 > + Clone {
-    tower::service_fn(move |request: Request<Incoming>| {
+    tower::service_fn(move |mut request: Request<Incoming>| {
         let app = app.clone();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(peer));
         async move {
             match tokio::time::timeout(limit, app.oneshot(request)).await {
                 Ok(response) => response,

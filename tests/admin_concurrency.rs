@@ -67,7 +67,8 @@ async fn concurrent_regenerations_are_serialized_and_none_is_lost() {
 
     // 64 events, each rotating away the key the one before it made: one chain, no lost update.
     let mut events: Vec<_> = admin
-        .audit(&caller, None, 1000)
+        .store()
+        .audit(caller.integrator(), None, 1000)
         .unwrap()
         .into_iter()
         .filter(|e| e.action == "project.secret.regenerated")

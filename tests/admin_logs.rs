@@ -87,7 +87,9 @@ async fn no_secret_reaches_a_log_line() {
     let id = body["secret"].as_str().map(|_| new_key.clone()).unwrap();
     let record_id = f
         .admin
-        .list_api_keys(&f.caller(&f.alice))
+        .list_api_keys(&f.caller(&f.alice), None, 100)
+        .unwrap()
+        .items
         .into_iter()
         .find(|k| new_key.contains(k.id.as_str()))
         .unwrap()

@@ -391,7 +391,7 @@ async fn the_layer_works_in_an_axum_router() {
 async fn missing_credentials_are_a_401_problem_with_realm_scope_and_instance() {
     let setup = Setup::new();
     let (headers, document) = setup.refused(&[], "wgk_").await;
-    assert!(!headers.contains_key(header::WWW_AUTHENTICATE));
+    assert_challenges_name_the_api_key_first(&headers);
     assert_eq!(document["title"], "Unauthorized");
     assert_eq!(
         setup
@@ -409,7 +409,7 @@ async fn a_checksum_typo_is_refused() {
     let last = if token.ends_with('0') { "1" } else { "0" };
     let typo = format!("{}{last}", &token[..64]);
     let (headers, _) = setup.refused(&[("x-api-key", &typo)], &typo[4..]).await;
-    assert!(!headers.contains_key(header::WWW_AUTHENTICATE));
+    assert_challenges_name_the_api_key_first(&headers);
     let mut headers = HeaderMap::new();
     headers.insert("x-api-key", HeaderValue::from_str(&typo).unwrap());
     let failure = setup.credentials.authenticate(&headers).unwrap_err();
@@ -591,14 +591,14 @@ async fn the_basic_scheme_is_case_insensitive() {
 }
 
 #[tokio::test]
-async fn another_authorization_scheme_is_refused_without_a_basic_challenge() {
+async fn another_authorization_scheme_is_refused_with_the_api_key_challenge_first() {
     let setup = Setup::new();
     let (_, token) = setup.key(&IntegratorId::random());
     let bearer = format!("Bearer {}", token.as_str());
     let (headers, _) = setup
         .refused(&[("authorization", &bearer)], &token[4..])
         .await;
-    assert!(!headers.contains_key(header::WWW_AUTHENTICATE));
+    assert_challenges_name_the_api_key_first(&headers);
 }
 
 #[tokio::test]
@@ -738,4 +738,21 @@ fn api_keys_are_listed_by_creation_time_then_id() {
         .map(|r| (r.created_at, r.id))
         .collect();
     assert_eq!(listed, made);
+}
+
+/// Every 401 carries challenges (RFC 9110 §11.6.1): when Basic was not tried, the `x-api-key`
+/// scheme first, then Basic with the realm.
+fn assert_challenges_name_the_api_key_first(headers: &HeaderMap) {
+    let challenges: Vec<&str> = headers
+        .get_all(header::WWW_AUTHENTICATE)
+        .iter()
+        .map(|v| v.to_str().unwrap())
+        .collect();
+    assert_eq!(
+        challenges,
+        [
+            r#"ApiKey realm="test-realm", header="x-api-key""#,
+            r#"Basic realm="test-realm", charset="UTF-8""#
+        ]
+    );
 }

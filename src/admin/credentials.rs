@@ -85,7 +85,8 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
 use arc_swap::ArcSwap;
@@ -102,6 +103,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 use zeroize::Zeroizing;
 
+use super::throttle::Buckets;
 use super::{IntegratorId, Problem};
 use crate::clock::{Clock, Now, SystemClock};
 use crate::keyring::{KeyId, Keyring};
@@ -700,6 +702,11 @@ impl Credentials {
         });
     }
 
+    /// The ids of every integrator.
+    pub fn integrator_ids(&self) -> Vec<IntegratorId> {
+        self.shared.integrators.load().keys().cloned().collect()
+    }
+
     /// The keyring of an integrator's API secrets, to rotate or revoke one (the change is seen
     /// by the next request).
     pub fn integrator(&self, id: &IntegratorId) -> Option<Keyring> {
@@ -821,12 +828,27 @@ fn only<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a Head
     }
 }
 
+/// Failed authentications one client address may make at once before the rate applies.
+pub const DEFAULT_FAILURE_BURST: u32 = 20;
+
+/// Failed authentications one client address may make per second, on average, past its burst.
+pub const DEFAULT_FAILURES_PER_SECOND: u32 = 1;
+
+/// Client addresses whose failures are counted at once (about 100 bytes each).
+const MAX_TRACKED_ADDRESSES: usize = 65_536;
+
 /// A Tower layer that lets through only requests with valid credentials
 /// ([`Credentials::authenticate`]), with the [`Caller`] in their extensions.
 ///
 /// Others are answered `401` with a [`Problem`] naming the realm, the scope and the request's
-/// path, plus `WWW-Authenticate: Basic realm="…", charset="UTF-8"` when Basic was tried.
-/// See the [module docs](self) for an example.
+/// path, and two `WWW-Authenticate` challenges (RFC 9110 §11.6.1): `ApiKey header="x-api-key"`
+/// and `Basic realm="…", charset="UTF-8"`, Basic first when Basic was tried.
+///
+/// Failed attempts are counted per client address (the `ConnectInfo<SocketAddr>` the server
+/// puts in each request; requests without one are not counted): past
+/// [`DEFAULT_FAILURE_BURST`] failures, refilled at [`DEFAULT_FAILURES_PER_SECOND`], the
+/// address is answered `429` with `Retry-After` before its credentials are looked at. Other
+/// addresses are not slowed. See the [module docs](self) for an example.
 #[derive(Debug, Clone)]
 pub struct ApiKeyLayer {
     config: Arc<Config>,
@@ -837,52 +859,74 @@ struct Config {
     credentials: Credentials,
     realm: &'static str,
     scope: &'static str,
-    challenge: HeaderValue,
+    basic: HeaderValue,
+    api_key: HeaderValue,
+    failures: Mutex<Buckets<IpAddr>>,
 }
 
 impl ApiKeyLayer {
     /// A layer that authenticates against `credentials`, realm `webhook-guard`, scope `admin`.
     pub fn new(credentials: Credentials) -> Self {
-        let realm = "webhook-guard";
+        Self::with(
+            credentials,
+            "webhook-guard",
+            "admin",
+            (DEFAULT_FAILURES_PER_SECOND, DEFAULT_FAILURE_BURST),
+        )
+    }
+
+    fn with(
+        credentials: Credentials,
+        realm: &'static str,
+        scope: &'static str,
+        (per_second, burst): (u32, u32),
+    ) -> Self {
         Self {
             config: Arc::new(Config {
                 credentials,
                 realm,
-                scope: "admin",
-                challenge: challenge(realm),
+                scope,
+                basic: challenge("Basic", realm, ", charset=\"UTF-8\""),
+                api_key: challenge("ApiKey", realm, ", header=\"x-api-key\""),
+                failures: Mutex::new(Buckets::new(per_second, burst, MAX_TRACKED_ADDRESSES)),
             }),
         }
     }
 
-    /// The realm named in 401 answers and the Basic challenge. Default: `webhook-guard`.
+    fn rate(&self) -> (u32, u32) {
+        let failures = self.config.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        failures.rate()
+    }
+
+    /// The realm named in 401 answers and the challenges. Default: `webhook-guard`.
     pub fn realm(self, realm: &'static str) -> Self {
+        let rate = self.rate();
         let config = &self.config;
-        Self {
-            config: Arc::new(Config {
-                credentials: config.credentials.clone(),
-                realm,
-                scope: config.scope,
-                challenge: challenge(realm),
-            }),
-        }
+        Self::with(config.credentials.clone(), realm, config.scope, rate)
     }
 
     /// The scope named in 401 answers. Default: `admin`.
     pub fn scope(self, scope: &'static str) -> Self {
+        let rate = self.rate();
         let config = &self.config;
-        Self {
-            config: Arc::new(Config {
-                credentials: config.credentials.clone(),
-                realm: config.realm,
-                scope,
-                challenge: config.challenge.clone(),
-            }),
-        }
+        Self::with(config.credentials.clone(), config.realm, scope, rate)
+    }
+
+    /// How many failed authentications one client address may make: `burst` at once, then
+    /// `per_second`. Default: [`DEFAULT_FAILURE_BURST`], [`DEFAULT_FAILURES_PER_SECOND`].
+    pub fn failed_attempts(self, per_second: u32, burst: u32) -> Self {
+        let config = &self.config;
+        Self::with(
+            config.credentials.clone(),
+            config.realm,
+            config.scope,
+            (per_second, burst),
+        )
     }
 }
 
-/// `Basic realm="<realm>", charset="UTF-8"`, with the realm as a valid quoted string.
-fn challenge(realm: &str) -> HeaderValue {
+/// `<scheme> realm="<realm>"<rest>`, with the realm as a valid quoted string.
+fn challenge(scheme: &str, realm: &str, rest: &str) -> HeaderValue {
     let mut quoted = String::with_capacity(realm.len());
     for c in realm.chars().filter(|c| *c == ' ' || c.is_ascii_graphic()) {
         if c == '"' || c == '\\' {
@@ -890,7 +934,7 @@ fn challenge(realm: &str) -> HeaderValue {
         }
         quoted.push(c);
     }
-    HeaderValue::from_str(&format!("Basic realm=\"{quoted}\", charset=\"UTF-8\""))
+    HeaderValue::from_str(&format!("{scheme} realm=\"{quoted}\"{rest}"))
         .unwrap_or_else(|_| HeaderValue::from_static("Basic charset=\"UTF-8\""))
 }
 
@@ -926,6 +970,22 @@ where
 
     fn call(&mut self, mut request: Request<B>) -> Self::Future {
         let config = &*self.config;
+        let address = request
+            .extensions()
+            .get::<axum::extract::ConnectInfo<SocketAddr>>()
+            .map(|info| info.0.ip());
+        let now = config.credentials.shared.clock.now();
+        if let Some(address) = address {
+            let failures = config.failures.lock().unwrap_or_else(PoisonError::into_inner);
+            if let Err(retry_after) = failures.check(&address, now) {
+                drop(failures);
+                tracing::debug!(%address, "too many failed authentications");
+                let problem = Problem::too_many_requests(retry_after).instance(request.uri().path());
+                return ResponseFuture::answered(axum::response::IntoResponse::into_response(
+                    problem,
+                ));
+            }
+        }
         match config.credentials.authenticate(request.headers()) {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
@@ -936,11 +996,20 @@ where
             }
             Err(failure) => {
                 tracing::debug!(%failure, path = request.uri().path(), "request not authenticated");
-                let mut problem = Problem::unauthorized(config.realm, config.scope)
-                    .instance(request.uri().path());
-                if failure.basic_tried() {
-                    problem = problem.challenge(config.challenge.clone());
+                if let Some(address) = address {
+                    let mut failures =
+                        config.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                    // Already checked: this takes the token the check saw.
+                    let _ = failures.take(&address, now);
                 }
+                let problem = Problem::unauthorized(config.realm, config.scope)
+                    .instance(request.uri().path());
+                let (first, second) = if failure.basic_tried() {
+                    (&config.basic, &config.api_key)
+                } else {
+                    (&config.api_key, &config.basic)
+                };
+                let problem = problem.challenge(first.clone()).challenge(second.clone());
                 ResponseFuture::answered(axum::response::IntoResponse::into_response(problem))
             }
         }
@@ -1114,7 +1183,7 @@ mod tests {
     #[test]
     fn realms_are_quoted() {
         assert_eq!(
-            challenge(r#"a "b" \c"#),
+            challenge("Basic", r#"a "b" \c"#, ", charset=\"UTF-8\""),
             r#"Basic realm="a \"b\" \\c", charset="UTF-8""#
         );
     }

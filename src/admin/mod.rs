@@ -15,13 +15,17 @@ pub mod credentials;
 mod plane;
 mod problem;
 mod routes;
+mod throttle;
+mod wire;
 
 pub use plane::{
-    Admin, AdminBuilder, AdminError, NewApiKey, NewIntegrator, NewProject, Project, Regenerated,
-    MAX_API_KEYS, MAX_GRACE, MAX_PROJECTS, SCHEMES,
+    Admin, AdminBuilder, AdminError, NewApiKey, NewIntegrator, NewProject, Page, Project,
+    Regenerated, DEFAULT_PAGE, DEFAULT_WRITES_PER_SECOND, DEFAULT_WRITE_BURST, MAX_API_KEYS,
+    MAX_API_KEY_LIFETIME, MAX_AUDIT_PAGE, MAX_GRACE, MAX_KEY_PROJECTS, MAX_NAME_CHARS, MAX_PAGE,
+    MAX_PROJECTS, SCHEMES,
 };
 pub use problem::Problem;
-pub use routes::{router, MAX_ADMIN_BODY, MAX_AUDIT_PAGE};
+pub use routes::{router, MAX_ADMIN_BODY};
 
 /// The public id of one integrator (tenant), its Basic-auth `clientId`: `int_` and 16 hex
 /// digits. Everything an integrator owns (projects, API keys, its API secret) is reached only

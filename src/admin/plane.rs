@@ -1,6 +1,7 @@
 //! [`Admin`]: the management plane as library calls, durable first and in memory second.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
+use std::ops::Bound;
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
@@ -14,6 +15,7 @@ use super::credentials::{
     generate_api_key, generate_client_secret, ApiKeyId, ApiKeyRecord, Caller, Credential,
     Credentials,
 };
+use super::throttle::Buckets;
 use super::{IntegratorId, Problem};
 use crate::clock::{Clock, SystemClock};
 use crate::keyring::{CommitError, KeyId, KeyInfo, Keyring, KeyringBuilder, RotationError};
@@ -23,7 +25,9 @@ use crate::scheme::{
     Twilio, Twitch, Zoom,
 };
 use crate::secret::Secret;
-use crate::store::{AuditEvent, Change, IntegratorRow, ProjectRow, Store, StoreError};
+use crate::store::{
+    AuditEvent, AuditQuery, AuditRetention, Change, IntegratorRow, ProjectRow, Store, StoreError,
+};
 use crate::verify::Verifier;
 
 /// Most projects one integrator may hold.
@@ -34,6 +38,30 @@ pub const MAX_API_KEYS: usize = 100;
 
 /// Longest grace period a regeneration may give the old secret: 3600 s, as the platforms allow.
 pub const MAX_GRACE: Duration = Duration::from_secs(3600);
+
+/// Longest name of a project or an API key, in characters.
+pub const MAX_NAME_CHARS: usize = 200;
+
+/// Longest lifetime an API key may be given: 366 days.
+pub const MAX_API_KEY_LIFETIME: Duration = Duration::from_secs(366 * 24 * 3600);
+
+/// Most projects one API key may be limited to.
+pub const MAX_KEY_PROJECTS: usize = 100;
+
+/// Items on a page of a list when the caller does not say.
+pub const DEFAULT_PAGE: usize = 100;
+
+/// Most items on one page of a list.
+pub const MAX_PAGE: usize = 500;
+
+/// Most audit events on one page.
+pub const MAX_AUDIT_PAGE: usize = 200;
+
+/// Admin changes one credential may make per second, on average ([`AdminBuilder::write_rate`]).
+pub const DEFAULT_WRITES_PER_SECOND: u32 = 20;
+
+/// Admin changes one credential may make at once before the rate applies.
+pub const DEFAULT_WRITE_BURST: u32 = 100;
 
 /// The schemes a project can verify with (every HMAC scheme), by the name it is created with.
 pub const SCHEMES: [&str; 12] = [
@@ -92,6 +120,20 @@ pub enum AdminError {
     /// The request asks for something invalid.
     #[error("{0}")]
     Invalid(String),
+    /// One field of the request is invalid.
+    #[error("{field}: {reason}")]
+    Field {
+        /// The field, as the API names it (`name`, `expiresInSeconds`).
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The credential made more changes than its rate allows; try again after `retry_after`.
+    #[error("too many changes; retry in {} s", retry_after.as_secs())]
+    RateLimited {
+        /// When the next change will be accepted.
+        retry_after: Duration,
+    },
     /// The change would break a limit (live keys, API keys).
     #[error("{0}")]
     Conflict(String),
@@ -114,6 +156,10 @@ impl AdminError {
             Self::NotFound { resource, id } => Problem::not_found(resource, id),
             Self::Forbidden { scope } => Problem::forbidden(scope),
             Self::Invalid(detail) => Problem::bad_request(detail.clone()),
+            Self::Field { field, reason } => {
+                Problem::bad_request(format!("{field} {reason}")).with("field", *field)
+            }
+            Self::RateLimited { retry_after } => Problem::too_many_requests(*retry_after),
             Self::Conflict(detail) => Problem::conflict(detail.clone()),
             Self::Store(_) | Self::Random(_) | Self::Interrupted(_) => Problem::internal(),
         }
@@ -259,10 +305,63 @@ pub struct Admin {
     inner: Arc<Inner>,
 }
 
+/// The projects the management plane knows, by id and by owner (in id order, for pages).
+#[derive(Clone, Default)]
+struct Owned {
+    by_id: HashMap<ProjectId, Arc<Project>>,
+    by_integrator: HashMap<IntegratorId, BTreeSet<ProjectId>>,
+}
+
+impl Owned {
+    fn insert(&mut self, project: Arc<Project>) {
+        self.by_integrator
+            .entry(project.integrator.clone())
+            .or_default()
+            .insert(project.id.clone());
+        self.by_id.insert(project.id.clone(), project);
+    }
+
+    fn remove(&mut self, id: &ProjectId) {
+        if let Some(project) = self.by_id.remove(id) {
+            if let Some(ids) = self.by_integrator.get_mut(&project.integrator) {
+                ids.remove(id);
+            }
+        }
+    }
+
+    fn count(&self, integrator: &IntegratorId) -> usize {
+        self.by_integrator.get(integrator).map_or(0, BTreeSet::len)
+    }
+}
+
+/// One page of a list, and the cursor that asks for the next (`None` on the last page).
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    /// The items, in the list's order.
+    pub items: Vec<T>,
+    /// The cursor of the next page, when there is one.
+    pub next: Option<String>,
+}
+
+impl<T> Page<T> {
+    /// The page of `limit` items of `all` (in order) after the cursor `after`, where `key`
+    /// gives an item's cursor.
+    fn of(all: impl Iterator<Item = T>, limit: usize, key: impl Fn(&T) -> String) -> Self {
+        let mut items: Vec<T> = all.take(limit + 1).collect();
+        let next = if items.len() > limit {
+            items.truncate(limit);
+            items.last().map(key)
+        } else {
+            None
+        };
+        Self { items, next }
+    }
+}
+
 struct Inner {
     store: Arc<dyn Store>,
     projects: Projects,
-    owned: ArcSwap<HashMap<ProjectId, Arc<Project>>>,
+    owned: ArcSwap<Owned>,
     credentials: Credentials,
     clock: Arc<dyn Clock>,
     max_keys: usize,
@@ -272,6 +371,7 @@ struct Inner {
     writer: Mutex<()>,
     /// The last uses already written to the store.
     flushed: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
+    writes: Mutex<Buckets<Credential>>,
 }
 
 /// Builds an [`Admin`]: the clock and limits, then [`open`](AdminBuilder::open) on a store.
@@ -279,6 +379,8 @@ pub struct AdminBuilder {
     clock: Arc<dyn Clock>,
     max_keys: usize,
     public_base_url: Option<String>,
+    writes_per_second: u32,
+    write_burst: u32,
 }
 
 impl fmt::Debug for AdminBuilder {
@@ -304,6 +406,16 @@ impl AdminBuilder {
         self
     }
 
+    /// How many changes one credential (an API key, an API secret) may make: `per_second` on
+    /// average, `burst` at once. A change past it is refused with
+    /// [`AdminError::RateLimited`], which says when to retry. Default:
+    /// [`DEFAULT_WRITES_PER_SECOND`] and [`DEFAULT_WRITE_BURST`]. Reads are not counted.
+    pub fn write_rate(mut self, per_second: u32, burst: u32) -> Self {
+        self.writes_per_second = per_second.max(1);
+        self.write_burst = burst.max(1);
+        self
+    }
+
     /// Most live keys per project, current included. Default: 8.
     pub fn max_keys(mut self, max: usize) -> Self {
         self.max_keys = max.max(1);
@@ -320,7 +432,7 @@ impl AdminBuilder {
         let state = store.load()?;
         let credentials = Credentials::with_clock(Arc::clone(&self.clock));
         let mut verifiers = Vec::with_capacity(state.projects.len());
-        let mut owned = HashMap::with_capacity(state.projects.len());
+        let mut owned = Owned::default();
         let keyrings = || {
             KeyringBuilder::default()
                 .clock(Arc::clone(&self.clock))
@@ -344,17 +456,14 @@ impl AdminBuilder {
             let keyring = keyrings().import(row.keys)?;
             let verifier = verifier_for(scheme, keyring.clone(), self.public_base_url.as_deref());
             verifiers.push((row.id.clone(), verifier));
-            owned.insert(
-                row.id.clone(),
-                Arc::new(Project {
-                    id: row.id,
-                    integrator: row.integrator,
-                    name: row.name,
-                    scheme: row.scheme,
-                    created_at: row.created_at,
-                    keyring,
-                }),
-            );
+            owned.insert(Arc::new(Project {
+                id: row.id,
+                integrator: row.integrator,
+                name: row.name,
+                scheme: row.scheme,
+                created_at: row.created_at,
+                keyring,
+            }));
         }
         let projects: Projects = verifiers.into_iter().collect();
         Ok(Admin {
@@ -368,6 +477,11 @@ impl AdminBuilder {
                 public_base_url: self.public_base_url,
                 writer: Mutex::new(()),
                 flushed: Mutex::new(flushed),
+                writes: Mutex::new(Buckets::new(
+                    self.writes_per_second,
+                    self.write_burst,
+                    100_000,
+                )),
             }),
         })
     }
@@ -376,7 +490,7 @@ impl AdminBuilder {
 impl fmt::Debug for Admin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Admin")
-            .field("projects", &self.inner.owned.load().len())
+            .field("projects", &self.inner.owned.load().by_id.len())
             .finish_non_exhaustive()
     }
 }
@@ -388,6 +502,8 @@ impl Admin {
             clock: Arc::new(SystemClock),
             max_keys: crate::keyring::DEFAULT_MAX_KEYS,
             public_base_url: None,
+            writes_per_second: DEFAULT_WRITES_PER_SECOND,
+            write_burst: DEFAULT_WRITE_BURST,
         }
     }
 
@@ -415,6 +531,17 @@ impl Admin {
             .clock(Arc::clone(&self.inner.clock))
             .max_keys(self.inner.max_keys)
             .max_grace(MAX_GRACE)
+    }
+
+    /// Counts a change by `caller` against its rate.
+    fn admit(&self, caller: &Caller) -> Result<(), AdminError> {
+        let now = self.now();
+        self.inner
+            .writes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take(caller.credential(), now)
+            .map_err(|retry_after| AdminError::RateLimited { retry_after })
     }
 
     fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
@@ -458,14 +585,17 @@ impl Admin {
     ///
     /// # Errors
     ///
-    /// [`AdminError::Invalid`] for a grace period over [`MAX_GRACE`],
-    /// [`AdminError::Conflict`] when the live secrets would exceed the cap, store and random
-    /// failures; nothing is changed.
+    /// [`AdminError::Forbidden`] for a key limited to some projects (it could otherwise take
+    /// the whole integrator over), [`AdminError::Invalid`] for a grace period over
+    /// [`MAX_GRACE`], [`AdminError::Conflict`] when the live secrets would exceed the cap,
+    /// [`AdminError::RateLimited`], store and random failures; nothing is changed.
     pub fn regenerate_integrator_secret(
         &self,
         caller: &Caller,
         grace: Duration,
     ) -> Result<Regenerated, AdminError> {
+        require_unlimited(caller)?;
+        self.admit(caller)?;
         let id = caller.integrator();
         let keyring =
             self.inner
@@ -504,6 +634,12 @@ impl Admin {
         event: AuditEvent,
         owner: Owner<'_>,
     ) -> Result<Regenerated, AdminError> {
+        if grace > MAX_GRACE {
+            return Err(AdminError::Field {
+                field: "oldSecretValidForSeconds",
+                reason: format!("is {}, more than {}", grace.as_secs(), MAX_GRACE.as_secs()),
+            });
+        }
         let new = KeyId::random();
         let mut committed = None;
         keyring.rotate_durably(new.clone(), material, grace, |pending| {
@@ -543,6 +679,7 @@ impl Admin {
             .inner
             .owned
             .load()
+            .by_id
             .get(id)
             .filter(|p| &p.integrator == caller.integrator())
             .cloned()
@@ -555,19 +692,40 @@ impl Admin {
         Ok(project)
     }
 
-    /// The caller's projects (those its credential may reach), by id.
-    pub fn list_projects(&self, caller: &Caller) -> Vec<Arc<Project>> {
-        let mut list: Vec<Arc<Project>> = self
-            .inner
-            .owned
-            .load()
-            .values()
-            .filter(|p| &p.integrator == caller.integrator())
-            .filter(|p| caller.require_project(&p.id).is_ok())
-            .cloned()
-            .collect();
-        list.sort_by(|a, b| a.id.cmp(&b.id));
-        list
+    /// A page of the caller's projects (those its credential may reach) in id order: at most
+    /// `limit`, after the project id `after` (the previous page's cursor) when given.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Field`] for a `limit` outside `1..=`[`MAX_PAGE`] or a cursor that is not
+    /// a project id.
+    pub fn list_projects(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<Arc<Project>>, AdminError> {
+        let limit = page_size(limit, MAX_PAGE)?;
+        let after = after
+            .map(|cursor| ProjectId::parse(cursor).map_err(|_| bad_cursor()))
+            .transpose()?;
+        let owned = self.inner.owned.load();
+        let Some(ids) = owned.by_integrator.get(caller.integrator()) else {
+            return Ok(Page {
+                items: Vec::new(),
+                next: None,
+            });
+        };
+        let ids = match &after {
+            Some(after) => ids.range::<ProjectId, _>((Bound::Excluded(after), Bound::Unbounded)),
+            None => ids.range::<ProjectId, _>(..),
+        };
+        Ok(Page::of(
+            ids.filter(|id| caller.require_project(id).is_ok())
+                .filter_map(|id| owned.by_id.get(id).cloned()),
+            limit,
+            |p| p.id.to_string(),
+        ))
     }
 
     /// Creates a project verified with `scheme` (one of [`SCHEMES`]) and its first signing
@@ -576,8 +734,10 @@ impl Admin {
     /// # Errors
     ///
     /// [`AdminError::Forbidden`] for a key limited to some projects,
-    /// [`AdminError::Invalid`] for an unknown scheme, [`AdminError::Conflict`] past
-    /// [`MAX_PROJECTS`], store and random failures.
+    /// [`AdminError::Field`] for an unknown scheme or a name that is empty, longer than
+    /// [`MAX_NAME_CHARS`] or holds control, bidirectional or invisible characters,
+    /// [`AdminError::Conflict`] past [`MAX_PROJECTS`], [`AdminError::RateLimited`], store and
+    /// random failures.
     pub fn create_project(
         &self,
         caller: &Caller,
@@ -585,12 +745,15 @@ impl Admin {
         scheme: &str,
     ) -> Result<NewProject, AdminError> {
         require_unlimited(caller)?;
-        let verify_with = scheme_named(scheme).ok_or_else(|| {
-            AdminError::Invalid(format!(
-                "unknown scheme {scheme:?}; one of: {}",
+        let name = check_name(name)?;
+        let verify_with = scheme_named(scheme).ok_or_else(|| AdminError::Field {
+            field: "scheme",
+            reason: format!(
+                "is not a known scheme; one of: {}",
                 SCHEMES.join(", ")
-            ))
+            ),
         })?;
+        self.admit(caller)?;
         let (signing_secret, secret) = new_signing_secret()?;
         let keyring = self.keyring().build(secret);
         let id = ProjectId::random();
@@ -620,12 +783,7 @@ impl Admin {
         .project(&id)
         .new_key(project.keyring.current_id());
         let _turn = self.turn();
-        let owned = self.inner.owned.load();
-        let count = owned
-            .values()
-            .filter(|p| &p.integrator == caller.integrator())
-            .count();
-        if count >= MAX_PROJECTS {
+        if self.inner.owned.load().count(caller.integrator()) >= MAX_PROJECTS {
             return Err(AdminError::Conflict(format!(
                 "the integrator has {MAX_PROJECTS} projects, the most allowed; delete one first"
             )));
@@ -639,10 +797,10 @@ impl Admin {
             self.inner.public_base_url.as_deref(),
         );
         let project = Arc::new(project);
-        self.inner.owned.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            map.insert(id.clone(), Arc::clone(&project));
-            map
+        self.inner.owned.rcu(|owned| {
+            let mut owned = Owned::clone(owned);
+            owned.insert(Arc::clone(&project));
+            owned
         });
         self.inner.projects.insert(id, verifier);
         Ok(NewProject {
@@ -660,6 +818,7 @@ impl Admin {
     pub fn delete_project(&self, caller: &Caller, id: &str) -> Result<(), AdminError> {
         require_unlimited(caller)?;
         let project = self.project(caller, id)?;
+        self.admit(caller)?;
         let event = AuditEvent::new(
             self.now(),
             caller.integrator().clone(),
@@ -669,18 +828,21 @@ impl Admin {
         .project(&project.id)
         .old_keys(project.keys().iter().map(|k| &k.id));
         let _turn = self.turn();
-        self.inner.store.apply(
-            Change::DeleteProject {
-                integrator: caller.integrator(),
-                project: &project.id,
-            },
-            &event,
-        )?;
+        self.inner
+            .store
+            .apply(
+                Change::DeleteProject {
+                    integrator: caller.integrator(),
+                    project: &project.id,
+                },
+                &event,
+            )
+            .map_err(|e| gone("project", id)(e.into()))?;
         self.inner.projects.remove(&project.id);
-        self.inner.owned.rcu(|map| {
-            let mut map = HashMap::clone(map);
-            map.remove(&project.id);
-            map
+        self.inner.owned.rcu(|owned| {
+            let mut owned = Owned::clone(owned);
+            owned.remove(&project.id);
+            owned
         });
         Ok(())
     }
@@ -700,6 +862,7 @@ impl Admin {
         grace: Duration,
     ) -> Result<Regenerated, AdminError> {
         let project = self.project(caller, id)?;
+        self.admit(caller)?;
         let (secret, material) = new_signing_secret()?;
         let event = AuditEvent::new(
             self.now(),
@@ -716,6 +879,7 @@ impl Admin {
             event,
             Owner::Project(caller.integrator(), &project.id),
         )
+        .map_err(gone("project", id))
     }
 
     /// Ends every grace key of a project at once (the previous secrets stop working now).
@@ -730,6 +894,7 @@ impl Admin {
         id: &str,
     ) -> Result<Vec<KeyId>, AdminError> {
         let project = self.project(caller, id)?;
+        self.admit(caller)?;
         let ended = project.keyring.end_grace_durably(|pending| {
             let records = pending.records();
             let event = AuditEvent::new(
@@ -751,19 +916,21 @@ impl Admin {
                     &event,
                 )
                 .map(drop)
-        })?;
-        Ok(ended)
+        });
+        ended.map_err(|e| gone("project", id)(e.into()))
     }
 
-    /// Creates an API key for the caller's integrator, limited to `projects` when given (each
-    /// must be the integrator's), expiring `lifetime` from now when given. Returned once.
+    /// Creates an API key for the caller's integrator, limited to `projects` when given (1 to
+    /// [`MAX_KEY_PROJECTS`], each the integrator's), expiring `lifetime` from now when given
+    /// (at most [`MAX_API_KEY_LIFETIME`]). Returned once.
     ///
     /// # Errors
     ///
     /// [`AdminError::Forbidden`] for a caller whose own key is limited to some projects,
     /// [`AdminError::NotFound`] for a project that is not the integrator's,
-    /// [`AdminError::Conflict`] past [`MAX_API_KEYS`], [`AdminError::Invalid`] for a zero
-    /// lifetime; store and random failures. Nothing is changed on error.
+    /// [`AdminError::Conflict`] past [`MAX_API_KEYS`] live keys, [`AdminError::Field`] for a
+    /// zero or too long lifetime, an empty or too long project list or a bad name,
+    /// [`AdminError::RateLimited`]; store and random failures. Nothing is changed on error.
     pub fn create_api_key(
         &self,
         caller: &Caller,
@@ -772,25 +939,40 @@ impl Admin {
         lifetime: Option<Duration>,
     ) -> Result<NewApiKey, AdminError> {
         require_unlimited(caller)?;
+        let name = check_name(name)?;
         if let Some(ids) = &projects {
+            if ids.is_empty() || ids.len() > MAX_KEY_PROJECTS {
+                return Err(AdminError::Field {
+                    field: "projects",
+                    reason: format!("must list 1 to {MAX_KEY_PROJECTS} project ids"),
+                });
+            }
             for id in ids {
                 self.project(caller, id.as_str())?;
             }
         }
         let expires_at = match lifetime {
             None => None,
-            Some(d) if d.is_zero() => {
-                return Err(AdminError::Invalid(
-                    "an API key's lifetime must be positive".into(),
-                ))
+            Some(d) if d.is_zero() || d > MAX_API_KEY_LIFETIME => {
+                return Err(AdminError::Field {
+                    field: "expiresInSeconds",
+                    reason: format!(
+                        "must be from 1 to {} seconds",
+                        MAX_API_KEY_LIFETIME.as_secs()
+                    ),
+                })
             }
             Some(d) => Some(
                 chrono::Duration::from_std(d)
                     .ok()
                     .and_then(|d| self.now().checked_add_signed(d))
-                    .ok_or_else(|| AdminError::Invalid("the lifetime is too long".into()))?,
+                    .ok_or_else(|| AdminError::Field {
+                        field: "expiresInSeconds",
+                        reason: "is too long".into(),
+                    })?,
             ),
         };
+        self.admit(caller)?;
         self.create_api_key_as(
             caller.integrator(),
             &actor(caller),
@@ -825,7 +1007,15 @@ impl Admin {
             AuditEvent::new(now, integrator.clone(), actor, "api-key.created").new_key(id);
         event.expires_at = expires_at;
         let _turn = self.turn();
-        if self.inner.credentials.api_keys(integrator).len() >= MAX_API_KEYS {
+        // Expired keys are kept for their history but do not count: they work no more.
+        let live = self
+            .inner
+            .credentials
+            .api_keys(integrator)
+            .iter()
+            .filter(|k| k.expires_at.is_none_or(|at| at > now))
+            .count();
+        if live >= MAX_API_KEYS {
             return Err(AdminError::Conflict(format!(
                 "the integrator has {MAX_API_KEYS} API keys, the most allowed; delete one first"
             )));
@@ -837,9 +1027,32 @@ impl Admin {
         Ok(NewApiKey { record, key })
     }
 
-    /// The caller's integrator's API keys (never a key: ids, names, dates).
-    pub fn list_api_keys(&self, caller: &Caller) -> Vec<ApiKeyRecord> {
-        self.inner.credentials.api_keys(caller.integrator())
+    /// A page of the caller's integrator's API keys in id order (never a key: ids, names,
+    /// dates): at most `limit`, after the key id `after` (the previous page's cursor).
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Forbidden`] for a key limited to some projects (it may not see the
+    /// integrator's other keys), [`AdminError::Field`] for a `limit` outside
+    /// `1..=`[`MAX_PAGE`] or a cursor that is not a key id.
+    pub fn list_api_keys(
+        &self,
+        caller: &Caller,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Page<ApiKeyRecord>, AdminError> {
+        require_unlimited(caller)?;
+        let limit = page_size(limit, MAX_PAGE)?;
+        let after = after
+            .map(|cursor| ApiKeyId::parse(cursor).map_err(|_| bad_cursor()))
+            .transpose()?;
+        let mut keys = self.inner.credentials.api_keys(caller.integrator());
+        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(Page::of(
+            keys.into_iter().filter(|k| after.is_none_or(|a| k.id > a)),
+            limit,
+            |k| k.id.to_string(),
+        ))
     }
 
     /// Deletes an API key of the caller's integrator; the very next request with it gets 401.
@@ -855,6 +1068,7 @@ impl Admin {
             id: id.to_owned(),
         };
         let id = ApiKeyId::parse(id).map_err(|_| not_found())?;
+        self.admit(caller)?;
         let _turn = self.turn();
         if !self
             .inner
@@ -872,13 +1086,16 @@ impl Admin {
             "api-key.deleted",
         )
         .old_keys([&id]);
-        self.inner.store.apply(
-            Change::DeleteApiKey {
-                integrator: caller.integrator(),
-                id: &id,
-            },
-            &event,
-        )?;
+        self.inner
+            .store
+            .apply(
+                Change::DeleteApiKey {
+                    integrator: caller.integrator(),
+                    id: &id,
+                },
+                &event,
+            )
+            .map_err(|e| gone("apiKey", id.as_str())(e.into()))?;
         self.inner.credentials.remove_api_key(&id);
         Ok(())
     }
@@ -912,20 +1129,119 @@ impl Admin {
         Ok(changed.len())
     }
 
-    /// The caller's integrator's audit events, newest first, `limit` at most, before the
-    /// cursor `before` when given.
+    /// A page of the caller's integrator's audit events, newest first, as `query` asks; the
+    /// next page's cursor is the last event's sequence number. A key limited to some projects
+    /// sees only their events.
     ///
     /// # Errors
     ///
+    /// [`AdminError::Field`] for a `limit` outside `1..=`[`MAX_AUDIT_PAGE`]; as for
+    /// [`project`](Admin::project) for a project filter the caller may not read;
     /// [`AdminError::Store`] when the store cannot be read.
-    pub fn audit(
-        &self,
-        caller: &Caller,
-        before: Option<u64>,
-        limit: usize,
-    ) -> Result<Vec<AuditEvent>, AdminError> {
-        Ok(self.inner.store.audit(caller.integrator(), before, limit)?)
+    pub fn audit(&self, caller: &Caller, query: AuditQuery) -> Result<Page<AuditEvent>, AdminError> {
+        let mut query = query;
+        let limit = page_size(query.limit, MAX_AUDIT_PAGE)?;
+        if let Some(ids) = &query.projects {
+            for id in ids {
+                self.project(caller, id.as_str())?;
+            }
+        } else if let Some(scope) = caller.projects() {
+            query.projects = Some(scope.to_vec());
+        }
+        query.limit = limit + 1;
+        let events = self.inner.store.audit_matching(caller.integrator(), &query)?;
+        Ok(Page::of(events.into_iter(), limit, |e| e.seq.to_string()))
     }
+
+    /// Removes the audit events `retention` selects, integrator by integrator, each pruning
+    /// recorded as an `audit.pruned` event with how many it removed; returns how many were
+    /// removed. `webhook-guard serve` calls it every hour.
+    ///
+    /// # Errors
+    ///
+    /// [`AdminError::Store`]; integrators pruned before the failure stay pruned.
+    pub fn prune_audit(&self, retention: AuditRetention) -> Result<u64, AdminError> {
+        let mut removed = 0;
+        for integrator in self.inner.credentials.integrator_ids() {
+            let event = AuditEvent::new(self.now(), integrator.clone(), "retention", "audit.pruned");
+            let n = self.inner.store.prune_audit(&integrator, retention, &event)?;
+            if n > 0 {
+                tracing::info!(integrator = %integrator, removed = n, "audit events pruned");
+            }
+            removed += n;
+        }
+        Ok(removed)
+    }
+}
+
+/// A page size in `1..=max`.
+fn page_size(limit: usize, max: usize) -> Result<usize, AdminError> {
+    if (1..=max).contains(&limit) {
+        Ok(limit)
+    } else {
+        Err(AdminError::Field {
+            field: "limit",
+            reason: format!("must be from 1 to {max}"),
+        })
+    }
+}
+
+fn bad_cursor() -> AdminError {
+    AdminError::Field {
+        field: "cursor",
+        reason: "must be the nextCursor of a previous page".into(),
+    }
+}
+
+/// A store's "no such …" after the memory check passed means the resource went away meanwhile
+/// (a concurrent delete): a 404, as for any unknown id, never a 500.
+fn gone<'a>(resource: &'static str, id: &'a str) -> impl FnOnce(AdminError) -> AdminError + 'a {
+    move |e| match e {
+        AdminError::Store(StoreError::NotFound { .. }) => AdminError::NotFound {
+            resource,
+            id: id.to_owned(),
+        },
+        e => e,
+    }
+}
+
+/// A name for people, checked: not empty, at most [`MAX_NAME_CHARS`] characters, and nothing
+/// that hides or reorders text where it is shown (controls, bidirectional overrides,
+/// zero-width characters).
+fn check_name(name: Option<String>) -> Result<Option<String>, AdminError> {
+    let Some(name) = name else {
+        return Ok(None);
+    };
+    let bad = |reason: String| {
+        Err(AdminError::Field {
+            field: "name",
+            reason,
+        })
+    };
+    if name.trim().is_empty() {
+        return bad("must not be empty or only spaces".into());
+    }
+    if name.chars().count() > MAX_NAME_CHARS {
+        return bad(format!("must be at most {MAX_NAME_CHARS} characters"));
+    }
+    if let Some(c) = name.chars().find(|&c| is_hidden(c)) {
+        return bad(format!(
+            "must not contain U+{:04X}: no control, bidirectional or invisible characters",
+            u32::from(c)
+        ));
+    }
+    Ok(Some(name))
+}
+
+/// Characters that are not seen, or change how the text around them is shown.
+fn is_hidden(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
+            | '\u{E0000}'..='\u{E007F}')
 }
 
 /// A project's verifier: its scheme, its keyring, and the public base URL when one is set.

@@ -2,7 +2,7 @@
 //! problem+json writer.
 
 use bytes::Bytes;
-use http::{header, HeaderValue, Response, StatusCode};
+use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Map, Value};
 
@@ -27,7 +27,7 @@ use crate::middleware::problem_response;
 pub struct Problem {
     status: StatusCode,
     document: Map<String, Value>,
-    www_authenticate: Option<HeaderValue>,
+    headers: HeaderMap,
 }
 
 impl Problem {
@@ -44,7 +44,7 @@ impl Problem {
         Self {
             status,
             document,
-            www_authenticate: None,
+            headers: HeaderMap::new(),
         }
     }
 
@@ -59,10 +59,28 @@ impl Problem {
         self.with("instance", path)
     }
 
-    /// Adds a `WWW-Authenticate` challenge to the answer.
+    /// Adds a `WWW-Authenticate` challenge to the answer (each call adds one more).
     pub fn challenge(mut self, value: HeaderValue) -> Self {
-        self.www_authenticate = Some(value);
+        self.headers.append(header::WWW_AUTHENTICATE, value);
         self
+    }
+
+    /// 429: too many requests; `Retry-After` says in how many whole seconds (at least 1) to
+    /// try again.
+    pub fn too_many_requests(retry_after: std::time::Duration) -> Self {
+        let secs = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        let secs = secs.max(1);
+        let mut problem = Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate-limited",
+            "Too many requests",
+            format!("too many requests from this credential or address; retry in {secs} s"),
+        )
+        .with("retryAfter", secs);
+        problem
+            .headers
+            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        problem
     }
 
     /// 401: no credentials, or credentials that are not valid (which, is not said).
@@ -141,11 +159,7 @@ impl Problem {
     /// gives the same with axum's body type).
     pub fn into_http_response(self) -> Response<Full<Bytes>> {
         let mut response = problem_response(self.status, &Value::Object(self.document));
-        if let Some(challenge) = self.www_authenticate {
-            response
-                .headers_mut()
-                .insert(header::WWW_AUTHENTICATE, challenge);
-        }
+        response.headers_mut().extend(self.headers);
         response
     }
 }

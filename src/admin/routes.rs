@@ -3,27 +3,34 @@
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, FromRequestParts, Path, Query, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
-use chrono::{DateTime, SecondsFormat, Utc};
 use http_body_util::{BodyExt, Limited};
-use serde_json::{json, Map, Value};
+use serde::de::DeserializeOwned;
 
-use super::credentials::{mask_api_key, ApiKeyLayer, ApiKeyRecord, Caller};
-use super::plane::{Admin, AdminError, Project, MAX_GRACE};
+use super::credentials::{ApiKeyLayer, Caller};
+use super::plane::{Admin, AdminError, DEFAULT_PAGE};
+use super::wire::{
+    ApiKeyOut, ApiKeysOut, AuditEventOut, AuditOut, CreateApiKeyIn, CreateProjectIn, EndedOut,
+    IntegratorSecretOut, ProjectOut, ProjectSecretOut, ProjectsOut, RegenerateIn,
+};
 use super::Problem;
 use crate::projects::ProjectId;
-use crate::store::AuditEvent;
+use crate::store::AuditQuery;
 
 /// Largest admin request body: 16 KiB.
 pub const MAX_ADMIN_BODY: usize = 16 * 1024;
 
-/// Most audit events on one page.
-pub const MAX_AUDIT_PAGE: usize = 200;
+/// Audit events on a page when the caller does not say.
+const DEFAULT_AUDIT_PAGE: usize = 50;
+
+/// Admin requests handled at once; more wait their turn, so admin work cannot take every core
+/// from webhook verification.
+pub const MAX_CONCURRENT_ADMIN_REQUESTS: usize = 4;
 
 /// The admin API as an axum [`Router`]: every endpoint under `/v1` behind
 /// [`ApiKeyLayer`], plus unauthenticated `GET /healthz` and `GET /readyz`.
@@ -33,14 +40,17 @@ pub const MAX_AUDIT_PAGE: usize = 200;
 /// | `POST /v1/external-support/{projectId}/secret/regenerate` | new signing secret; optional `{"oldSecretValidForSeconds": N}` |
 /// | `DELETE /v1/external-support/{projectId}/secret/previous` | ends every grace key of the project now |
 /// | `POST /v1/integrator/regenerate-secret` | new API secret (`clientSecret`); optional grace as above |
-/// | `POST /v1/projects`, `GET /v1/projects` | create (`{"name", "scheme"}`), list |
+/// | `POST /v1/projects`, `GET /v1/projects?cursor=&limit=` | create (`{"name", "scheme"}`), list a page |
 /// | `GET /v1/projects/{projectId}`, `DELETE …` | show keys (no secret), delete |
-/// | `POST /v1/api-keys`, `GET /v1/api-keys` | create (`{"name", "projects", "expiresInSeconds"}`, shown once), list (masked) |
+/// | `POST /v1/api-keys`, `GET /v1/api-keys?cursor=&limit=` | create (`{"name", "projects", "expiresInSeconds"}`, shown once), list a page (masked) |
 /// | `DELETE /v1/api-keys/{id}` | delete; the next request with it gets 401 |
-/// | `GET /v1/audit?before=&limit=` | the audit log, newest first, with a cursor |
+/// | `GET /v1/audit?cursor=&limit=&projectId=&action=` | the audit log, newest first, a page at a time |
 ///
+/// Lists answer a page (default 100, at most [`MAX_PAGE`](super::MAX_PAGE); audit: 50, at most
+/// [`MAX_AUDIT_PAGE`](super::MAX_AUDIT_PAGE)) and `nextCursor`, `null` on the last page.
 /// Every error is `application/problem+json`; bodies are capped at [`MAX_ADMIN_BODY`] and
 /// strictly typed (unknown fields are refused); every answer carries `Cache-Control: no-store`.
+/// At most [`MAX_CONCURRENT_ADMIN_REQUESTS`] requests under `/v1` are handled at once.
 ///
 /// # Examples
 ///
@@ -92,6 +102,9 @@ pub fn router(admin: Admin) -> Router {
         .route("/v1/api-keys/{id}", delete(delete_api_key))
         .route("/v1/audit", get(audit))
         .route_layer(ApiKeyLayer::new(credentials))
+        .route_layer(tower::limit::GlobalConcurrencyLimitLayer::new(
+            MAX_CONCURRENT_ADMIN_REQUESTS,
+        ))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(unknown_route)
@@ -150,7 +163,7 @@ async fn readyz(State(admin): State<Admin>) -> Response {
 }
 
 /// What a handler answers: the success or the problem document, both as responses.
-type Answer = Result<Response, Response>;
+type Reply = Result<Response, Response>;
 
 /// Runs a management-plane call (which may wait for the disk) off the async workers.
 async fn blocking<T: Send + 'static>(
@@ -185,25 +198,35 @@ fn refuse(uri: &Uri) -> impl FnOnce(Problem) -> Response + '_ {
     move |p| p.instance(uri.path()).into_response()
 }
 
-/// The `{project_id}` of a route. An id that is not valid percent-encoded UTF-8 names no
-/// project: 404, as an unknown one.
+/// The `{project_id}` of a route, as it is in the path: ids are never percent-decoded, here as
+/// on the webhook route, so one id has one spelling. Anything else names no project (404).
 struct ProjectParam(String);
 
 /// The `{id}` of an API-key route, read as [`ProjectParam`] is.
 struct ApiKeyParam(String);
 
-/// The route's one path parameter, or the 404 problem document for `resource`.
+/// The route's one path parameter as sent, or the 404 problem document for `resource`.
 async fn path_param<S: Send + Sync>(
     parts: &mut http::request::Parts,
     state: &S,
     resource: &str,
 ) -> Result<String, Response> {
-    match Path::<String>::from_request_parts(parts, state).await {
-        Ok(Path(id)) => Ok(id),
-        Err(_) => Err(Problem::not_found(resource, "")
-            .instance(parts.uri.path())
-            .into_response()),
+    let path = parts.uri.path().to_owned();
+    let unknown = |id: &str| {
+        Problem::not_found(resource, id)
+            .instance(&path)
+            .into_response()
+    };
+    let params = RawPathParams::from_request_parts(parts, state)
+        .await
+        .map_err(|_| unknown(""))?;
+    let Some((_, id)) = params.iter().next() else {
+        return Err(unknown(""));
+    };
+    if id.contains('%') {
+        return Err(unknown(""));
     }
+    Ok(id.to_owned())
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ProjectParam {
@@ -228,17 +251,24 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyParam {
     }
 }
 
-/// A request body: absent, or a JSON object of at most [`MAX_ADMIN_BODY`] bytes sent as
-/// `application/json`.
-struct Body(Option<Map<String, Value>>);
+/// A request body of type `T`: absent (then `T::default()`), or one JSON object of at most
+/// [`MAX_ADMIN_BODY`] bytes sent as `application/json`, read by the crate's one JSON reader.
+struct Body<T>(T);
 
-impl<S: Send + Sync> FromRequest<S> for Body {
+impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
     type Rejection = Response;
 
     async fn from_request(request: Request, _: &S) -> Result<Self, Self::Rejection> {
         let path = request.uri().path().to_owned();
         let problem = |p: Problem| p.instance(&path).into_response();
-        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let mut types = request.headers().get_all(header::CONTENT_TYPE).iter();
+        let content_type = types.next().cloned();
+        if types.next().is_some() {
+            return Err(problem(
+                Problem::bad_request("the request has more than one Content-Type header")
+                    .with("field", "content-type"),
+            ));
+        }
         let bytes: Bytes = match Limited::new(request.into_body(), MAX_ADMIN_BODY)
             .collect()
             .await
@@ -257,7 +287,7 @@ impl<S: Send + Sync> FromRequest<S> for Body {
             }
         };
         if bytes.is_empty() {
-            return Ok(Self(None));
+            return Ok(Self(T::default()));
         }
         let json = content_type
             .as_ref()
@@ -272,163 +302,89 @@ impl<S: Send + Sync> FromRequest<S> for Body {
                 "a request body must be sent as application/json",
             )));
         }
-        match serde_json::from_slice::<Strict>(&bytes) {
-            Ok(Strict(Value::Object(map))) => Ok(Self(Some(map))),
-            Ok(Strict(other)) => Err(problem(Problem::bad_request(format!(
-                "the body must be a JSON object, not {}",
-                kind_of(&other)
-            )))),
-            Err(e) => Err(problem(Problem::bad_request(format!(
-                "the body is not valid JSON, or names a member twice (line {}, column {})",
-                e.line(),
-                e.column()
-            )))),
+        // serde reads a struct from an array too (by position): only an object is a body.
+        if bytes.trim_ascii_start().first() != Some(&b'{') {
+            return Err(problem(Problem::bad_request(
+                "the body must be a JSON object",
+            )));
         }
+        crate::json::deserialize::<T>(&bytes)
+            .map(Self)
+            .map_err(|(at, e)| problem(invalid_body(&at, &e)))
     }
 }
 
-/// A JSON value whose objects name each member once: `{"a": 1, "a": 2}` is refused rather
-/// than read as its last member, so a proxy and this server cannot read one body two ways.
-struct Strict(Value);
-
-impl<'de> serde::Deserialize<'de> for Strict {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(StrictVisitor).map(Strict)
+/// The 400 answer to a body that is not what the endpoint takes, naming the field.
+fn invalid_body(at: &str, e: &serde_json::Error) -> Problem {
+    let text = e.to_string();
+    // serde names an unknown or repeated member in backquotes: that member is the field.
+    let named = ["unknown field `", "duplicate field `"]
+        .iter()
+        .find_map(|prefix| text.strip_prefix(prefix))
+        .and_then(|rest| rest.split('`').next());
+    let field = named.unwrap_or(at);
+    let shown: String = field.chars().take(64).collect();
+    let problem = Problem::bad_request(if at == "." {
+        format!("the body is not what this endpoint takes: {text}")
+    } else {
+        format!("{at} {text}")
+    });
+    if shown == "." || shown.is_empty() {
+        problem
+    } else {
+        problem.with("field", shown)
     }
 }
 
-struct StrictVisitor;
-
-impl<'de> serde::de::Visitor<'de> for StrictVisitor {
-    type Value = Value;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut map = Map::new();
-        while let Some(key) = access.next_key::<String>()? {
-            let Strict(value) = access.next_value()?;
-            if map.insert(key, value).is_some() {
-                return Err(serde::de::Error::custom("a member is named twice"));
-            }
-        }
-        Ok(Value::Object(map))
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut access: A) -> Result<Value, A::Error> {
-        let mut items = Vec::new();
-        while let Some(Strict(item)) = access.next_element()? {
-            items.push(item);
-        }
-        Ok(Value::Array(items))
-    }
-
-    fn visit_bool<E>(self, v: bool) -> Result<Value, E> {
-        Ok(Value::Bool(v))
-    }
-
-    fn visit_i64<E>(self, v: i64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_u64<E>(self, v: u64) -> Result<Value, E> {
-        Ok(Value::from(v))
-    }
-
-    fn visit_f64<E>(self, v: f64) -> Result<Value, E> {
-        Ok(serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number))
-    }
-
-    fn visit_str<E>(self, v: &str) -> Result<Value, E> {
-        Ok(Value::String(v.to_owned()))
-    }
-
-    fn visit_string<E>(self, v: String) -> Result<Value, E> {
-        Ok(Value::String(v))
-    }
-
-    fn visit_unit<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-
-    fn visit_none<E>(self) -> Result<Value, E> {
-        Ok(Value::Null)
-    }
-}
-
-impl Body {
-    /// The fields, refusing any not in `allowed`.
-    fn fields(self, allowed: &[&str]) -> Result<Map<String, Value>, Problem> {
-        let map = self.0.unwrap_or_default();
-        if let Some(unknown) = map.keys().find(|k| !allowed.contains(&k.as_str())) {
-            let shown: String = unknown.chars().take(64).collect();
+/// Query parameters, each named once and one of `allowed`.
+fn query_params(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    allowed: &[&str],
+) -> Result<Vec<(String, String)>, Problem> {
+    let Ok(Query(query)) = query else {
+        return Err(Problem::bad_request(
+            "the query is not valid percent-encoded UTF-8",
+        ));
+    };
+    for (i, (name, _)) in query.iter().enumerate() {
+        let shown: String = name.chars().take(64).collect();
+        if !allowed.contains(&name.as_str()) {
             return Err(Problem::bad_request(format!(
-                "unknown field {shown:?}; this endpoint takes {}",
+                "unknown parameter {shown:?}; this endpoint takes {}",
                 allowed.join(", ")
             ))
             .with("field", shown));
         }
-        Ok(map)
-    }
-}
-
-fn kind_of(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// A whole number of seconds in `0..=max`, or absent (`None`).
-fn seconds(map: &Map<String, Value>, field: &str, max: u64) -> Result<Option<u64>, Problem> {
-    let bad = |why: String| Problem::bad_request(format!("{field} {why}")).with("field", field);
-    match map.get(field) {
-        None => Ok(None),
-        Some(Value::Number(n)) => match (n.as_u64(), n.as_i64()) {
-            (Some(n), _) if n <= max => Ok(Some(n)),
-            (Some(n), _) => Err(bad(format!("is {n}, more than {max}"))),
-            (None, Some(_)) => Err(bad("must not be negative".into())),
-            (None, None) => Err(bad("must be a whole number of seconds".into())),
-        },
-        Some(other) => Err(bad(format!(
-            "must be a whole number of seconds, not {}",
-            kind_of(other)
-        ))),
-    }
-}
-
-/// An optional string of at most 200 characters.
-fn label(map: &Map<String, Value>, field: &str) -> Result<Option<String>, Problem> {
-    match map.get(field) {
-        None => Ok(None),
-        Some(Value::String(s)) if s.chars().count() <= 200 && !s.chars().any(char::is_control) => {
-            Ok(Some(s.clone()))
+        if query[..i].iter().any(|(other, _)| other == name) {
+            return Err(
+                Problem::bad_request(format!("the parameter {shown} is given twice"))
+                    .with("field", shown),
+            );
         }
-        Some(Value::String(_)) => Err(Problem::bad_request(format!(
-            "{field} must be at most 200 characters, without control characters"
-        ))
-        .with("field", field)),
-        Some(other) => Err(Problem::bad_request(format!(
-            "{field} must be a string, not {}",
-            kind_of(other)
-        ))
-        .with("field", field)),
     }
+    Ok(query)
 }
 
-fn grace(map: &Map<String, Value>) -> Result<Duration, Problem> {
-    let secs = seconds(map, "oldSecretValidForSeconds", MAX_GRACE.as_secs())?;
-    Ok(Duration::from_secs(secs.unwrap_or(0)))
+/// A page size parameter: a whole number (its range is the plane's rule).
+fn limit_param(name: &str, value: &str) -> Result<usize, Problem> {
+    value.parse::<usize>().map_err(|_| {
+        Problem::bad_request(format!("{name} must be a whole number")).with("field", name)
+    })
 }
 
-fn time(at: DateTime<Utc>) -> String {
-    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+/// `cursor` and `limit` of a list.
+fn page_params(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<(Option<String>, usize), Problem> {
+    let mut cursor = None;
+    let mut limit = DEFAULT_PAGE;
+    for (name, value) in query_params(query, &["cursor", "limit"])? {
+        match name.as_str() {
+            "limit" => limit = limit_param(&name, &value)?,
+            _ => cursor = Some(value),
+        }
+    }
+    Ok((cursor, limit))
 }
 
 async fn regenerate_project_secret(
@@ -436,25 +392,15 @@ async fn regenerate_project_secret(
     Extension(caller): Extension<Caller>,
     ProjectParam(project): ProjectParam,
     uri: Uri,
-    body: Body,
-) -> Answer {
-    let grace = body
-        .fields(&["oldSecretValidForSeconds"])
-        .and_then(|map| grace(&map))
-        .map_err(refuse(&uri))?;
+    Body(body): Body<RegenerateIn>,
+) -> Reply {
+    let grace = Duration::from_secs(body.old_secret_valid_for_seconds.unwrap_or(0));
     let done = run(admin, &uri, move |admin| {
         admin.regenerate_project_secret(&caller, &project, grace)
     })
     .await?;
     tracing::info!(key = %done.key_id, grace_secs = grace.as_secs(), "project secret regenerated");
-    let mut answer = json!({
-        "signingSecret": done.secret.as_str(),
-        "regeneratedAt": time(done.at),
-    });
-    if let Some(at) = done.old_expires_at {
-        answer["oldSecretExpiresAt"] = time(at).into();
-    }
-    Ok(Json(answer).into_response())
+    Ok(Json(ProjectSecretOut::from(&done)).into_response())
 }
 
 async fn end_previous_secrets(
@@ -462,93 +408,72 @@ async fn end_previous_secrets(
     Extension(caller): Extension<Caller>,
     ProjectParam(project): ProjectParam,
     uri: Uri,
-) -> Answer {
+) -> Reply {
     let ended = run(admin, &uri, move |admin| {
         admin.end_previous_secrets(&caller, &project)
     })
     .await?;
-    let ended: Vec<&str> = ended.iter().map(|id| id.as_str()).collect();
-    Ok(Json(json!({ "endedKeyIds": ended })).into_response())
+    let ended_key_ids = ended.iter().map(ToString::to_string).collect();
+    Ok(Json(EndedOut { ended_key_ids }).into_response())
 }
 
 async fn regenerate_integrator_secret(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-    body: Body,
-) -> Answer {
-    let grace = body
-        .fields(&["oldSecretValidForSeconds"])
-        .and_then(|map| grace(&map))
-        .map_err(refuse(&uri))?;
+    Body(body): Body<RegenerateIn>,
+) -> Reply {
+    let grace = Duration::from_secs(body.old_secret_valid_for_seconds.unwrap_or(0));
     let done = run(admin, &uri, move |admin| {
         admin.regenerate_integrator_secret(&caller, grace)
     })
     .await?;
-    let mut answer = json!({ "secret": done.secret.as_str() });
-    if let Some(at) = done.old_expires_at {
-        answer["oldSecretExpiresAt"] = time(at).into();
-    }
-    Ok(Json(answer).into_response())
-}
-
-fn project_json(project: &Project) -> Value {
-    let keys: Vec<Value> = project
-        .keys()
-        .iter()
-        .map(|key| {
-            json!({
-                "id": key.id.as_str(),
-                "role": match key.role { crate::KeyRole::Current => "current", crate::KeyRole::Grace => "grace" },
-                "createdAt": time(key.created_at),
-                "expiresAt": key.expires_at.map(time),
-                "lastVerifiedAt": key.last_verified.map(time),
-            })
-        })
-        .collect();
-    json!({
-        "projectId": project.id.as_str(),
-        "name": project.name,
-        "scheme": project.scheme,
-        "createdAt": time(project.created_at),
-        "webhookPath": format!("/webhooks/{}", project.id),
-        "keys": keys,
-    })
+    Ok(Json(IntegratorSecretOut::from(&done)).into_response())
 }
 
 async fn create_project(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-    body: Body,
-) -> Answer {
-    let (name, scheme) = body
-        .fields(&["name", "scheme"])
-        .and_then(|map| {
-            let name = label(&map, "name")?;
-            let scheme = label(&map, "scheme")?.unwrap_or_else(|| "standard-webhooks".into());
-            Ok((name, scheme))
-        })
-        .map_err(refuse(&uri))?;
+    Body(body): Body<CreateProjectIn>,
+) -> Reply {
+    let scheme = body.scheme.unwrap_or_else(|| "standard-webhooks".into());
     let created = run(admin, &uri, move |admin| {
-        admin.create_project(&caller, name, &scheme)
+        admin.create_project(&caller, body.name, &scheme)
     })
     .await?;
-    let mut answer = project_json(&created.project);
-    answer["signingSecret"] = created.signing_secret.as_str().into();
+    let mut answer = ProjectOut::from(&created.project);
+    answer.signing_secret = Some(created.signing_secret.as_str());
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn list_projects(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
-) -> Response {
-    let projects: Vec<Value> = admin
-        .list_projects(&caller)
-        .iter()
-        .map(|p| project_json(p))
-        .collect();
-    Json(json!({ "projects": projects })).into_response()
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    uri: Uri,
+) -> Reply {
+    let (cursor, limit) = page_params(query).map_err(refuse(&uri))?;
+    let page = run(admin, &uri, move |admin| {
+        let page = admin.list_projects(&caller, cursor.as_deref(), limit)?;
+        // Written here, on the blocking thread, not on the threads that verify webhooks.
+        let answer = ProjectsOut {
+            projects: page.items.iter().map(|p| ProjectOut::from(&**p)).collect(),
+            next_cursor: page.next.clone(),
+        };
+        serde_json::to_vec(&answer).map_err(|e| AdminError::Interrupted(e.to_string()))
+    })
+    .await?;
+    Ok(json_bytes(page))
+}
+
+/// A JSON answer already written.
+fn json_bytes(bytes: Vec<u8>) -> Response {
+    (
+        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        bytes,
+    )
+        .into_response()
 }
 
 async fn show_project(
@@ -556,11 +481,11 @@ async fn show_project(
     Extension(caller): Extension<Caller>,
     ProjectParam(project): ProjectParam,
     uri: Uri,
-) -> Answer {
+) -> Reply {
     let project = admin
         .project(&caller, &project)
         .map_err(|e| fail(&uri, e))?;
-    Ok(Json(project_json(&project)).into_response())
+    Ok(Json(ProjectOut::from(&*project)).into_response())
 }
 
 async fn delete_project(
@@ -568,7 +493,7 @@ async fn delete_project(
     Extension(caller): Extension<Caller>,
     ProjectParam(project): ProjectParam,
     uri: Uri,
-) -> Answer {
+) -> Reply {
     run(admin, &uri, move |admin| {
         admin.delete_project(&caller, &project)
     })
@@ -576,83 +501,54 @@ async fn delete_project(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn api_key_json(key: &ApiKeyRecord) -> Value {
-    let projects = key
-        .projects
-        .as_ref()
-        .map(|ids| ids.iter().map(ProjectId::as_str).collect::<Vec<_>>());
-    json!({
-        "id": key.id.as_str(),
-        "name": key.name,
-        "key": mask_api_key(&key.id),
-        "createdAt": time(key.created_at),
-        "expiresAt": key.expires_at.map(time),
-        "lastUsedAt": key.last_used.map(time),
-        "projects": projects,
-    })
-}
-
-/// The longest an API key may be given to live: a year.
-const MAX_API_KEY_LIFETIME: u64 = 366 * 24 * 3600;
-
 async fn create_api_key(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
     uri: Uri,
-    body: Body,
-) -> Answer {
-    let parsed = body
-        .fields(&["name", "projects", "expiresInSeconds"])
-        .and_then(|map| {
-            let name = label(&map, "name")?;
-            let expires =
-                seconds(&map, "expiresInSeconds", MAX_API_KEY_LIFETIME)?.map(Duration::from_secs);
-            let projects = match map.get("projects") {
-                None | Some(Value::Null) => None,
-                Some(Value::Array(ids)) if !ids.is_empty() && ids.len() <= 100 => Some(
-                    ids.iter()
-                        .map(|id| match id {
-                            Value::String(id) => ProjectId::parse(id).map_err(|_| {
-                                Problem::not_found(
-                                    "project",
-                                    &id.chars().take(80).collect::<String>(),
-                                )
-                            }),
-                            _ => Err(Problem::bad_request("projects must be project ids")
-                                .with("field", "projects")),
-                        })
-                        .collect::<Result<Vec<_>, _>>()?,
-                ),
-                Some(_) => {
-                    return Err(Problem::bad_request(
-                        "projects must be a list of 1 to 100 project ids",
-                    )
-                    .with("field", "projects"))
-                }
-            };
-            Ok((name, projects, expires))
-        });
-    let (name, projects, expires) = parsed.map_err(refuse(&uri))?;
+    Body(body): Body<CreateApiKeyIn>,
+) -> Reply {
+    let projects = body
+        .projects
+        .map(|ids| {
+            ids.iter()
+                .map(|id| {
+                    ProjectId::parse(id).map_err(|_| {
+                        let shown: String = id.chars().take(80).collect();
+                        Problem::bad_request(format!("projects: {shown:?} is not a project id"))
+                            .with("field", "projects")
+                    })
+                })
+                .collect::<Result<Vec<_>, _>>()
+        })
+        .transpose()
+        .map_err(refuse(&uri))?;
+    let lifetime = body.expires_in_seconds.map(Duration::from_secs);
     let created = run(admin, &uri, move |admin| {
-        admin.create_api_key(&caller, name, projects, expires)
+        admin.create_api_key(&caller, body.name, projects, lifetime)
     })
     .await?;
     tracing::info!(api_key = %created.record.id, "API key created");
-    let mut answer = api_key_json(&created.record);
-    answer["key"] = created.key.as_str().into();
+    let mut answer = ApiKeyOut::from(&created.record);
+    answer.key = created.key.to_string();
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
 async fn list_api_keys(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
-) -> Response {
-    let keys: Vec<Value> = admin
-        .list_api_keys(&caller)
-        .iter()
-        .map(api_key_json)
-        .collect();
-    Json(json!({ "apiKeys": keys })).into_response()
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+    uri: Uri,
+) -> Reply {
+    let (cursor, limit) = page_params(query).map_err(refuse(&uri))?;
+    let page = run(admin, &uri, move |admin| {
+        admin.list_api_keys(&caller, cursor.as_deref(), limit)
+    })
+    .await?;
+    Ok(Json(ApiKeysOut {
+        api_keys: page.items.iter().map(ApiKeyOut::from).collect(),
+        next_cursor: page.next,
+    })
+    .into_response())
 }
 
 async fn delete_api_key(
@@ -660,23 +556,41 @@ async fn delete_api_key(
     Extension(caller): Extension<Caller>,
     ApiKeyParam(id): ApiKeyParam,
     uri: Uri,
-) -> Answer {
+) -> Reply {
     run(admin, &uri, move |admin| admin.delete_api_key(&caller, &id)).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
-fn audit_json(event: &AuditEvent) -> Value {
-    json!({
-        "seq": event.seq,
-        "at": time(event.at),
-        "actor": event.actor,
-        "action": event.action,
-        "projectId": event.project.as_ref().map(ProjectId::as_str),
-        "oldKeyIds": event.old_keys,
-        "newKeyId": event.new_key,
-        "graceSeconds": event.grace_secs,
-        "expiresAt": event.expires_at.map(time),
-    })
+/// `GET /v1/audit`: `cursor` (or its older name `before`), `limit`, `projectId`, `action`.
+fn audit_query(
+    query: Result<Query<Vec<(String, String)>>, QueryRejection>,
+) -> Result<AuditQuery, Problem> {
+    let mut audit = AuditQuery::page(None, DEFAULT_AUDIT_PAGE);
+    let params = query_params(query, &["cursor", "before", "limit", "projectId", "action"])?;
+    for (name, value) in &params {
+        let bad = |what: &str| {
+            Problem::bad_request(format!("{name} must be {what}")).with("field", name.as_str())
+        };
+        match name.as_str() {
+            "before" | "cursor" => {
+                if audit.before.is_some() {
+                    return Err(bad("given once (cursor and before are one parameter)"));
+                }
+                audit.before = Some(
+                    value
+                        .parse::<u64>()
+                        .map_err(|_| bad("a cursor from a previous page"))?,
+                );
+            }
+            "limit" => audit.limit = limit_param(name, value)?,
+            "projectId" => {
+                let id = ProjectId::parse(value).map_err(|_| bad("a project id"))?;
+                audit = audit.projects(vec![id]);
+            }
+            _ => audit = audit.action(value.clone()),
+        }
+    }
+    Ok(audit)
 }
 
 async fn audit(
@@ -684,39 +598,12 @@ async fn audit(
     Extension(caller): Extension<Caller>,
     query: Result<Query<Vec<(String, String)>>, QueryRejection>,
     uri: Uri,
-) -> Answer {
-    let Ok(Query(query)) = query else {
-        return Err(refuse(&uri)(Problem::bad_request(
-            "the query is not valid percent-encoded UTF-8",
-        )));
-    };
-    let mut before = None;
-    let mut limit = 50;
-    for (name, value) in &query {
-        let bad = |what: &str| {
-            refuse(&uri)(
-                Problem::bad_request(format!("{name} must be {what}")).with("field", name.as_str()),
-            )
-        };
-        match name.as_str() {
-            "before" => match value.parse::<u64>() {
-                Ok(cursor) => before = Some(cursor),
-                Err(_) => return Err(bad("a cursor from a previous page")),
-            },
-            "limit" => match value.parse::<usize>() {
-                Ok(n) if (1..=MAX_AUDIT_PAGE).contains(&n) => limit = n,
-                _ => return Err(bad("a number from 1 to 200")),
-            },
-            _ => return Err(bad("one of: before, limit (unknown parameter)")),
-        }
-    }
-    let events = run(admin, &uri, move |admin| {
-        admin.audit(&caller, before, limit)
+) -> Reply {
+    let query = audit_query(query).map_err(refuse(&uri))?;
+    let page = run(admin, &uri, move |admin| admin.audit(&caller, query)).await?;
+    Ok(Json(AuditOut {
+        events: page.items.iter().map(AuditEventOut::from).collect(),
+        next_cursor: page.next,
     })
-    .await?;
-    let next = (events.len() == limit)
-        .then(|| events.last().map(|e| e.seq.to_string()))
-        .flatten();
-    let events: Vec<Value> = events.iter().map(audit_json).collect();
-    Ok(Json(json!({ "events": events, "nextCursor": next })).into_response())
+    .into_response())
 }

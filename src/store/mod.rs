@@ -164,6 +164,8 @@ pub struct AuditEvent {
     pub grace_secs: Option<u64>,
     /// When the old key stops being accepted, or when a new API key expires.
     pub expires_at: Option<DateTime<Utc>>,
+    /// How many events a pruning removed (`audit.pruned`).
+    pub count: Option<u64>,
 }
 
 impl AuditEvent {
@@ -186,6 +188,7 @@ impl AuditEvent {
             new_key: None,
             grace_secs: None,
             expires_at: None,
+            count: None,
         }
     }
 
@@ -212,6 +215,74 @@ impl AuditEvent {
         self.grace_secs = Some(secs);
         self.expires_at = expires_at;
         self
+    }
+}
+
+/// Which audit events a page holds: a cursor, a size and optional filters.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::store::AuditQuery;
+///
+/// let query = AuditQuery::page(None, 50).action("project.secret.regenerated");
+/// assert_eq!(query.limit, 50);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditQuery {
+    /// Only events older than this sequence number (the previous page's cursor).
+    pub before: Option<u64>,
+    /// At most this many events.
+    pub limit: usize,
+    /// Only events of these projects (events of no project are left out too); `None` for all.
+    pub projects: Option<Vec<ProjectId>>,
+    /// Only events of this action.
+    pub action: Option<String>,
+}
+
+impl AuditQuery {
+    /// At most `limit` events older than `before`, of every project and action.
+    pub fn page(before: Option<u64>, limit: usize) -> Self {
+        Self {
+            before,
+            limit,
+            projects: None,
+            action: None,
+        }
+    }
+
+    /// Only events of `projects`.
+    pub fn projects(mut self, projects: Vec<ProjectId>) -> Self {
+        self.projects = Some(projects);
+        self
+    }
+
+    /// Only events of `action`.
+    pub fn action(mut self, action: impl Into<String>) -> Self {
+        self.action = Some(action.into());
+        self
+    }
+}
+
+/// Which audit events a pruning removes: those older than a time, and those past the newest
+/// so many (per integrator). Neither set keeps everything.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct AuditRetention {
+    /// Events before this time are removed.
+    pub older_than: Option<DateTime<Utc>>,
+    /// Only this many of the newest events are kept.
+    pub keep_newest: Option<u64>,
+}
+
+impl AuditRetention {
+    /// Removes events before `older_than` and past the `keep_newest` newest, where given.
+    pub fn new(older_than: Option<DateTime<Utc>>, keep_newest: Option<u64>) -> Self {
+        Self {
+            older_than,
+            keep_newest,
+        }
     }
 }
 
@@ -313,7 +384,34 @@ pub trait Store: Send + Sync + 'static {
         integrator: &IntegratorId,
         before: Option<u64>,
         limit: usize,
+    ) -> Result<Vec<AuditEvent>, StoreError> {
+        self.audit_matching(integrator, &AuditQuery::page(before, limit))
+    }
+
+    /// `integrator`'s audit events that `query` selects, newest first.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be read.
+    fn audit_matching(
+        &self,
+        integrator: &IntegratorId,
+        query: &AuditQuery,
     ) -> Result<Vec<AuditEvent>, StoreError>;
+
+    /// Removes `integrator`'s audit events that `retention` selects and, when it removed any,
+    /// appends `event` with [`count`](AuditEvent::count) set to how many, in one transaction.
+    /// Returns how many were removed.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be written; nothing was removed.
+    fn prune_audit(
+        &self,
+        integrator: &IntegratorId,
+        retention: AuditRetention,
+        event: &AuditEvent,
+    ) -> Result<u64, StoreError>;
 
     /// Records when API keys were last used (not a change of credentials: no audit event).
     /// Keys that no longer exist are skipped.

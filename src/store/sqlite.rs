@@ -11,7 +11,10 @@ use rusqlite::{
 };
 
 use super::crypt::{self, Sealer};
-use super::{AuditEvent, Change, IntegratorRow, ProjectRow, State, Store, StoreError};
+use super::{
+    AuditEvent, AuditQuery, AuditRetention, Change, IntegratorRow, ProjectRow, State, Store,
+    StoreError,
+};
 use crate::admin::credentials::{ApiKeyId, ApiKeyRecord};
 use crate::admin::IntegratorId;
 use crate::keyring::{KeyId, KeyRecord, KeyRole};
@@ -77,6 +80,9 @@ const MIGRATIONS: &[&str] = &["
         expires_at  INTEGER
     ) STRICT;
     CREATE INDEX audit_by_integrator ON audit(integrator, seq);
+", "
+    -- How many events a pruning removed (action audit.pruned).
+    ALTER TABLE audit ADD COLUMN count INTEGER;
 "];
 
 const PROJECT: &str = "project";
@@ -497,62 +503,59 @@ impl Store for SqliteStore {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.apply_in(&tx, change)?;
-        let old_keys = serde_json::to_string(&event.old_keys).unwrap_or_else(|_| "[]".into());
-        tx.prepare_cached(
-            "INSERT INTO audit (at, integrator, actor, action, project, old_keys, new_key, grace_secs, expires_at)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
-        )?
-        .execute(params![
-                nanos(event.at),
-                event.integrator.as_str(),
-                event.actor,
-                event.action,
-                event.project.as_ref().map(ProjectId::as_str),
-                old_keys,
-                event.new_key,
-                event.grace_secs.map(|s| s as i64),
-                event.expires_at.map(nanos),
-        ])?;
-        let seq = tx.last_insert_rowid() as u64;
+        let seq = append_event(&tx, event)?;
         tx.commit()?;
         Ok(seq)
     }
 
-    fn audit(
+    fn audit_matching(
         &self,
         integrator: &IntegratorId,
-        before: Option<u64>,
-        limit: usize,
+        query: &AuditQuery,
     ) -> Result<Vec<AuditEvent>, StoreError> {
         let conn = self.lock();
         let mut select = conn.prepare_cached(
-            "SELECT seq, at, actor, action, project, old_keys, new_key, grace_secs, expires_at
+            "SELECT seq, at, actor, action, project, old_keys, new_key, grace_secs, expires_at, count
              FROM audit WHERE integrator = ?1 AND (?2 IS NULL OR seq < ?2)
+               AND (?4 IS NULL OR project IN (SELECT value FROM json_each(?4)))
+               AND (?5 IS NULL OR action = ?5)
              ORDER BY seq DESC LIMIT ?3",
         )?;
+        let projects = match &query.projects {
+            Some(ids) => Some(project_list(ids)?),
+            None => None,
+        };
         let rows = select.query_map(
             params![
                 integrator.as_str(),
-                before.map(|b| b.min(i64::MAX as u64) as i64),
-                limit.min(i64::MAX as usize) as i64
+                query.before.map(|b| b.min(i64::MAX as u64) as i64),
+                query.limit.min(i64::MAX as usize) as i64,
+                projects,
+                query.action,
             ],
             |r| {
                 Ok((
-                    r.get::<_, i64>(0)?,
-                    r.get::<_, i64>(1)?,
-                    r.get::<_, String>(2)?,
-                    r.get::<_, String>(3)?,
-                    r.get::<_, Option<String>>(4)?,
-                    r.get::<_, String>(5)?,
-                    r.get::<_, Option<String>>(6)?,
-                    r.get::<_, Option<i64>>(7)?,
-                    r.get::<_, Option<i64>>(8)?,
+                    (
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, String>(2)?,
+                        r.get::<_, String>(3)?,
+                        r.get::<_, Option<String>>(4)?,
+                    ),
+                    (
+                        r.get::<_, String>(5)?,
+                        r.get::<_, Option<String>>(6)?,
+                        r.get::<_, Option<i64>>(7)?,
+                        r.get::<_, Option<i64>>(8)?,
+                        r.get::<_, Option<i64>>(9)?,
+                    ),
                 ))
             },
         )?;
         let mut events = Vec::new();
         for row in rows {
-            let (seq, at, actor, action, project, old_keys, new_key, grace_secs, expires_at) = row?;
+            let ((seq, at, actor, action, project), (old_keys, new_key, grace_secs, expires_at, count)) =
+                row?;
             let mut event = AuditEvent::new(from_nanos(at), integrator.clone(), actor, &action);
             event.seq = seq as u64;
             event.project = project.as_deref().map(parse_project).transpose()?;
@@ -563,9 +566,45 @@ impl Store for SqliteStore {
             event.new_key = new_key;
             event.grace_secs = grace_secs.map(|s| s as u64);
             event.expires_at = expires_at.map(from_nanos);
+            event.count = count.map(|c| c as u64);
             events.push(event);
         }
         Ok(events)
+    }
+
+    fn prune_audit(
+        &self,
+        integrator: &IntegratorId,
+        retention: AuditRetention,
+        event: &AuditEvent,
+    ) -> Result<u64, StoreError> {
+        let mut conn = self.lock();
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let mut removed = 0;
+        if let Some(before) = retention.older_than {
+            removed += tx
+                .prepare_cached("DELETE FROM audit WHERE integrator = ?1 AND at < ?2")?
+                .execute(params![integrator.as_str(), nanos(before)])?;
+        }
+        if let Some(keep) = retention.keep_newest {
+            removed += tx
+                .prepare_cached(
+                    "DELETE FROM audit WHERE integrator = ?1 AND seq < (
+                        SELECT coalesce(min(seq), 0) FROM (
+                            SELECT seq FROM audit WHERE integrator = ?1 ORDER BY seq DESC LIMIT ?2))",
+                )?
+                .execute(params![
+                    integrator.as_str(),
+                    keep.min(i64::MAX as u64) as i64
+                ])?;
+        }
+        if removed > 0 {
+            let mut event = event.clone();
+            event.count = Some(removed as u64);
+            append_event(&tx, &event)?;
+        }
+        tx.commit()?;
+        Ok(removed as u64)
     }
 
     fn record_uses(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<(), StoreError> {
@@ -687,6 +726,28 @@ fn check_existing(conn: &Connection, path: &Path) -> Result<(), StoreError> {
         });
     }
     Ok(())
+}
+
+/// Appends `event` to the audit log in `tx`; its sequence number.
+fn append_event(tx: &Transaction<'_>, event: &AuditEvent) -> Result<u64, StoreError> {
+    let old_keys = serde_json::to_string(&event.old_keys).unwrap_or_else(|_| "[]".into());
+    tx.prepare_cached(
+        "INSERT INTO audit (at, integrator, actor, action, project, old_keys, new_key, grace_secs, expires_at, count)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+    )?
+    .execute(params![
+        nanos(event.at),
+        event.integrator.as_str(),
+        event.actor,
+        event.action,
+        event.project.as_ref().map(ProjectId::as_str),
+        old_keys,
+        event.new_key,
+        event.grace_secs.map(|s| s as i64),
+        event.expires_at.map(nanos),
+        event.count.map(|c| c.min(i64::MAX as u64) as i64),
+    ])?;
+    Ok(tx.last_insert_rowid() as u64)
 }
 
 /// Applies the migrations the file lacks, in one transaction.

@@ -18,11 +18,13 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 use webhook_guard::admin::credentials::Caller;
-use webhook_guard::admin::{router, Admin, IntegratorId, NewIntegrator};
+use webhook_guard::admin::{router, Admin, IntegratorId, NewIntegrator, MAX_PAGE};
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::scheme::GitHub;
 use webhook_guard::store::crypt::Sealer;
-use webhook_guard::store::{AuditEvent, Change, SqliteStore, State, Store, StoreError};
+use webhook_guard::store::{
+    AuditEvent, AuditQuery, AuditRetention, Change, SqliteStore, State, Store, StoreError,
+};
 use webhook_guard::{KeyMaterial, ManualClock, ProjectId, Secret, Signer, Verified};
 
 pub const NOW: i64 = 1_700_000_000;
@@ -73,13 +75,26 @@ impl Store for Flaky {
         }
         self.inner.apply(change, event)
     }
-    fn audit(
+    fn audit_matching(
         &self,
         integrator: &IntegratorId,
-        before: Option<u64>,
-        limit: usize,
+        query: &AuditQuery,
     ) -> Result<Vec<AuditEvent>, StoreError> {
-        self.inner.audit(integrator, before, limit)
+        self.inner.audit_matching(integrator, query)
+    }
+    fn prune_audit(
+        &self,
+        integrator: &IntegratorId,
+        retention: AuditRetention,
+        event: &AuditEvent,
+    ) -> Result<u64, StoreError> {
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(StoreError::Io {
+                path: "wg.db".into(),
+                source: std::io::Error::other("disk full (test)"),
+            });
+        }
+        self.inner.prune_audit(integrator, retention, event)
     }
     fn record_uses(
         &self,
@@ -210,7 +225,7 @@ impl Fixture {
             let events = self.admin.store().audit(&who.id, None, 10_000).unwrap();
             writeln!(text, "audit {} {}", who.id, events.len()).unwrap();
             let caller = self.caller(who);
-            for project in self.admin.list_projects(&caller) {
+            for project in self.admin.list_projects(&caller, None, MAX_PAGE).unwrap().items {
                 // Not `last_verified`: a delivery moves it.
                 let keys: Vec<_> = project
                     .keys()
@@ -219,7 +234,7 @@ impl Fixture {
                     .collect();
                 writeln!(text, "memory project {} {keys:?}", project.id).unwrap();
             }
-            for key in self.admin.list_api_keys(&caller) {
+            for key in self.admin.list_api_keys(&caller, None, MAX_PAGE).unwrap().items {
                 writeln!(text, "memory api key {}", key.id).unwrap();
             }
             let keyring = self.admin.credentials().integrator(&who.id).unwrap();

@@ -14,7 +14,7 @@ use webhook_guard::admin::{router, Admin, NewIntegrator};
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::server::{serve, Limits};
 use webhook_guard::store::crypt::{MasterKeyId, MasterKeys, Sealer};
-use webhook_guard::store::{SqliteStore, Store};
+use webhook_guard::store::{AuditRetention, SqliteStore, Store};
 use webhook_guard::{ProjectId, Verified};
 
 use crate::sign::shell_quote;
@@ -97,6 +97,21 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = Limits::new().header_read.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..), hide = true)]
     pub header_read_timeout_secs: u64,
+    /// Days audit events are kept; older ones are pruned every hour (each pruning is itself an
+    /// audit event). 0 keeps them forever.
+    #[arg(long, value_name = "DAYS", default_value_t = 400)]
+    pub audit_retention_days: u32,
+    /// Most audit events kept per integrator; older ones are pruned every hour. 0: no cap.
+    #[arg(long, value_name = "N", default_value_t = 1_000_000)]
+    pub audit_max_events: u64,
+    /// Admin changes one credential may make per second, on average (then 429).
+    #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::DEFAULT_WRITES_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_writes_per_second: u32,
+    /// Admin changes one credential may make at once, before the rate applies.
+    #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::DEFAULT_WRITE_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub admin_write_burst: u32,
 }
 
 impl ServeArgs {
@@ -107,6 +122,14 @@ impl ServeArgs {
             .request(Duration::from_secs(self.request_timeout_secs))
             .header_read(Duration::from_secs(self.header_read_timeout_secs))
     }
+
+    /// What the hourly pruning removes, as of `now`.
+    fn retention(&self, now: chrono::DateTime<chrono::Utc>) -> AuditRetention {
+        let older_than = (self.audit_retention_days > 0)
+            .then(|| now - chrono::Duration::days(i64::from(self.audit_retention_days)));
+        let keep = (self.audit_max_events > 0).then_some(self.audit_max_events);
+        AuditRetention::new(older_than, keep)
+    }
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
@@ -116,7 +139,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?
         .integrators
         .is_empty();
-    let mut builder = Admin::builder();
+    let mut builder =
+        Admin::builder().write_rate(args.admin_writes_per_second, args.admin_write_burst);
     if let Some(base) = &args.public_base_url {
         builder = builder.public_base_url(base.clone());
     }
@@ -158,6 +182,21 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
                 let flushed = tokio::task::spawn_blocking(move || admin.flush_last_uses()).await;
                 if let Ok(Err(e)) = flushed {
                     tracing::warn!(error = %e, "API keys' last uses not saved yet");
+                }
+            }
+        });
+        // The audit log is pruned at start and every hour.
+        let pruner = admin.clone();
+        let retention = move || args.retention(chrono::Utc::now());
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+            loop {
+                every.tick().await;
+                let admin = pruner.clone();
+                let rule = retention();
+                let pruned = tokio::task::spawn_blocking(move || admin.prune_audit(rule)).await;
+                if let Ok(Err(e)) = pruned {
+                    tracing::warn!(error = %e, "audit events not pruned yet");
                 }
             }
         });

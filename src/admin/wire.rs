@@ -1,0 +1,272 @@
+//! What the admin API reads and writes: serde types, one per request body and answer.
+//!
+//! Requests refuse unknown and repeated members (`deny_unknown_fields`; serde's derive refuses
+//! a member named twice), so a proxy and this server cannot read one body two ways. Answers
+//! name their members in camelCase, as the platforms' API does; times are RFC 3339 UTC with
+//! milliseconds.
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Deserializer, Serialize};
+
+use super::credentials::{mask_api_key, ApiKeyRecord};
+use super::plane::{Project, Regenerated};
+use crate::keyring::KeyRole;
+use crate::store::AuditEvent;
+
+/// A time as the API writes it: RFC 3339, UTC, milliseconds.
+pub(crate) fn time(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+/// A whole number of seconds, written as any JSON number with no fraction (`600`, `600.0`,
+/// `6e2`): JSON Schema counts those as integers, and the platforms document the field as a
+/// number. Fractions and negative numbers are refused.
+fn whole_seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    use serde::de::Error;
+    let number = serde_json::Number::deserialize(deserializer)?;
+    if let Some(n) = number.as_u64() {
+        return Ok(Some(n));
+    }
+    let value = number.as_f64().unwrap_or(f64::NAN);
+    if value < 0.0 {
+        return Err(D::Error::custom("must not be negative"));
+    }
+    if value.fract() != 0.0 || !value.is_finite() || value > 1e15 {
+        return Err(D::Error::custom(
+            "must be a whole number of seconds (no fraction)",
+        ));
+    }
+    Ok(Some(value as u64))
+}
+
+/// A member that, when present, must not be `null`.
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    deserializer: D,
+) -> Result<Option<T>, D::Error> {
+    T::deserialize(deserializer).map(Some)
+}
+
+/// `POST /v1/external-support/{projectId}/secret/regenerate` and
+/// `POST /v1/integrator/regenerate-secret`: how long the old secret stays valid.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct RegenerateIn {
+    /// 0 to 3600; absent or 0 ends the old secret at once.
+    #[serde(default, deserialize_with = "whole_seconds")]
+    pub old_secret_valid_for_seconds: Option<u64>,
+}
+
+/// `POST /v1/projects`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct CreateProjectIn {
+    /// A label for people.
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<String>,
+    /// The scheme its webhooks are signed with; `standard-webhooks` when absent.
+    #[serde(default, deserialize_with = "present")]
+    pub scheme: Option<String>,
+}
+
+/// `POST /v1/api-keys`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct CreateApiKeyIn {
+    /// A label for people.
+    #[serde(default, deserialize_with = "present")]
+    pub name: Option<String>,
+    /// The projects the key is limited to; every project when absent.
+    #[serde(default)]
+    pub projects: Option<Vec<String>>,
+    /// The key's lifetime; no expiry when absent.
+    #[serde(default, deserialize_with = "whole_seconds")]
+    pub expires_in_seconds: Option<u64>,
+}
+
+/// A project's new signing secret, shown once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProjectSecretOut<'a> {
+    pub signing_secret: &'a str,
+    pub regenerated_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_secret_expires_at: Option<String>,
+}
+
+impl<'a> From<&'a Regenerated> for ProjectSecretOut<'a> {
+    fn from(done: &'a Regenerated) -> Self {
+        Self {
+            signing_secret: done.secret.as_str(),
+            regenerated_at: time(done.at),
+            old_secret_expires_at: done.old_expires_at.map(time),
+        }
+    }
+}
+
+/// The integrator's new API secret, shown once.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct IntegratorSecretOut<'a> {
+    pub secret: &'a str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_secret_expires_at: Option<String>,
+}
+
+impl<'a> From<&'a Regenerated> for IntegratorSecretOut<'a> {
+    fn from(done: &'a Regenerated) -> Self {
+        Self {
+            secret: done.secret.as_str(),
+            old_secret_expires_at: done.old_expires_at.map(time),
+        }
+    }
+}
+
+/// The grace keys that `DELETE …/secret/previous` ended.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct EndedOut {
+    pub ended_key_ids: Vec<String>,
+}
+
+/// One live signing key of a project (never its secret).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct KeyOut {
+    pub id: String,
+    /// `current` or `grace`.
+    pub role: &'static str,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_verified_at: Option<String>,
+}
+
+/// A project, with its signing secret when it was just created.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProjectOut<'a> {
+    pub project_id: &'a str,
+    pub name: Option<&'a str>,
+    pub scheme: &'a str,
+    pub created_at: String,
+    pub webhook_path: String,
+    pub keys: Vec<KeyOut>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signing_secret: Option<&'a str>,
+}
+
+impl<'a> From<&'a Project> for ProjectOut<'a> {
+    fn from(project: &'a Project) -> Self {
+        let keys = project
+            .keys()
+            .into_iter()
+            .map(|key| KeyOut {
+                id: key.id.to_string(),
+                role: match key.role {
+                    KeyRole::Current => "current",
+                    KeyRole::Grace => "grace",
+                },
+                created_at: time(key.created_at),
+                expires_at: key.expires_at.map(time),
+                last_verified_at: key.last_verified.map(time),
+            })
+            .collect();
+        Self {
+            project_id: project.id.as_str(),
+            name: project.name.as_deref(),
+            scheme: &project.scheme,
+            created_at: time(project.created_at),
+            webhook_path: format!("/webhooks/{}", project.id),
+            keys,
+            signing_secret: None,
+        }
+    }
+}
+
+/// A page of projects.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProjectsOut<'a> {
+    pub projects: Vec<ProjectOut<'a>>,
+    pub next_cursor: Option<String>,
+}
+
+/// An API key as listed (masked), or as created (with the key, shown once).
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ApiKeyOut<'a> {
+    pub id: &'a str,
+    pub name: Option<&'a str>,
+    /// The masked key (`wgk_<id>…`), or the whole key once when created.
+    pub key: String,
+    pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub projects: Option<Vec<&'a str>>,
+}
+
+impl<'a> From<&'a ApiKeyRecord> for ApiKeyOut<'a> {
+    fn from(key: &'a ApiKeyRecord) -> Self {
+        Self {
+            id: key.id.as_str(),
+            name: key.name.as_deref(),
+            key: mask_api_key(&key.id),
+            created_at: time(key.created_at),
+            expires_at: key.expires_at.map(time),
+            last_used_at: key.last_used.map(time),
+            projects: key
+                .projects
+                .as_ref()
+                .map(|ids| ids.iter().map(|id| id.as_str()).collect()),
+        }
+    }
+}
+
+/// A page of API keys.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ApiKeysOut<'a> {
+    pub api_keys: Vec<ApiKeyOut<'a>>,
+    pub next_cursor: Option<String>,
+}
+
+/// One audit event.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AuditEventOut<'a> {
+    pub seq: u64,
+    pub at: String,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub project_id: Option<&'a str>,
+    pub old_key_ids: &'a [String],
+    pub new_key_id: Option<&'a str>,
+    pub grace_seconds: Option<u64>,
+    pub expires_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub count: Option<u64>,
+}
+
+impl<'a> From<&'a AuditEvent> for AuditEventOut<'a> {
+    fn from(event: &'a AuditEvent) -> Self {
+        Self {
+            seq: event.seq,
+            at: time(event.at),
+            actor: &event.actor,
+            action: &event.action,
+            project_id: event.project.as_ref().map(|id| id.as_str()),
+            old_key_ids: &event.old_keys,
+            new_key_id: event.new_key.as_deref(),
+            grace_seconds: event.grace_secs,
+            expires_at: event.expires_at.map(time),
+            count: event.count,
+        }
+    }
+}
+
+/// A page of audit events, newest first.
+#[derive(Debug, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct AuditOut<'a> {
+    pub events: Vec<AuditEventOut<'a>>,
+    pub next_cursor: Option<String>,
+}
