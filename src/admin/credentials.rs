@@ -83,9 +83,9 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::task::{Context, Poll};
 
@@ -894,7 +894,11 @@ impl ApiKeyLayer {
     }
 
     fn rate(&self) -> (u32, u32) {
-        let failures = self.config.failures.lock().unwrap_or_else(PoisonError::into_inner);
+        let failures = self
+            .config
+            .failures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         failures.rate()
     }
 
@@ -976,11 +980,15 @@ where
             .map(|info| info.0.ip());
         let now = config.credentials.shared.clock.now();
         if let Some(address) = address {
-            let failures = config.failures.lock().unwrap_or_else(PoisonError::into_inner);
+            let failures = config
+                .failures
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             if let Err(retry_after) = failures.check(&address, now) {
                 drop(failures);
                 tracing::debug!(%address, "too many failed authentications");
-                let problem = Problem::too_many_requests(retry_after).instance(request.uri().path());
+                let problem =
+                    Problem::too_many_requests(retry_after).instance(request.uri().path());
                 return ResponseFuture::answered(axum::response::IntoResponse::into_response(
                     problem,
                 ));
@@ -997,8 +1005,10 @@ where
             Err(failure) => {
                 tracing::debug!(%failure, path = request.uri().path(), "request not authenticated");
                 if let Some(address) = address {
-                    let mut failures =
-                        config.failures.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut failures = config
+                        .failures
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     // Already checked: this takes the token the check saw.
                     let _ = failures.take(&address, now);
                 }

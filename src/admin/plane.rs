@@ -1,8 +1,8 @@
 //! [`Admin`]: the management plane as library calls, durable first and in memory second.
 
 use std::collections::{BTreeSet, HashMap};
-use std::ops::Bound;
 use std::fmt;
+use std::ops::Bound;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -748,10 +748,7 @@ impl Admin {
         let name = check_name(name)?;
         let verify_with = scheme_named(scheme).ok_or_else(|| AdminError::Field {
             field: "scheme",
-            reason: format!(
-                "is not a known scheme; one of: {}",
-                SCHEMES.join(", ")
-            ),
+            reason: format!("is not a known scheme; one of: {}", SCHEMES.join(", ")),
         })?;
         self.admit(caller)?;
         let (signing_secret, secret) = new_signing_secret()?;
@@ -1047,7 +1044,7 @@ impl Admin {
             .map(|cursor| ApiKeyId::parse(cursor).map_err(|_| bad_cursor()))
             .transpose()?;
         let mut keys = self.inner.credentials.api_keys(caller.integrator());
-        keys.sort_by(|a, b| a.id.cmp(&b.id));
+        keys.sort_by_key(|k| k.id);
         Ok(Page::of(
             keys.into_iter().filter(|k| after.is_none_or(|a| k.id > a)),
             limit,
@@ -1138,7 +1135,11 @@ impl Admin {
     /// [`AdminError::Field`] for a `limit` outside `1..=`[`MAX_AUDIT_PAGE`]; as for
     /// [`project`](Admin::project) for a project filter the caller may not read;
     /// [`AdminError::Store`] when the store cannot be read.
-    pub fn audit(&self, caller: &Caller, query: AuditQuery) -> Result<Page<AuditEvent>, AdminError> {
+    pub fn audit(
+        &self,
+        caller: &Caller,
+        query: AuditQuery,
+    ) -> Result<Page<AuditEvent>, AdminError> {
         let mut query = query;
         let limit = page_size(query.limit, MAX_AUDIT_PAGE)?;
         if let Some(ids) = &query.projects {
@@ -1149,7 +1150,10 @@ impl Admin {
             query.projects = Some(scope.to_vec());
         }
         query.limit = limit + 1;
-        let events = self.inner.store.audit_matching(caller.integrator(), &query)?;
+        let events = self
+            .inner
+            .store
+            .audit_matching(caller.integrator(), &query)?;
         Ok(Page::of(events.into_iter(), limit, |e| e.seq.to_string()))
     }
 
@@ -1163,8 +1167,12 @@ impl Admin {
     pub fn prune_audit(&self, retention: AuditRetention) -> Result<u64, AdminError> {
         let mut removed = 0;
         for integrator in self.inner.credentials.integrator_ids() {
-            let event = AuditEvent::new(self.now(), integrator.clone(), "retention", "audit.pruned");
-            let n = self.inner.store.prune_audit(&integrator, retention, &event)?;
+            let event =
+                AuditEvent::new(self.now(), integrator.clone(), "retention", "audit.pruned");
+            let n = self
+                .inner
+                .store
+                .prune_audit(&integrator, retention, &event)?;
             if n > 0 {
                 tracing::info!(integrator = %integrator, removed = n, "audit events pruned");
             }

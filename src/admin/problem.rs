@@ -2,7 +2,7 @@
 //! problem+json writer.
 
 use bytes::Bytes;
-use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
+use http::{header, HeaderName, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 use serde_json::{Map, Value};
 
@@ -27,7 +27,7 @@ use crate::middleware::problem_response;
 pub struct Problem {
     status: StatusCode,
     document: Map<String, Value>,
-    headers: HeaderMap,
+    headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl Problem {
@@ -44,7 +44,7 @@ impl Problem {
         Self {
             status,
             document,
-            headers: HeaderMap::new(),
+            headers: Vec::new(),
         }
     }
 
@@ -61,7 +61,7 @@ impl Problem {
 
     /// Adds a `WWW-Authenticate` challenge to the answer (each call adds one more).
     pub fn challenge(mut self, value: HeaderValue) -> Self {
-        self.headers.append(header::WWW_AUTHENTICATE, value);
+        self.headers.push((header::WWW_AUTHENTICATE, value));
         self
     }
 
@@ -79,7 +79,7 @@ impl Problem {
         .with("retryAfter", secs);
         problem
             .headers
-            .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            .push((header::RETRY_AFTER, HeaderValue::from(secs)));
         problem
     }
 
@@ -159,7 +159,9 @@ impl Problem {
     /// gives the same with axum's body type).
     pub fn into_http_response(self) -> Response<Full<Bytes>> {
         let mut response = problem_response(self.status, &Value::Object(self.document));
-        response.headers_mut().extend(self.headers);
+        for (name, value) in self.headers {
+            response.headers_mut().append(name, value);
+        }
         response
     }
 }

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use axum::extract::rejection::QueryRejection;
-use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
@@ -199,34 +199,28 @@ fn refuse(uri: &Uri) -> impl FnOnce(Problem) -> Response + '_ {
 }
 
 /// The `{project_id}` of a route, as it is in the path: ids are never percent-decoded, here as
-/// on the webhook route, so one id has one spelling. Anything else names no project (404).
+/// on the webhook route, so one id has one spelling. An id with a `%` names no project (404).
 struct ProjectParam(String);
 
 /// The `{id}` of an API-key route, read as [`ProjectParam`] is.
 struct ApiKeyParam(String);
 
-/// The route's one path parameter as sent, or the 404 problem document for `resource`.
+/// The route's one path parameter as sent, or the 404 problem document for `resource`. Every
+/// route with an id has it as the third segment (`/v1/projects/{id}`,
+/// `/v1/external-support/{id}/…`, `/v1/api-keys/{id}`); axum's captures are percent-decoded,
+/// so the segment is read from the path itself.
 async fn path_param<S: Send + Sync>(
     parts: &mut http::request::Parts,
-    state: &S,
+    _state: &S,
     resource: &str,
 ) -> Result<String, Response> {
-    let path = parts.uri.path().to_owned();
-    let unknown = |id: &str| {
-        Problem::not_found(resource, id)
-            .instance(&path)
-            .into_response()
-    };
-    let params = RawPathParams::from_request_parts(parts, state)
-        .await
-        .map_err(|_| unknown(""))?;
-    let Some((_, id)) = params.iter().next() else {
-        return Err(unknown(""));
-    };
-    if id.contains('%') {
-        return Err(unknown(""));
+    let path = parts.uri.path();
+    match path.split('/').nth(3) {
+        Some(id) if !id.is_empty() && !id.contains('%') => Ok(id.to_owned()),
+        _ => Err(Problem::not_found(resource, "")
+            .instance(path)
+            .into_response()),
     }
-    Ok(id.to_owned())
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for ProjectParam {
@@ -470,7 +464,10 @@ async fn list_projects(
 /// A JSON answer already written.
 fn json_bytes(bytes: Vec<u8>) -> Response {
     (
-        [(header::CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        )],
         bytes,
     )
         .into_response()

@@ -101,7 +101,10 @@ mod tests {
         }
         let wait = buckets.take(&"a", at(0)).unwrap_err();
         assert_eq!(wait, Duration::from_millis(500));
-        assert!(buckets.take(&"b", at(0)).is_ok(), "another key has its own bucket");
+        assert!(
+            buckets.take(&"b", at(0)).is_ok(),
+            "another key has its own bucket"
+        );
         assert!(buckets.take(&"a", at(499)).is_err());
         assert!(buckets.take(&"a", at(500)).is_ok());
         assert!(buckets.check(&"a", at(500)).is_err());

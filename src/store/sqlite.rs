@@ -33,7 +33,8 @@ const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. Append only; never edit one that
 /// shipped.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
     CREATE TABLE integrators (
         id          TEXT PRIMARY KEY,
         created_at  INTEGER NOT NULL
@@ -80,10 +81,12 @@ const MIGRATIONS: &[&str] = &["
         expires_at  INTEGER
     ) STRICT;
     CREATE INDEX audit_by_integrator ON audit(integrator, seq);
-", "
+",
+    "
     -- How many events a pruning removed (action audit.pruned).
     ALTER TABLE audit ADD COLUMN count INTEGER;
-"];
+",
+];
 
 const PROJECT: &str = "project";
 const INTEGRATOR: &str = "integrator";
@@ -554,8 +557,10 @@ impl Store for SqliteStore {
         )?;
         let mut events = Vec::new();
         for row in rows {
-            let ((seq, at, actor, action, project), (old_keys, new_key, grace_secs, expires_at, count)) =
-                row?;
+            let (
+                (seq, at, actor, action, project),
+                (old_keys, new_key, grace_secs, expires_at, count),
+            ) = row?;
             let mut event = AuditEvent::new(from_nanos(at), integrator.clone(), actor, &action);
             event.seq = seq as u64;
             event.project = project.as_deref().map(parse_project).transpose()?;

@@ -225,7 +225,12 @@ impl Fixture {
             let events = self.admin.store().audit(&who.id, None, 10_000).unwrap();
             writeln!(text, "audit {} {}", who.id, events.len()).unwrap();
             let caller = self.caller(who);
-            for project in self.admin.list_projects(&caller, None, MAX_PAGE).unwrap().items {
+            for project in self
+                .admin
+                .list_projects(&caller, None, MAX_PAGE)
+                .unwrap()
+                .items
+            {
                 // Not `last_verified`: a delivery moves it.
                 let keys: Vec<_> = project
                     .keys()
@@ -234,7 +239,12 @@ impl Fixture {
                     .collect();
                 writeln!(text, "memory project {} {keys:?}", project.id).unwrap();
             }
-            for key in self.admin.list_api_keys(&caller, None, MAX_PAGE).unwrap().items {
+            for key in self
+                .admin
+                .list_api_keys(&caller, None, MAX_PAGE)
+                .unwrap()
+                .items
+            {
                 writeln!(text, "memory api key {}", key.id).unwrap();
             }
             let keyring = self.admin.credentials().integrator(&who.id).unwrap();
