@@ -19,7 +19,8 @@
 //! | buffered-bytes budget | `max_buffered` | 16 MiB | requests beyond it get 503 + `Retry-After`; senders retry |
 //!
 //! [`serve`] itself enforces `header_read`, `request`, `max_connections`, `idle`,
-//! `max_connections_per_client` and `http2_streams`.
+//! `max_connections_per_client` and `http2_streams`, and sends every answer with
+//! `Cache-Control: no-store` (unless the router set its own).
 //! `max_body` and `max_buffered` are the webhook layer's settings, kept here so one value holds
 //! a deployment's limits: pass them to
 //! [`WebhookLayer::max_body_size`](crate::middleware::WebhookLayer::max_body_size) and
@@ -86,7 +87,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::middleware::problem_response;
+use crate::middleware::{problem_document, problem_response};
 
 /// What a connection may cost the server, and the webhook layer's body limits.
 ///
@@ -239,7 +240,8 @@ impl Default for Limits {
 /// (telling HTTP/1 from HTTP/2 waits for the first bytes, before hyper's HTTP/1 header timer
 /// runs), as is an HTTP/1 connection whose headers take longer. A request not answered within
 /// [`request`](Limits::request), its body included, gets `408` with an
-/// `application/problem+json` document and `Connection: close`.
+/// `application/problem+json` document and `Connection: close`. Every answer carries
+/// `Cache-Control: no-store` unless the router set a `Cache-Control` of its own.
 ///
 /// Errors accepting a connection are logged (`tracing`, `warn`) and do not stop the server:
 /// after one that is not the peer's doing (such as running out of file descriptors) it waits a
@@ -609,7 +611,7 @@ impl<B: http_body::Body> http_body::Body for Sending<B> {
 }
 
 /// `app` for one connection: answering 408 when a request (its body included) takes longer
-/// than `limit`, and counting the requests in flight.
+/// than `limit`, counting the requests in flight, and adding `Cache-Control: no-store`.
 fn within(
     limit: Duration,
     app: Router,
@@ -624,10 +626,15 @@ fn within(
         let app = app.clone();
         let in_flight = InFlight::start(Arc::clone(&tracked));
         async move {
-            let response = match tokio::time::timeout(limit, app.oneshot(request)).await {
+            let mut response = match tokio::time::timeout(limit, app.oneshot(request)).await {
                 Ok(Ok(response)) => response,
                 Err(_) => request_timeout(),
             };
+            // Webhook answers and problem documents are for this request only.
+            response
+                .headers_mut()
+                .entry(header::CACHE_CONTROL)
+                .or_insert(HeaderValue::from_static("no-store"));
             Ok(response.map(|body| axum::body::Body::new(Sending { body, in_flight })))
         }
     })
@@ -636,17 +643,17 @@ fn within(
 /// `408 Request Timeout` as a problem document; the connection is closed after it, since the
 /// rest of the request may still be on its way.
 fn request_timeout() -> Response {
-    let problem = serde_json::json!({
-        "type": "tag:webhook-guard,2026:request-timeout",
-        "title": "Request Timeout",
-        "status": 408,
-        "detail": "the request took longer than the server allows",
-    });
+    let problem = problem_document(
+        "request-timeout",
+        "Request Timeout",
+        StatusCode::REQUEST_TIMEOUT,
+        "the request took longer than the server allows",
+    );
     let mut response =
         problem_response(StatusCode::REQUEST_TIMEOUT, &problem).map(axum::body::Body::new);
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -677,11 +684,13 @@ mod tests {
             "application/problem+json"
         );
         assert_eq!(response.headers()[header::CONNECTION], "close");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
         let body = axum::body::to_bytes(response.into_body(), 1024)
             .await
             .expect("a body");
         let problem: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(problem["status"], 408);
         assert_eq!(problem["title"], "Request Timeout");
+        assert_eq!(problem["type"], "tag:webhook-guard,2026:request-timeout");
     }
 }
