@@ -10,21 +10,27 @@
 //! |---|---|---|---|
 //! | header-read timeout: a request's headers, and a new connection's first byte, must arrive within it | `header_read` | 10 s | an honest client on a very slow link may need longer |
 //! | request timeout, body included: answered `408` with a problem document after it | `request` | 30 s | a 1 MiB body needs > 35 KB/s to arrive in time |
-//! | connections at once | `max_connections` | 1 024 | more wait in the kernel's listen backlog |
+//! | connections at once; when all are taken, the one idle the longest is closed to make room | `max_connections` | 1 024 | with every connection busy, new ones wait |
+//! | idle timeout: a connection with no request in flight (keep-alive, HTTP/2 with no stream, nothing sent yet) is closed, HTTP/2 with `GOAWAY` | `idle` | 5 s | a sender reconnects for its next delivery after a pause |
+//! | connections per client IP address, loopback included | `max_connections_per_client` | 64 | a proxy connecting from one address needs it raised |
 //! | HTTP/2 streams per connection | `http2_streams` | 32 | senders multiplexing more wait for a stream |
 //! | HTTP/2 keep-alive pings, every `header_read` | `header_read` | 10 s | a ping per idle interval; dead peers are noticed |
 //! | body limit | `max_body` | 64 KiB | larger deliveries are refused (413); most vendors send a few KiB (GitHub caps at 25 MB: raise it for GitHub push events) |
 //! | buffered-bytes budget | `max_buffered` | 16 MiB | requests beyond it get 503 + `Retry-After`; senders retry |
 //!
-//! [`serve`] itself enforces `header_read`, `request`, `max_connections` and `http2_streams`.
+//! [`serve`] itself enforces `header_read`, `request`, `max_connections`, `idle`,
+//! `max_connections_per_client` and `http2_streams`, and sends every answer with
+//! `Cache-Control: no-store` (unless the router set its own).
 //! `max_body` and `max_buffered` are the webhook layer's settings, kept here so one value holds
 //! a deployment's limits: pass them to
 //! [`WebhookLayer::max_body_size`](crate::middleware::WebhookLayer::max_body_size) and
 //! [`WebhookLayer::max_buffered_bytes`](crate::middleware::WebhookLayer::max_buffered_bytes)
 //! when building the router.
 //!
-//! An HTTP/2 connection that answers pings but opens no stream is not timed out by hyper; the
-//! connection limit bounds how many such connections there can be.
+//! hyper times out neither an HTTP/2 connection that answers pings but opens no stream nor one
+//! that has sent only its preface: [`serve`] counts each connection's requests in flight and
+//! closes it after `idle` without one, so such connections cannot keep the slots, and a client
+//! that reconnects as soon as it is dropped holds at most `max_connections_per_client` of them.
 //!
 //! # Example
 //!
@@ -58,9 +64,14 @@
 //! # }
 //! ```
 
+use std::collections::hash_map::Entry;
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use axum::response::Response;
@@ -70,11 +81,13 @@ use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
+use pin_project_lite::pin_project;
 use tokio::net::TcpListener;
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::{watch, Notify, Semaphore};
+use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::middleware::problem_response;
+use crate::middleware::{problem_document, problem_response};
 
 /// What a connection may cost the server, and the webhook layer's body limits.
 ///
@@ -94,16 +107,27 @@ use crate::middleware::problem_response;
 #[non_exhaustive]
 pub struct Limits {
     /// A request's headers, an idle keep-alive connection's next request, and a new
-    /// connection's first byte must arrive within this; also the HTTP/2 keep-alive ping
+    /// connection's first byte must arrive within this (a connection with no request in flight
+    /// is closed sooner when [`idle`](Limits::idle) is shorter); also the HTTP/2 keep-alive ping
     /// interval. Enforced by [`serve`]. Default 10 s.
     pub header_read: Duration,
     /// A whole request, body included, must be answered within this: `408 Request Timeout`
     /// (`application/problem+json`, `Connection: close`) after it. Enforced by [`serve`].
     /// Default 30 s.
     pub request: Duration,
-    /// Connections served at once; further ones wait in the listen backlog until one closes.
-    /// Enforced by [`serve`]; at least 1. Default 1 024.
+    /// Connections served at once. When all are taken, the connection that has had no request
+    /// in flight for the longest is closed (gracefully) to make room; with every connection
+    /// busy, a new one waits until one closes. Enforced by [`serve`]; at least 1. Default 1 024.
     pub max_connections: usize,
+    /// A connection with no request in flight (idle between keep-alive requests, an HTTP/2
+    /// connection that opens no stream, or one that has sent nothing yet) is closed after this:
+    /// gracefully (HTTP/2: `GOAWAY`). Enforced by [`serve`]. Default 5 s.
+    pub idle: Duration,
+    /// Connections one client IP address may hold at once; more from it are closed as soon as
+    /// they are accepted. Loopback and private addresses count like any other: behind a proxy
+    /// that connects from one address, raise it to [`max_connections`](Limits::max_connections).
+    /// Enforced by [`serve`]; at least 1. Default 64.
+    pub max_connections_per_client: usize,
     /// Concurrent streams on one HTTP/2 connection. Enforced by [`serve`]. Default 32.
     pub http2_streams: u32,
     /// Largest webhook body, for
@@ -117,13 +141,16 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// The defaults: 10 s to read headers, 30 s per request, 1 024 connections, 32 HTTP/2
-    /// streams per connection, 64 KiB bodies, 16 MiB of bodies buffered at once.
+    /// The defaults: 10 s to read headers, 30 s per request, 1 024 connections, 5 s idle, 64
+    /// connections per client address, 32 HTTP/2 streams per connection, 64 KiB bodies, 16 MiB
+    /// of bodies buffered at once.
     pub const fn new() -> Self {
         Self {
             header_read: Duration::from_secs(10),
             request: Duration::from_secs(30),
             max_connections: 1024,
+            idle: Duration::from_secs(5),
+            max_connections_per_client: 64,
             http2_streams: 32,
             max_body: 64 * 1024,
             max_buffered: 16 * 1024 * 1024,
@@ -148,6 +175,20 @@ impl Limits {
     #[must_use]
     pub const fn max_connections(mut self, connections: usize) -> Self {
         self.max_connections = connections;
+        self
+    }
+
+    /// Sets [`idle`](Limits::idle).
+    #[must_use]
+    pub const fn idle(mut self, timeout: Duration) -> Self {
+        self.idle = timeout;
+        self
+    }
+
+    /// Sets [`max_connections_per_client`](Limits::max_connections_per_client).
+    #[must_use]
+    pub const fn max_connections_per_client(mut self, connections: usize) -> Self {
+        self.max_connections_per_client = connections;
         self
     }
 
@@ -181,12 +222,26 @@ impl Default for Limits {
 
 /// Serves `app` on `listener` over HTTP/1 and HTTP/2 with `limits` until `shutdown` completes.
 ///
-/// Each connection takes one of [`max_connections`](Limits::max_connections) permits before it
-/// is accepted. A connection that sends no byte within [`header_read`](Limits::header_read) is
-/// closed (telling HTTP/1 from HTTP/2 waits for the first bytes, before hyper's HTTP/1 header
-/// timer runs), as is an HTTP/1 connection whose headers take longer. A request not answered
-/// within [`request`](Limits::request), its body included, gets `408` with an
-/// `application/problem+json` document and `Connection: close`.
+/// Each connection takes one of [`max_connections`](Limits::max_connections) slots. When every
+/// slot is taken, the connection that has had no request in flight for the longest is closed
+/// (gracefully: HTTP/2 `GOAWAY`, HTTP/1 a close between requests) to make room, and the new one
+/// waits for the slot; with every connection busy, it waits for one to finish. A connection
+/// from a client address that already holds
+/// [`max_connections_per_client`](Limits::max_connections_per_client) is closed at once.
+///
+/// A connection with no request in flight for [`idle`](Limits::idle) is closed the same
+/// graceful way: one idle between keep-alive requests, an HTTP/2 connection that answers pings
+/// but opens no stream, one that has sent nothing at all. A request is in flight from the
+/// moment hyper hands it to the router until its response has been sent (or abandoned). An idle
+/// connection told to close that is still open [`idle`](Limits::idle) later (an HTTP/2 peer
+/// that does not answer the `PING` after `GOAWAY`) is dropped.
+///
+/// A connection that sends no byte within [`header_read`](Limits::header_read) is closed
+/// (telling HTTP/1 from HTTP/2 waits for the first bytes, before hyper's HTTP/1 header timer
+/// runs), as is an HTTP/1 connection whose headers take longer. A request not answered within
+/// [`request`](Limits::request), its body included, gets `408` with an
+/// `application/problem+json` document and `Connection: close`. Every answer carries
+/// `Cache-Control: no-store` unless the router set a `Cache-Control` of its own.
 ///
 /// Errors accepting a connection are logged (`tracing`, `warn`) and do not stop the server:
 /// after one that is not the peer's doing (such as running out of file descriptors) it waits a
@@ -206,9 +261,16 @@ pub async fn serve(
     limits: Limits,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let connections = Arc::new(Semaphore::new(
+    let slots = Arc::new(Semaphore::new(
         limits.max_connections.clamp(1, Semaphore::MAX_PERMITS),
     ));
+    let connections = Arc::new(Connections::new(limits.max_connections_per_client));
+    // hyper answers a malformed HTTP/1 head itself (400, 414 or 431 with an empty body, no
+    // `Content-Type`) before any service sees a request: `Conn::on_parse_error` writes the bare
+    // head `role::Server::on_error` picks, and then ends the connection with the parse error.
+    // `http1::Builder` offers only limits (`max_buf_size`, `max_headers`, `max_header_size`)
+    // and parsing leniencies, no hook for that answer, so it cannot be a problem document
+    // without parsing HTTP/1 ahead of hyper, which this server does not do.
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -222,19 +284,11 @@ pub async fn serve(
     let builder = Arc::new(builder);
     let (stopping, _) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
-    loop {
-        // A connection is accepted only when it may be served.
-        let permit = tokio::select! {
-            permit = Arc::clone(&connections).acquire_owned() => {
-                permit.map_err(std::io::Error::other)?
-            }
-            () = &mut shutdown => break,
-        };
-        let stream = tokio::select! {
+    'serving: loop {
+        let (stream, peer) = tokio::select! {
             accepted = listener.accept() => match accepted {
                 Ok(accepted) => accepted,
                 Err(e) => {
-                    drop(permit);
                     if is_connection_error(&e) {
                         tracing::debug!(error = %e, "connection not accepted");
                     } else {
@@ -249,8 +303,33 @@ pub async fn serve(
             },
             () = &mut shutdown => break,
         };
-        let (stream, peer) = stream;
-        let service = TowerToHyperService::new(within(limits.request, app.clone(), peer));
+        let client = peer.ip().to_canonical();
+        if connections.holds_its_share(client) {
+            tracing::debug!(%client, "connection closed: the client holds its share of connections");
+            continue;
+        }
+        let permit = match Arc::clone(&slots).try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => loop {
+                // Every slot is taken: close the connection idle the longest, then wait for
+                // a slot; when a busy one goes idle meanwhile, it is closed in its turn.
+                connections.make_room();
+                tokio::select! {
+                    permit = Arc::clone(&slots).acquire_owned() => {
+                        break permit.map_err(std::io::Error::other)?;
+                    }
+                    () = connections.changed.notified() => {}
+                    () = &mut shutdown => break 'serving,
+                }
+            },
+        };
+        let admitted = Admitted::new(Arc::clone(&connections), client);
+        let service = TowerToHyperService::new(within(
+            limits.request,
+            app.clone(),
+            Arc::clone(&admitted.tracked),
+            peer,
+        ));
         let builder = Arc::clone(&builder);
         let mut stop = stopping.subscribe();
         tokio::spawn(async move {
@@ -259,12 +338,15 @@ pub async fn serve(
                 let _ = stop.wait_for(|stopping| *stopping).await;
             };
             let mut stopped = std::pin::pin!(stopped);
+            let mut activity = admitted.tracked.activity.subscribe();
+            let opened = Instant::now();
             // Telling HTTP/1 from HTTP/2 waits for the first bytes, before any HTTP/1 header
             // timeout runs: a client that sends nothing is dropped here.
             let mut byte = [0u8; 1];
             let first = tokio::select! {
                 first = tokio::time::timeout(limits.header_read, stream.peek(&mut byte)) => first,
                 () = &mut stopped => return,
+                () = quiet(&mut activity, limits.idle, opened, true) => return,
             };
             if !matches!(first, Ok(Ok(n)) if n > 0) {
                 return;
@@ -277,10 +359,23 @@ pub async fn serve(
                     connection.as_mut().graceful_shutdown();
                     connection.await
                 }
+                () = quiet(&mut activity, limits.idle, opened, true) => {
+                    admitted.tracked.activity.send_modify(|a| a.closing = true);
+                    connection.as_mut().graceful_shutdown();
+                    let told = Instant::now();
+                    tokio::select! {
+                        served = connection.as_mut() => served,
+                        () = quiet(&mut activity, limits.idle, told, false) => {
+                            tracing::debug!("idle connection dropped: still open after being told to close");
+                            Ok(())
+                        }
+                    }
+                }
             };
             if let Err(e) = served {
                 tracing::debug!("connection closed: {e}");
             }
+            drop(admitted);
             drop(permit);
         });
     }
@@ -299,11 +394,230 @@ fn is_connection_error(e: &std::io::Error) -> bool {
     )
 }
 
-/// `app`, answering 408 when a request (its body included) takes longer than `limit`; each
+/// What one connection is doing: written by its requests and the accept loop, watched by its
+/// task.
+#[derive(Debug, Clone, Copy)]
+struct Activity {
+    /// Requests handed to the router whose responses are not sent yet.
+    in_flight: usize,
+    /// When the last request ended, or the connection was accepted.
+    idle_since: Instant,
+    /// Told to close: idle for too long, or closed to make room for a new connection.
+    closing: bool,
+}
+
+/// One open connection.
+struct Tracked {
+    activity: watch::Sender<Activity>,
+    /// [`Connections::changed`].
+    changed: Arc<Notify>,
+}
+
+/// Every open connection: how many each client address holds, and which ones are idle.
+struct Connections {
+    registry: Mutex<Registry>,
+    per_client: usize,
+    /// Notified when a request ends or a connection closes, so a new connection waiting for
+    /// a slot can close one that became idle.
+    changed: Arc<Notify>,
+}
+
+#[derive(Default)]
+struct Registry {
+    next: u64,
+    open: HashMap<u64, Arc<Tracked>>,
+    per_client: HashMap<IpAddr, usize>,
+}
+
+impl Connections {
+    fn new(per_client: usize) -> Self {
+        Self {
+            registry: Mutex::default(),
+            per_client: per_client.max(1),
+            changed: Arc::new(Notify::new()),
+        }
+    }
+
+    fn registry(&self) -> MutexGuard<'_, Registry> {
+        // The registry is consistent after every statement that writes it.
+        self.registry.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether `client` already holds its share of connections.
+    fn holds_its_share(&self, client: IpAddr) -> bool {
+        self.registry()
+            .per_client
+            .get(&client)
+            .copied()
+            .unwrap_or(0)
+            >= self.per_client
+    }
+
+    /// Tells the connection idle the longest to close, unless an idle one is already closing
+    /// (its slot is about to be free).
+    fn make_room(&self) {
+        let registry = self.registry();
+        let mut oldest: Option<(Instant, &Tracked)> = None;
+        for tracked in registry.open.values() {
+            let activity = *tracked.activity.borrow();
+            if activity.in_flight > 0 {
+                continue;
+            }
+            if activity.closing {
+                return;
+            }
+            if oldest.is_none_or(|(since, _)| activity.idle_since < since) {
+                oldest = Some((activity.idle_since, tracked));
+            }
+        }
+        if let Some((_, tracked)) = oldest {
+            tracked.activity.send_modify(|a| a.closing = true);
+        }
+    }
+}
+
+/// A connection's place in [`Connections`], given back when dropped.
+struct Admitted {
+    connections: Arc<Connections>,
+    id: u64,
+    client: IpAddr,
+    tracked: Arc<Tracked>,
+}
+
+impl Admitted {
+    fn new(connections: Arc<Connections>, client: IpAddr) -> Self {
+        let tracked = Arc::new(Tracked {
+            activity: watch::Sender::new(Activity {
+                in_flight: 0,
+                idle_since: Instant::now(),
+                closing: false,
+            }),
+            changed: Arc::clone(&connections.changed),
+        });
+        let id = {
+            let mut registry = connections.registry();
+            let id = registry.next;
+            registry.next = id.wrapping_add(1);
+            registry.open.insert(id, Arc::clone(&tracked));
+            *registry.per_client.entry(client).or_insert(0) += 1;
+            id
+        };
+        Self {
+            connections,
+            id,
+            client,
+            tracked,
+        }
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        {
+            let mut registry = self.connections.registry();
+            registry.open.remove(&self.id);
+            if let Entry::Occupied(mut held) = registry.per_client.entry(self.client) {
+                *held.get_mut() -= 1;
+                if *held.get() == 0 {
+                    held.remove();
+                }
+            }
+        }
+        self.connections.changed.notify_one();
+    }
+}
+
+/// Resolves once the connection has had no request in flight for `idle`, counted from `since`
+/// at the earliest; or at once when it is told to close, if `heed_closing`.
+async fn quiet(
+    activity: &mut watch::Receiver<Activity>,
+    idle: Duration,
+    since: Instant,
+    heed_closing: bool,
+) {
+    loop {
+        let now = *activity.borrow_and_update();
+        if heed_closing && now.closing {
+            return;
+        }
+        let changed = if now.in_flight == 0 {
+            match now.idle_since.max(since).checked_add(idle) {
+                Some(deadline) => tokio::select! {
+                    () = tokio::time::sleep_until(deadline) => return,
+                    changed = activity.changed() => changed,
+                },
+                None => activity.changed().await,
+            }
+        } else {
+            activity.changed().await
+        };
+        if changed.is_err() {
+            // The connection's task holds the sender: nothing more will change.
+            std::future::pending::<()>().await;
+        }
+    }
+}
+
+/// A request in flight on a connection, from the router's call until its response body is
+/// sent or dropped.
+struct InFlight(Arc<Tracked>);
+
+impl InFlight {
+    fn start(tracked: Arc<Tracked>) -> Self {
+        tracked.activity.send_modify(|a| a.in_flight += 1);
+        Self(tracked)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.activity.send_modify(|a| {
+            a.in_flight = a.in_flight.saturating_sub(1);
+            if a.in_flight == 0 {
+                a.idle_since = Instant::now();
+            }
+        });
+        self.0.changed.notify_one();
+    }
+}
+
+pin_project! {
+    /// A response body that holds its request's [`InFlight`] until hyper has sent it (and
+    /// drops it) or gives it up.
+    struct Sending<B> {
+        #[pin]
+        body: B,
+        in_flight: InFlight,
+    }
+}
+
+impl<B: http_body::Body> http_body::Body for Sending<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Self::Data>, Self::Error>>> {
+        self.project().body.poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.body.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.body.size_hint()
+    }
+}
+
+/// `app` for one connection: answering 408 when a request (its body included) takes longer
+/// than `limit`, counting the requests in flight, and adding `Cache-Control: no-store`; each
 /// request carries the client's address as axum's `ConnectInfo<SocketAddr>`.
 fn within(
     limit: Duration,
     app: Router,
+    tracked: Arc<Tracked>,
     peer: std::net::SocketAddr,
 ) -> impl tower::Service<
     Request<Incoming>,
@@ -316,11 +630,18 @@ fn within(
         request
             .extensions_mut()
             .insert(axum::extract::ConnectInfo(peer));
+        let in_flight = InFlight::start(Arc::clone(&tracked));
         async move {
-            match tokio::time::timeout(limit, app.oneshot(request)).await {
-                Ok(response) => response,
-                Err(_) => Ok(request_timeout()),
-            }
+            let mut response = match tokio::time::timeout(limit, app.oneshot(request)).await {
+                Ok(Ok(response)) => response,
+                Err(_) => request_timeout(),
+            };
+            // Webhook answers and problem documents are for this request only.
+            response
+                .headers_mut()
+                .entry(header::CACHE_CONTROL)
+                .or_insert(HeaderValue::from_static("no-store"));
+            Ok(response.map(|body| axum::body::Body::new(Sending { body, in_flight })))
         }
     })
 }
@@ -328,17 +649,17 @@ fn within(
 /// `408 Request Timeout` as a problem document; the connection is closed after it, since the
 /// rest of the request may still be on its way.
 fn request_timeout() -> Response {
-    let problem = serde_json::json!({
-        "type": "tag:webhook-guard,2026:request-timeout",
-        "title": "Request Timeout",
-        "status": 408,
-        "detail": "the request took longer than the server allows",
-    });
+    let problem = problem_document(
+        "request-timeout",
+        "Request Timeout",
+        StatusCode::REQUEST_TIMEOUT,
+        "the request took longer than the server allows",
+    );
     let mut response =
         problem_response(StatusCode::REQUEST_TIMEOUT, &problem).map(axum::body::Body::new);
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    let headers = response.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
 }
 
@@ -353,6 +674,8 @@ mod tests {
         assert_eq!(limits.header_read, Duration::from_secs(10));
         assert_eq!(limits.request, Duration::from_secs(30));
         assert_eq!(limits.max_connections, 1024);
+        assert_eq!(limits.idle, Duration::from_secs(5));
+        assert_eq!(limits.max_connections_per_client, 64);
         assert_eq!(limits.http2_streams, 32);
         assert_eq!(limits.max_body, 64 * 1024);
         assert_eq!(limits.max_buffered, 16 * 1024 * 1024);
@@ -367,11 +690,13 @@ mod tests {
             "application/problem+json"
         );
         assert_eq!(response.headers()[header::CONNECTION], "close");
+        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
         let body = axum::body::to_bytes(response.into_body(), 1024)
             .await
             .expect("a body");
         let problem: serde_json::Value = serde_json::from_slice(&body).expect("JSON");
         assert_eq!(problem["status"], 408);
         assert_eq!(problem["title"], "Request Timeout");
+        assert_eq!(problem["type"], "tag:webhook-guard,2026:request-timeout");
     }
 }

@@ -141,10 +141,11 @@ async fn a_body_trickled_past_the_request_limit_is_cut_off_with_408() {
     let answer = outcome.expect("answered within 5 s");
     assert!(answer.starts_with("HTTP/1.1 408"), "{answer:?}");
     assert!(answer.contains("application/problem+json"), "{answer:?}");
+    assert!(answer.contains("cache-control: no-store\r\n"), "{answer:?}");
 }
 
 #[tokio::test]
-async fn honest_deliveries_are_served() {
+async fn honest_deliveries_are_served_and_not_cached() {
     let server = start().await;
     let mut stream = TcpStream::connect(server.addr).await.expect("connects");
     stream
@@ -155,4 +156,5 @@ async fn honest_deliveries_are_served() {
         .await
         .expect("answered and closed");
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("cache-control: no-store\r\n"), "{answer}");
 }

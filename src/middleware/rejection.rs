@@ -229,12 +229,7 @@ impl Rejection {
     }
 
     fn problem_with(&self, detail: &str) -> serde_json::Value {
-        serde_json::json!({
-            "type": format!("tag:webhook-guard,2026:{}", self.kind()),
-            "title": self.title(),
-            "status": self.status().as_u16(),
-            "detail": detail,
-        })
+        problem_document(self.kind(), self.title(), self.status(), detail)
     }
 
     /// The default response: the status and the [problem document](Rejection::problem) as
@@ -258,6 +253,22 @@ impl Rejection {
         }
         response
     }
+}
+
+/// An RFC 9457 problem document of `kind` (the last part of its `type`): `type`, `title`,
+/// `status` and `detail`.
+pub(crate) fn problem_document(
+    kind: &str,
+    title: &str,
+    status: StatusCode,
+    detail: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "type": format!("tag:webhook-guard,2026:{kind}"),
+        "title": title,
+        "status": status.as_u16(),
+        "detail": detail,
+    })
 }
 
 /// `status` with `problem` as its `application/problem+json` body.

@@ -86,9 +86,19 @@ pub struct ServeArgs {
     /// The URL senders deliver to, for schemes that sign the URL (square, twilio).
     #[arg(long, value_name = "URL")]
     pub public_base_url: Option<String>,
-    /// Connections served at once; more wait in the listen backlog.
+    /// Connections served at once; when all are taken, the one idle the longest is closed to
+    /// make room, or a new one waits for a connection to finish.
     #[arg(long, value_name = "N", default_value_t = Limits::new().max_connections)]
     pub max_connections: usize,
+    /// Connections one client IP address may hold at once (loopback included); more from it are
+    /// closed at once. Behind a proxy that connects from one address, raise it.
+    #[arg(long, value_name = "N", default_value_t = Limits::new().max_connections_per_client)]
+    pub max_connections_per_client: usize,
+    /// Seconds a connection may stay open with no request in flight (keep-alive, HTTP/2 with
+    /// no stream, nothing sent yet) before it is closed (HTTP/2: GOAWAY).
+    #[arg(long, value_name = "SECS", default_value_t = Limits::new().idle.as_secs(),
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub idle_timeout_secs: u64,
     /// Seconds a request, body included, may take before it is answered 408.
     #[arg(long, value_name = "SECS", default_value_t = Limits::new().request.as_secs(),
           value_parser = clap::value_parser!(u64).range(1..))]
@@ -119,6 +129,8 @@ impl ServeArgs {
     fn limits(&self) -> Limits {
         Limits::new()
             .max_connections(self.max_connections)
+            .max_connections_per_client(self.max_connections_per_client)
+            .idle(Duration::from_secs(self.idle_timeout_secs))
             .request(Duration::from_secs(self.request_timeout_secs))
             .header_read(Duration::from_secs(self.header_read_timeout_secs))
     }
