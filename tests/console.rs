@@ -534,18 +534,23 @@ async fn axe(c: &Client, source: &str) -> Vec<Value> {
         .execute_async(
             r#"
             const done = arguments[arguments.length - 1];
-            axe.run(document, { resultTypes: ['violations'] })
-              .then(r => done(r.violations
+            axe.run(document)
+              .then(r => done({ passes: r.passes.length, violations: r.violations
                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
                 .map(v => ({ id: v.id, impact: v.impact, help: v.help,
-                             nodes: v.nodes.map(n => n.target.join(' ')) }))))
-              .catch(e => done([{ id: 'axe-error', help: String(e) }]));
+                             nodes: v.nodes.map(n => n.target.join(' ')) })) }))
+              .catch(e => done({ passes: 0, violations: [{ id: 'axe-error', help: String(e) }] }));
             "#,
             vec![],
         )
         .await
         .unwrap();
-    found.as_array().cloned().unwrap_or_default()
+    // A run that checked nothing would pass vacuously.
+    assert!(
+        found["passes"].as_u64().unwrap_or(0) > 5,
+        "axe did not run: {found}"
+    );
+    found["violations"].as_array().cloned().unwrap_or_default()
 }
 
 /// Writes the page, grown to its whole height, to `docs/console-<page>-<width>.png`, and
@@ -630,7 +635,22 @@ async fn every_page_is_accessible_and_readable_at_360_px() {
         screenshot(c, "signin", width).await;
     }
     c.set_window_size(1280, 900).await.unwrap();
-    sign_in(c, &server, &server.api_key).await;
+    // Signed in with the client id and API secret (Basic) this time.
+    find(c, "#method-basic").await.click().await.unwrap();
+    find(c, "#client-id")
+        .await
+        .send_keys(&server.client_id)
+        .await
+        .unwrap();
+    find(c, "#client-secret")
+        .await
+        .send_keys(&server.client_secret)
+        .await
+        .unwrap();
+    find(c, "#signin-submit").await.click().await.unwrap();
+    until(c, "document.getElementById('nav').hidden === false").await;
+    let who = text(c, "#who-text").await;
+    assert!(who.contains(&server.client_id), "{who}");
 
     let pages = [
         ("keys", "#/keys".to_owned()),
@@ -689,5 +709,67 @@ async fn every_page_is_accessible_and_readable_at_360_px() {
         "serious or critical accessibility violations:\n{}",
         violations.join("\n")
     );
+    browser.close().await;
+}
+
+#[tokio::test]
+async fn the_audit_log_pages_with_the_cursor_and_filters_by_project_and_action() {
+    let _turn = BROWSER.lock().await;
+    let server = Server::start();
+    let auth = [("x-api-key", server.api_key.as_str())];
+    let other = http(
+        server.addr,
+        "POST",
+        "/v1/projects",
+        &[
+            ("x-api-key", &server.api_key),
+            ("content-type", "application/json"),
+        ],
+        br#"{"name": "billing", "scheme": "stripe"}"#,
+    );
+    assert_eq!(other.status, 201, "{}", other.body);
+    let other = other.json()["projectId"].as_str().unwrap().to_owned();
+    // More events than one page of 50.
+    let path = format!("/v1/external-support/{}/secret/regenerate", server.project);
+    for _ in 0..55 {
+        assert_eq!(http(server.addr, "POST", &path, &auth, b"").status, 200);
+    }
+
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    sign_in(c, &server, &server.api_key).await;
+    open(c, "#/audit").await;
+    let rows = "document.querySelectorAll('#audit-body tbody tr').length";
+    assert_eq!(until(c, rows).await, json!(50));
+    // Newest first: the last regeneration leads.
+    let first = text(c, "#audit-body tbody tr:first-child td:nth-child(2)").await;
+    assert_eq!(first, "project.secret.regenerated");
+    find(c, "#audit-more").await.click().await.unwrap();
+    until(c, &format!("{rows} > 50")).await;
+    until(c, "document.getElementById('audit-more').hidden").await;
+    let all = until(c, rows).await.as_u64().unwrap();
+    assert_eq!(
+        all,
+        4 + 55,
+        "the integrator, its key, 2 projects, 55 regenerations"
+    );
+
+    find(c, "#audit-action")
+        .await
+        .select_by_value("project.created")
+        .await
+        .unwrap();
+    until(c, &format!("{rows} === 2")).await;
+    find(c, "#audit-project")
+        .await
+        .select_by_value(&other)
+        .await
+        .unwrap();
+    until(c, &format!("{rows} === 1")).await;
+    let row = text(c, "#audit-body tbody tr").await;
+    assert!(row.contains(&other), "{row}");
+    let count = text(c, "#audit-count").await;
+    assert!(count.contains(&format!("1 of {all}")), "{count}");
+
     browser.close().await;
 }

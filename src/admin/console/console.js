@@ -840,8 +840,9 @@
         return el('tr', null,
           cell('When', when(e.at)),
           cell('Action', el('code', null, e.action)),
-          cell('Project', e.projectId ? (state.projects[e.projectId] ? state.projects[e.projectId] + ' ' : '') : '—',
-            e.projectId ? el('code', null, e.projectId) : null),
+          cell('Project', e.projectId
+            ? [state.projects[e.projectId] ? state.projects[e.projectId] + ' ' : '', el('code', null, e.projectId)]
+            : '—'),
           cell('Actor', e.actor ? el('code', null, String(e.actor)) : '—'),
           cell('Details', details.join('; ') || '—'));
       });
