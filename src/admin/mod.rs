@@ -11,6 +11,7 @@ use std::fmt;
 use crate::keyring::random_u64;
 use crate::text::ShortStr;
 
+pub mod console;
 pub mod credentials;
 mod plane;
 mod problem;

@@ -183,7 +183,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         } else {
             print_next_steps(&base);
         }
-        println!("webhook-guard serving on {base} (admin API under /v1, webhooks at /webhooks/{{projectId}})");
+        println!("webhook-guard serving on {base} (admin API under /v1, webhooks at /webhooks/{{projectId}}, console at {base}/console)");
         // API keys' last uses reach the store once a minute, and once more on shutdown.
         let flusher = admin.clone();
         tokio::spawn(async move {
@@ -223,7 +223,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The admin API plus the verifying webhook route.
+/// The admin API, the verifying webhook route and the web console at `/console`.
 pub fn app(admin: Admin) -> Router {
     let webhooks = Router::new()
         .route("/webhooks/{project_id}", post(received))
@@ -231,7 +231,9 @@ pub fn app(admin: Admin) -> Router {
             admin.projects().clone(),
             ProjectSelector::path_after("/webhooks/"),
         ));
-    router(admin).merge(webhooks)
+    router(admin)
+        .merge(webhooks)
+        .merge(webhook_guard::admin::console::router())
 }
 
 async fn received(
