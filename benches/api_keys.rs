@@ -15,7 +15,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use http::{HeaderMap, HeaderValue, Request};
 use tower::{service_fn, Layer, ServiceExt};
 use webhook_guard::admin::credentials::{
-    generate_api_key, generate_client_secret, ApiKeyLayer, ApiKeyRecord, Credentials,
+    generate_api_key, generate_client_secret, ApiKeyLayer, ApiKeyRow, Credentials,
 };
 use webhook_guard::admin::IntegratorId;
 use webhook_guard::{Keyring, Secret};
@@ -30,13 +30,13 @@ fn api_keys(c: &mut Criterion) {
         .unwrap();
     let credentials = Credentials::new();
     let mut tokens = Vec::new();
-    let records: Vec<ApiKeyRecord> = (0..KEYS)
+    let records: Vec<ApiKeyRow> = (0..KEYS)
         .map(|i| {
             let (id, token, digest) = generate_api_key().unwrap();
             // One integrator per 10 keys.
             let integrator = IntegratorId::new(&format!("int_{:016x}", i / 10));
             tokens.push(token);
-            ApiKeyRecord::new(id, integrator, digest, Utc::now())
+            ApiKeyRow::new(id, integrator, digest, Utc::now())
         })
         .collect();
     credentials.insert_api_keys(records);

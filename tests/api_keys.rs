@@ -18,7 +18,7 @@ use serde_json::Value;
 use tower::{service_fn, Layer, ServiceExt};
 use webhook_guard::admin::credentials::{
     check_api_key, generate_api_key, generate_client_secret, mask_api_key, ApiKeyError, ApiKeyId,
-    ApiKeyLayer, ApiKeyRecord, ApiKeyService, AuthFailure, Caller, Credential, Credentials,
+    ApiKeyLayer, ApiKeyRow, ApiKeyService, AuthFailure, Caller, Credential, Credentials,
 };
 use webhook_guard::admin::IntegratorId;
 use webhook_guard::{Clock, Keyring, ManualClock, ProjectId, Secret};
@@ -65,10 +65,10 @@ impl Setup {
     fn key_with(
         &self,
         integrator: &IntegratorId,
-        edit: impl FnOnce(&mut ApiKeyRecord),
+        edit: impl FnOnce(&mut ApiKeyRow),
     ) -> (ApiKeyId, Zeroizing<String>) {
         let (id, token, digest) = generate_api_key().unwrap();
-        let mut record = ApiKeyRecord::new(id, integrator.clone(), digest, self.now());
+        let mut record = ApiKeyRow::new(id, integrator.clone(), digest, self.now());
         edit(&mut record);
         self.credentials.insert_api_key(record);
         (id, token)
@@ -335,7 +335,7 @@ fn a_masked_key_shows_the_id_and_nothing_of_the_secret() {
 #[test]
 fn a_record_debug_redacts_the_digest() {
     let (id, _, digest) = generate_api_key().unwrap();
-    let record = ApiKeyRecord::new(id, IntegratorId::random(), digest, Utc::now());
+    let record = ApiKeyRow::new(id, IntegratorId::random(), digest, Utc::now());
     let shown = format!("{record:?}");
     assert!(shown.contains("<redacted>"));
     assert!(!shown.contains(&format!("{digest:?}")));

@@ -27,7 +27,7 @@
 //! # Storage
 //!
 //! Keys and secrets are shown once, when generated, and never stored: only the SHA-256 digest
-//! of the whole token is kept ([`ApiKeyRecord::digest`]; for API secrets, the material of the
+//! of the whole token is kept ([`ApiKeyRow::digest`]; for API secrets, the material of the
 //! integrator's [`Keyring`], so rotating an API secret with a grace period is a keyring
 //! rotation). A presented credential is hashed and its digest compared in constant time.
 //!
@@ -47,7 +47,7 @@
 //! use http::{Request, StatusCode};
 //! use tower::{service_fn, Layer, ServiceExt};
 //! use webhook_guard::admin::credentials::{
-//!     generate_api_key, ApiKeyLayer, ApiKeyRecord, Caller, Credentials,
+//!     generate_api_key, ApiKeyLayer, ApiKeyRow, Caller, Credentials,
 //! };
 //! use webhook_guard::admin::IntegratorId;
 //!
@@ -56,7 +56,7 @@
 //! let (id, token, digest) = generate_api_key()?;
 //! let credentials = Credentials::new();
 //! // After the store has committed the record (the digest only; the token is shown once):
-//! credentials.insert_api_key(ApiKeyRecord::new(id, integrator.clone(), digest, Utc::now()));
+//! credentials.insert_api_key(ApiKeyRow::new(id, integrator.clone(), digest, Utc::now()));
 //!
 //! let app = ApiKeyLayer::new(credentials).realm("example").layer(service_fn(
 //!     |request: Request<Body>| async move {
@@ -104,10 +104,12 @@ use tower_service::Service;
 use zeroize::Zeroizing;
 
 use super::throttle::Buckets;
-use super::{IntegratorId, Problem};
+use super::Problem;
 use crate::clock::{Clock, Now, SystemClock};
 use crate::keyring::{KeyId, Keyring};
 use crate::projects::ProjectId;
+use crate::store::IntegratorId;
+pub use crate::store::{ApiKeyId, ApiKeyRow};
 
 /// The prefix of every API key.
 const API_KEY_PREFIX: &str = "wgk_";
@@ -166,67 +168,6 @@ pub enum ApiKeyError {
     /// The operating system's random number generator failed.
     #[error("no random bytes from the operating system: {0}")]
     Random(#[source] getrandom::Error),
-}
-
-/// The public id of one API key: 12 base62 characters, the part after `wgk_`.
-///
-/// It is random and not secret: it finds the key's record and names the key in lists and logs.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ApiKeyId(ArrayString<ID_LEN>);
-
-impl ApiKeyId {
-    /// Checks `id` (exactly 12 base62 characters) and makes it a key id, as a store reads it
-    /// back.
-    ///
-    /// # Errors
-    ///
-    /// [`ApiKeyError::WrongLength`] or [`ApiKeyError::BadCharacter`].
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use webhook_guard::admin::credentials::ApiKeyId;
-    ///
-    /// let id = ApiKeyId::parse("7GkQ2mZp9aXc")?;
-    /// assert_eq!(id.as_str(), "7GkQ2mZp9aXc");
-    /// assert!(ApiKeyId::parse("7GkQ2mZp9aX-").is_err());
-    /// # Ok::<(), webhook_guard::admin::credentials::ApiKeyError>(())
-    /// ```
-    pub fn parse(id: &str) -> Result<Self, ApiKeyError> {
-        if id.len() != ID_LEN {
-            return Err(ApiKeyError::WrongLength {
-                len: id.len(),
-                expected: ID_LEN,
-            });
-        }
-        if let Some(position) = id.bytes().position(|b| !b.is_ascii_alphanumeric()) {
-            return Err(ApiKeyError::BadCharacter { position });
-        }
-        // Twelve ASCII characters fit the twelve bytes.
-        ArrayString::from(id)
-            .map(Self)
-            .map_err(|_| ApiKeyError::WrongLength {
-                len: id.len(),
-                expected: ID_LEN,
-            })
-    }
-
-    /// The id's text.
-    pub fn as_str(&self) -> &str {
-        self.0.as_str()
-    }
-}
-
-impl fmt::Debug for ApiKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        fmt::Debug::fmt(self.0.as_str(), f)
-    }
-}
-
-impl fmt::Display for ApiKeyId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0.as_str())
-    }
 }
 
 /// A new API key: its id, the token to show once, and the SHA-256 digest of the token, which
@@ -303,7 +244,12 @@ pub fn generate_client_secret() -> Result<(Zeroizing<String>, [u8; 32]), ApiKeyE
 /// ```
 pub fn check_api_key(token: &str) -> Result<(ApiKeyId, [u8; 32]), ApiKeyError> {
     check_token(token, API_KEY_PREFIX, API_KEY_LEN)?;
-    let id = ApiKeyId::parse(&token[API_KEY_PREFIX.len()..API_KEY_PREFIX.len() + ID_LEN])?;
+    // check_token saw base62 characters of the right length: the id part is an id.
+    let id = ApiKeyId::parse(&token[API_KEY_PREFIX.len()..API_KEY_PREFIX.len() + ID_LEN]).map_err(
+        |_| ApiKeyError::BadCharacter {
+            position: API_KEY_PREFIX.len(),
+        },
+    )?;
     Ok((id, sha256(token)))
 }
 
@@ -316,7 +262,7 @@ pub fn check_api_key(token: &str) -> Result<(ApiKeyId, [u8; 32]), ApiKeyError> {
 ///
 /// let id = ApiKeyId::parse("7GkQ2mZp9aXc")?;
 /// assert_eq!(mask_api_key(&id), "wgk_7GkQ2mZp9aXc…");
-/// # Ok::<(), webhook_guard::admin::credentials::ApiKeyError>(())
+/// # Ok::<(), webhook_guard::store::IdError>(())
 /// ```
 pub fn mask_api_key(id: &ApiKeyId) -> String {
     format!("{API_KEY_PREFIX}{id}…")
@@ -344,7 +290,10 @@ fn random_id() -> Result<ApiKeyId, ApiKeyError> {
             }
         }
     }
-    Ok(ApiKeyId(id))
+    ApiKeyId::parse(&id).map_err(|_| ApiKeyError::WrongLength {
+        len: id.len(),
+        expected: ID_LEN,
+    })
 }
 
 /// `prefix` + `id` + 43 base62 characters of 32 fresh random bytes + the checksum.
@@ -414,68 +363,6 @@ fn check_token(token: &str, prefix: &'static str, len: usize) -> Result<(), ApiK
         return Err(ApiKeyError::ChecksumMismatch);
     }
     Ok(())
-}
-
-/// One API key as a store keeps it and the list endpoint shows it: everything but the key.
-///
-/// `Debug` redacts the digest. There is no `PartialEq`: digests are compared only in constant
-/// time, by [`Credentials::authenticate`].
-#[derive(Clone)]
-#[non_exhaustive]
-pub struct ApiKeyRecord {
-    /// The key's id.
-    pub id: ApiKeyId,
-    /// The integrator that owns the key; a caller with it is that integrator.
-    pub integrator: IntegratorId,
-    /// A name the integrator gave the key.
-    pub name: Option<String>,
-    /// SHA-256 of the whole token.
-    pub digest: [u8; 32],
-    /// When the key was made.
-    pub created_at: DateTime<Utc>,
-    /// When the key stops being accepted; `None` for never.
-    pub expires_at: Option<DateTime<Utc>>,
-    /// The projects the key may act on; `None` for every project of the integrator.
-    pub projects: Option<Vec<ProjectId>>,
-    /// The last time (to the second) a request authenticated with the key, if ever.
-    pub last_used: Option<DateTime<Utc>>,
-}
-
-impl ApiKeyRecord {
-    /// A record of key `id` of `integrator` with `digest`, made at `created_at`: no name, no
-    /// expiry, every project, never used. Set the other fields on the result.
-    pub fn new(
-        id: ApiKeyId,
-        integrator: IntegratorId,
-        digest: [u8; 32],
-        created_at: DateTime<Utc>,
-    ) -> Self {
-        Self {
-            id,
-            integrator,
-            name: None,
-            digest,
-            created_at,
-            expires_at: None,
-            projects: None,
-            last_used: None,
-        }
-    }
-}
-
-impl fmt::Debug for ApiKeyRecord {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ApiKeyRecord")
-            .field("id", &self.id)
-            .field("integrator", &self.integrator)
-            .field("name", &self.name)
-            .field("digest", &"<redacted>")
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .field("projects", &self.projects)
-            .field("last_used", &self.last_used)
-            .finish()
-    }
 }
 
 /// Which credential authenticated a request, for the audit log.
@@ -562,7 +449,7 @@ impl AuthFailure {
 
 /// One API key in memory: its record and its last use as it changes.
 struct Entry {
-    record: ApiKeyRecord,
+    record: ApiKeyRow,
     projects: Option<Arc<[ProjectId]>>,
     expires: Option<Now>,
     /// Unix seconds of the last use, [`NEVER`] for never.
@@ -570,7 +457,7 @@ struct Entry {
 }
 
 impl Entry {
-    fn new(record: ApiKeyRecord) -> Self {
+    fn new(record: ApiKeyRow) -> Self {
         Self {
             projects: record.projects.as_deref().map(Arc::from),
             expires: record.expires_at.map(Now::from),
@@ -579,7 +466,7 @@ impl Entry {
         }
     }
 
-    fn record(&self) -> ApiKeyRecord {
+    fn record(&self) -> ApiKeyRow {
         let mut record = self.record.clone();
         let secs = self.last_used.load(Ordering::Relaxed);
         if secs != NEVER {
@@ -641,12 +528,12 @@ impl Credentials {
     }
 
     /// Adds (or replaces) an API key.
-    pub fn insert_api_key(&self, record: ApiKeyRecord) {
+    pub fn insert_api_key(&self, record: ApiKeyRow) {
         self.insert_api_keys([record]);
     }
 
     /// Adds (or replaces) many API keys in one change, as at start-up from the store.
-    pub fn insert_api_keys(&self, records: impl IntoIterator<Item = ApiKeyRecord>) {
+    pub fn insert_api_keys(&self, records: impl IntoIterator<Item = ApiKeyRow>) {
         let entries: Vec<Arc<Entry>> = records
             .into_iter()
             .map(|r| Arc::new(Entry::new(r)))
@@ -670,8 +557,8 @@ impl Credentials {
     }
 
     /// The API keys of `integrator`, with their last use, by creation time then id.
-    pub fn api_keys(&self, integrator: &IntegratorId) -> Vec<ApiKeyRecord> {
-        let mut records: Vec<ApiKeyRecord> = self
+    pub fn api_keys(&self, integrator: &IntegratorId) -> Vec<ApiKeyRow> {
+        let mut records: Vec<ApiKeyRow> = self
             .shared
             .api_keys
             .load()

@@ -12,8 +12,7 @@ use http::StatusCode;
 use zeroize::Zeroizing;
 
 use super::credentials::{
-    generate_api_key, generate_client_secret, ApiKeyId, ApiKeyRecord, Caller, Credential,
-    Credentials,
+    generate_api_key, generate_client_secret, ApiKeyId, ApiKeyRow, Caller, Credential, Credentials,
 };
 use super::throttle::Buckets;
 use super::{IntegratorId, Problem};
@@ -251,7 +250,7 @@ pub struct NewProject {
 #[derive(Debug)]
 pub struct NewApiKey {
     /// What is stored and listed.
-    pub record: ApiKeyRecord,
+    pub record: ApiKeyRow,
     /// The key itself.
     pub key: Zeroizing<String>,
 }
@@ -990,7 +989,7 @@ impl Admin {
         let (id, key, digest) =
             generate_api_key().map_err(|e| AdminError::Random(e.to_string()))?;
         let now = self.now();
-        let record = ApiKeyRecord {
+        let record = ApiKeyRow {
             id,
             integrator: integrator.clone(),
             name,
@@ -1037,7 +1036,7 @@ impl Admin {
         caller: &Caller,
         after: Option<&str>,
         limit: usize,
-    ) -> Result<Page<ApiKeyRecord>, AdminError> {
+    ) -> Result<Page<ApiKeyRow>, AdminError> {
         require_unlimited(caller)?;
         let limit = page_size(limit, MAX_PAGE)?;
         let after = after

@@ -8,7 +8,7 @@
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::credentials::{mask_api_key, ApiKeyRecord};
+use super::credentials::{mask_api_key, ApiKeyRow};
 use super::plane::{Project, Regenerated};
 use crate::keyring::KeyRole;
 use crate::store::AuditEvent;
@@ -204,8 +204,8 @@ pub(crate) struct ApiKeyOut<'a> {
     pub projects: Option<Vec<&'a str>>,
 }
 
-impl<'a> From<&'a ApiKeyRecord> for ApiKeyOut<'a> {
-    fn from(key: &'a ApiKeyRecord) -> Self {
+impl<'a> From<&'a ApiKeyRow> for ApiKeyOut<'a> {
+    fn from(key: &'a ApiKeyRow) -> Self {
         Self {
             id: key.id.as_str(),
             name: key.name.as_deref(),

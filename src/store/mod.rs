@@ -12,91 +12,18 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::admin::credentials::{ApiKeyId, ApiKeyRecord};
-use crate::admin::IntegratorId;
 use crate::keyring::KeyRecord;
 use crate::projects::ProjectId;
 
 pub mod crypt;
+mod model;
 mod sqlite;
 
+pub use model::{
+    ApiKeyId, ApiKeyRow, IdError, IntegratorId, IntegratorRow, ProjectRow, State, API_KEY_ID_LEN,
+};
+
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
-
-/// One integrator (tenant) as stored: its id (the Basic `clientId`) and its API secrets, each
-/// kept as the SHA-256 digest of the secret (a [`KeyRecord`] whose material is the digest), so
-/// its rotations have the keyring's grace periods.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct IntegratorRow {
-    /// The integrator's id.
-    pub id: IntegratorId,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// Its API secrets' digests, current first.
-    pub secrets: Vec<KeyRecord>,
-}
-
-impl IntegratorRow {
-    /// An integrator row.
-    pub fn new(id: IntegratorId, created_at: DateTime<Utc>, secrets: Vec<KeyRecord>) -> Self {
-        Self {
-            id,
-            created_at,
-            secrets,
-        }
-    }
-}
-
-/// One project as stored: who owns it, how its webhooks are signed, and its signing keys.
-#[derive(Debug, Clone)]
-#[non_exhaustive]
-pub struct ProjectRow {
-    /// The project's id.
-    pub id: ProjectId,
-    /// The integrator that owns it.
-    pub integrator: IntegratorId,
-    /// A label for people.
-    pub name: Option<String>,
-    /// The name of the scheme its webhooks are signed with (`github`, `standard-webhooks`, …).
-    pub scheme: String,
-    /// When it was created.
-    pub created_at: DateTime<Utc>,
-    /// Its signing keys, current first.
-    pub keys: Vec<KeyRecord>,
-}
-
-impl ProjectRow {
-    /// A project row.
-    pub fn new(
-        id: ProjectId,
-        integrator: IntegratorId,
-        name: Option<String>,
-        scheme: String,
-        created_at: DateTime<Utc>,
-        keys: Vec<KeyRecord>,
-    ) -> Self {
-        Self {
-            id,
-            integrator,
-            name,
-            scheme,
-            created_at,
-            keys,
-        }
-    }
-}
-
-/// Everything a store holds but the audit log, as read at startup.
-#[derive(Debug, Clone, Default)]
-#[non_exhaustive]
-pub struct State {
-    /// Every integrator.
-    pub integrators: Vec<IntegratorRow>,
-    /// Every project.
-    pub projects: Vec<ProjectRow>,
-    /// Every API key (digests, never keys).
-    pub api_keys: Vec<ApiKeyRecord>,
-}
 
 /// One change to a store; [`Store::apply`] commits it with its audit event or not at all.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +57,7 @@ pub enum Change<'a> {
         project: &'a ProjectId,
     },
     /// A new API key (its digest).
-    CreateApiKey(&'a ApiKeyRecord),
+    CreateApiKey(&'a ApiKeyRow),
     /// An API key is deleted.
     DeleteApiKey {
         /// The owner.

@@ -12,11 +12,9 @@ use rusqlite::{
 
 use super::crypt::{self, Sealer};
 use super::{
-    AuditEvent, AuditQuery, AuditRetention, Change, IntegratorRow, ProjectRow, State, Store,
-    StoreError,
+    ApiKeyId, ApiKeyRow, AuditEvent, AuditQuery, AuditRetention, Change, IntegratorId,
+    IntegratorRow, ProjectRow, State, Store, StoreError,
 };
-use crate::admin::credentials::{ApiKeyId, ApiKeyRecord};
-use crate::admin::IntegratorId;
 use crate::keyring::{KeyId, KeyRecord, KeyRole};
 use crate::projects::ProjectId;
 use crate::public_key::KeyMaterial;
@@ -488,7 +486,7 @@ impl Store for SqliteStore {
                     )
                 }
             };
-            state.api_keys.push(ApiKeyRecord {
+            state.api_keys.push(ApiKeyRow {
                 id,
                 integrator: IntegratorId::new(&integrator),
                 name,
