@@ -224,6 +224,8 @@ async fn names_that_hide_or_reorder_text_are_refused() {
         "line\nbreak",
         "\u{2066}isolate\u{2069}",
         "bom\u{FEFF}",
+        " leading",
+        "trailing\u{3000}",
         &"x".repeat(201),
     ] {
         for path in ["/v1/projects", "/v1/api-keys"] {
@@ -242,7 +244,13 @@ async fn names_that_hide_or_reorder_text_are_refused() {
     }
     assert_eq!(f.digest(), before);
     // Letters of any script, emoji and inner spaces are names.
-    for name in ["Boutique Zoë", "店舗", "shop 🛍", &"x".repeat(200)] {
+    for name in [
+        "Boutique Zoë",
+        "店舗",
+        "shop 🛍",
+        "dev 👩\u{200D}💻",
+        &"x".repeat(200),
+    ] {
         let body = serde_json::json!({ "name": name }).to_string();
         let (status, _, answer) = f.send(post_json("/v1/projects", key, Some(&body))).await;
         assert_eq!(status, StatusCode::CREATED, "{name:?}: {answer}");

@@ -8,6 +8,7 @@
 
 pub mod console;
 pub mod credentials;
+mod openapi;
 mod plane;
 mod problem;
 mod routes;
@@ -15,6 +16,7 @@ mod throttle;
 mod wire;
 
 pub use crate::store::{ApiKeyId, ApiKeyRow, IntegratorId};
+pub use openapi::document as openapi_document;
 pub use plane::{
     Admin, AdminBuilder, AdminError, NewApiKey, NewIntegrator, NewProject, Page, Project,
     Regenerated, DEFAULT_PAGE, DEFAULT_WRITES_PER_SECOND, DEFAULT_WRITE_BURST, MAX_API_KEYS,

@@ -371,6 +371,7 @@ struct Inner {
     /// The last uses already written to the store.
     flushed: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
     writes: Mutex<Buckets<Credential>>,
+    failed_logins: (u32, u32),
 }
 
 /// Builds an [`Admin`]: the clock and limits, then [`open`](AdminBuilder::open) on a store.
@@ -380,6 +381,7 @@ pub struct AdminBuilder {
     public_base_url: Option<String>,
     writes_per_second: u32,
     write_burst: u32,
+    failed_logins: (u32, u32),
 }
 
 impl fmt::Debug for AdminBuilder {
@@ -412,6 +414,15 @@ impl AdminBuilder {
     pub fn write_rate(mut self, per_second: u32, burst: u32) -> Self {
         self.writes_per_second = per_second.max(1);
         self.write_burst = burst.max(1);
+        self
+    }
+
+    /// How many failed authentications one client address may make through
+    /// [`router`](super::router): `burst` at once, then `per_second`; past it, 429. Default:
+    /// [`DEFAULT_FAILURES_PER_SECOND`](super::credentials::DEFAULT_FAILURES_PER_SECOND) and
+    /// [`DEFAULT_FAILURE_BURST`](super::credentials::DEFAULT_FAILURE_BURST).
+    pub fn failed_logins(mut self, per_second: u32, burst: u32) -> Self {
+        self.failed_logins = (per_second.max(1), burst.max(1));
         self
     }
 
@@ -476,6 +487,7 @@ impl AdminBuilder {
                 public_base_url: self.public_base_url,
                 writer: Mutex::new(()),
                 flushed: Mutex::new(flushed),
+                failed_logins: self.failed_logins,
                 writes: Mutex::new(Buckets::new(
                     self.writes_per_second,
                     self.write_burst,
@@ -503,6 +515,10 @@ impl Admin {
             public_base_url: None,
             writes_per_second: DEFAULT_WRITES_PER_SECOND,
             write_burst: DEFAULT_WRITE_BURST,
+            failed_logins: (
+                super::credentials::DEFAULT_FAILURES_PER_SECOND,
+                super::credentials::DEFAULT_FAILURE_BURST,
+            ),
         }
     }
 
@@ -514,6 +530,11 @@ impl Admin {
     /// The credential tables the [`ApiKeyLayer`](super::credentials::ApiKeyLayer) reads.
     pub fn credentials(&self) -> &Credentials {
         &self.inner.credentials
+    }
+
+    /// Failed authentications one client address may make: per second, and at once.
+    pub fn failed_logins(&self) -> (u32, u32) {
+        self.inner.failed_logins
     }
 
     /// The store.
@@ -1212,9 +1233,10 @@ fn gone<'a>(resource: &'static str, id: &'a str) -> impl FnOnce(AdminError) -> A
     }
 }
 
-/// A name for people, checked: not empty, at most [`MAX_NAME_CHARS`] characters, and nothing
-/// that hides or reorders text where it is shown (controls, bidirectional overrides,
-/// zero-width characters).
+/// A name for people, checked: 1 to [`MAX_NAME_CHARS`] characters, nothing that hides or
+/// reorders text where it is shown (controls, bidirectional overrides, invisible characters),
+/// and no space at either end. The OpenAPI document states the same rule as a pattern
+/// (`wire::NAME_PATTERN`); change both together.
 fn check_name(name: Option<String>) -> Result<Option<String>, AdminError> {
     let Some(name) = name else {
         return Ok(None);
@@ -1225,8 +1247,8 @@ fn check_name(name: Option<String>) -> Result<Option<String>, AdminError> {
             reason,
         })
     };
-    if name.trim().is_empty() {
-        return bad("must not be empty or only spaces".into());
+    if name.is_empty() {
+        return bad("must not be empty".into());
     }
     if name.chars().count() > MAX_NAME_CHARS {
         return bad(format!("must be at most {MAX_NAME_CHARS} characters"));
@@ -1237,18 +1259,30 @@ fn check_name(name: Option<String>) -> Result<Option<String>, AdminError> {
             u32::from(c)
         ));
     }
+    if name.starts_with(is_space) || name.ends_with(is_space) {
+        return bad("must not begin or end with a space".into());
+    }
     Ok(Some(name))
 }
 
-/// Characters that are not seen, or change how the text around them is shown.
+/// Characters that are not seen, or change how the text around them is shown. The joiners
+/// U+200C and U+200D stay allowed: scripts and emoji sequences need them.
 fn is_hidden(c: char) -> bool {
     c.is_control()
         || matches!(c,
             '\u{00AD}' | '\u{034F}' | '\u{061C}' | '\u{115F}' | '\u{1160}' | '\u{17B4}'
-            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}'..='\u{200F}'
-            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
-            | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
-            | '\u{E0000}'..='\u{E007F}')
+            | '\u{17B5}' | '\u{180B}'..='\u{180F}' | '\u{200B}' | '\u{200E}' | '\u{200F}'
+            | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}' | '\u{FEFF}'
+            | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}')
+}
+
+/// Spaces a name may hold inside but not at either end.
+fn is_space(c: char) -> bool {
+    matches!(
+        c,
+        ' ' | '\u{00A0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200A}' | '\u{202F}' | '\u{205F}' | '\u{3000}'
+    )
 }
 
 /// A project's verifier: its scheme, its keyring, and the public base URL when one is set.

@@ -16,7 +16,7 @@ use super::credentials::{ApiKeyLayer, Caller};
 use super::plane::{Admin, AdminError, DEFAULT_PAGE};
 use super::wire::{
     ApiKeyOut, ApiKeysOut, AuditEventOut, AuditOut, CreateApiKeyIn, CreateProjectIn, EndedOut,
-    IntegratorSecretOut, ProjectOut, ProjectSecretOut, ProjectsOut, RegenerateIn,
+    IntegratorSecretOut, ProblemOut, ProjectOut, ProjectSecretOut, ProjectsOut, RegenerateIn,
 };
 use super::Problem;
 use crate::projects::ProjectId;
@@ -80,6 +80,7 @@ pub const MAX_CONCURRENT_ADMIN_REQUESTS: usize = 4;
 /// ```
 pub fn router(admin: Admin) -> Router {
     let credentials = admin.credentials().clone();
+    let (per_second, burst) = admin.failed_logins();
     Router::new()
         .route(
             "/v1/external-support/{project_id}/secret/regenerate",
@@ -101,10 +102,11 @@ pub fn router(admin: Admin) -> Router {
         .route("/v1/api-keys", post(create_api_key).get(list_api_keys))
         .route("/v1/api-keys/{id}", delete(delete_api_key))
         .route("/v1/audit", get(audit))
-        .route_layer(ApiKeyLayer::new(credentials))
+        .route_layer(ApiKeyLayer::new(credentials).failed_attempts(per_second, burst))
         .route_layer(tower::limit::GlobalConcurrencyLimitLayer::new(
             MAX_CONCURRENT_ADMIN_REQUESTS,
         ))
+        .route("/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz))
         .fallback(unknown_route)
@@ -140,6 +142,11 @@ async fn method_not_allowed(uri: Uri) -> Response {
     )
     .instance(uri.path())
     .into_response()
+}
+
+/// `GET /v1/openapi.json`: the API's OpenAPI 3.1 document, without credentials.
+async fn openapi_json() -> Response {
+    Json(super::openapi::document()).into_response()
 }
 
 async fn readyz(State(admin): State<Admin>) -> Response {
@@ -280,7 +287,8 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
                 return Err(problem(Problem::bad_request("the body could not be read")));
             }
         };
-        if bytes.is_empty() {
+        // `null` is no body, as an optional body's schema allows.
+        if bytes.is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(Self(T::default()));
         }
         let json = content_type
@@ -381,6 +389,28 @@ fn page_params(
     Ok((cursor, limit))
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/external-support/{projectId}/secret/regenerate",
+    tag = "signing secrets",
+    summary = "Regenerate a project's signing secret",
+    description = "The new secret is shown once. The old one ends at once, or after `oldSecretValidForSeconds`.",
+    params(("projectId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The project id, as sent (never percent-decoded)")),
+    request_body(content = Option<RegenerateIn>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new secret, shown once", body = ProjectSecretOut<'_>),
+        (status = 400, description = "The body or a parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 KiB", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 415, description = "A body not sent as application/json", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 409, description = "The change would pass a cap (live keys, projects, API keys)", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn regenerate_project_secret(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -397,6 +427,22 @@ async fn regenerate_project_secret(
     Ok(Json(ProjectSecretOut::from(&done)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/external-support/{projectId}/secret/previous",
+    tag = "signing secrets",
+    summary = "End a project's previous secrets now",
+    params(("projectId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The project id, as sent (never percent-decoded)")),
+    responses(
+        (status = 200, description = "The grace keys ended", body = EndedOut),
+        (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn end_previous_secrets(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -411,6 +457,25 @@ async fn end_previous_secrets(
     Ok(Json(EndedOut { ended_key_ids }).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/integrator/regenerate-secret",
+    tag = "integrator",
+    summary = "Regenerate the integrator's API secret (Basic clientSecret)",
+    request_body(content = Option<RegenerateIn>, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The new API secret, shown once", body = IntegratorSecretOut<'_>),
+        (status = 400, description = "The body or a parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 KiB", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 415, description = "A body not sent as application/json", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 409, description = "The change would pass a cap (live keys, projects, API keys)", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn regenerate_integrator_secret(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -425,6 +490,25 @@ async fn regenerate_integrator_secret(
     Ok(Json(IntegratorSecretOut::from(&done)).into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/projects",
+    tag = "projects",
+    summary = "Create a project",
+    request_body(content = Option<CreateProjectIn>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The project and its first signing secret, shown once", body = ProjectOut<'_>),
+        (status = 400, description = "The body or a parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 KiB", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 415, description = "A body not sent as application/json", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 409, description = "The change would pass a cap (live keys, projects, API keys)", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn create_project(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -441,6 +525,24 @@ async fn create_project(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects",
+    tag = "projects",
+    summary = "List the caller's projects, a page at a time",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Projects on the page (default 100)"),
+        ("cursor" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The nextCursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of projects", body = ProjectsOut<'_>),
+        (status = 400, description = "A parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn list_projects(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -473,6 +575,22 @@ fn json_bytes(bytes: Vec<u8>) -> Response {
         .into_response()
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/projects/{projectId}",
+    tag = "projects",
+    summary = "Show a project and its live keys (never a secret)",
+    params(("projectId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The project id, as sent (never percent-decoded)")),
+    responses(
+        (status = 200, description = "The project", body = ProjectOut<'_>),
+        (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn show_project(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -485,6 +603,22 @@ async fn show_project(
     Ok(Json(ProjectOut::from(&*project)).into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{projectId}",
+    tag = "projects",
+    summary = "Delete a project; its webhooks are refused from then on",
+    params(("projectId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The project id, as sent (never percent-decoded)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn delete_project(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -498,6 +632,26 @@ async fn delete_project(
     Ok(StatusCode::NO_CONTENT.into_response())
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/api-keys",
+    tag = "API keys",
+    summary = "Create an API key, shown once",
+    request_body(content = Option<CreateApiKeyIn>, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The key, shown once", body = ApiKeyOut<'_>),
+        (status = 400, description = "The body or a parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 KiB", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 415, description = "A body not sent as application/json", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 409, description = "The change would pass a cap (live keys, projects, API keys)", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn create_api_key(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -530,6 +684,25 @@ async fn create_api_key(
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/api-keys",
+    tag = "API keys",
+    summary = "List API keys (masked), a page at a time",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 500, description = "Keys on the page (default 100)"),
+        ("cursor" = Option<String>, Query, pattern = "^[0-9A-Za-z]{12}$", description = "The nextCursor of the previous page"),
+    ),
+    responses(
+        (status = 200, description = "A page of API keys", body = ApiKeysOut<'_>),
+        (status = 400, description = "A parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn list_api_keys(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -548,6 +721,22 @@ async fn list_api_keys(
     .into_response())
 }
 
+#[utoipa::path(
+    delete,
+    path = "/v1/api-keys/{id}",
+    tag = "API keys",
+    summary = "Delete an API key; the next request with it gets 401",
+    params(("id" = String, Path, pattern = "^[0-9A-Za-z]{12}$", description = "The key's id (12 base62 characters)")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn delete_api_key(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -573,11 +762,12 @@ fn audit_query(
                 if audit.before.is_some() {
                     return Err(bad("given once (cursor and before are one parameter)"));
                 }
-                audit.before = Some(
-                    value
-                        .parse::<u64>()
-                        .map_err(|_| bad("a cursor from a previous page"))?,
-                );
+                let cursor = value
+                    .parse::<i64>()
+                    .ok()
+                    .and_then(|c| u64::try_from(c).ok())
+                    .ok_or_else(|| bad("a cursor from a previous page"))?;
+                audit.before = Some(cursor);
             }
             "limit" => audit.limit = limit_param(name, value)?,
             "projectId" => {
@@ -590,6 +780,28 @@ fn audit_query(
     Ok(audit)
 }
 
+#[utoipa::path(
+    get,
+    path = "/v1/audit",
+    tag = "audit",
+    summary = "The audit log, newest first, a page at a time",
+    params(
+        ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Events on the page (default 50)"),
+        ("cursor" = Option<u64>, Query, minimum = 0, description = "The nextCursor of the previous page (`before` is the same parameter's older name)"),
+        ("projectId" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Only this project's events"),
+        ("action" = Option<String>, Query, description = "Only events of this action"),
+    ),
+    responses(
+        (status = 200, description = "A page of events", body = AuditOut<'_>),
+        (status = 400, description = "A parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn audit(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,

@@ -7,11 +7,40 @@
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Deserializer, Serialize};
+use utoipa::ToSchema;
+
+/// The characters `Admin` refuses in names, as a character-class body.
+macro_rules! hidden {
+    () => {
+        "\\u0000-\\u001F\\u007F-\\u009F\\u00AD\\u034F\\u061C\\u115F\\u1160\\u17B4\\u17B5\\u180B-\\u180F\\u200B\\u200E\\u200F\\u2028-\\u202E\\u2060-\\u206F\\u3164\\uFEFF\\uFFA0\\uFFF0-\\uFFFB"
+    };
+}
+
+/// The spaces a name may not begin or end with, as a character-class body.
+macro_rules! spaces {
+    () => {
+        " \\u00A0\\u1680\\u2000-\\u200A\\u202F\\u205F\\u3000"
+    };
+}
 
 use super::credentials::{mask_api_key, ApiKeyRow};
 use super::plane::{Project, Regenerated};
 use crate::keyring::KeyRole;
 use crate::store::AuditEvent;
+
+/// The rule of `Admin`'s name check as a JSON Schema pattern: no control, bidirectional or
+/// invisible character, no space at either end (lengths are `minLength`/`maxLength`).
+pub(crate) const NAME_PATTERN: &str = concat!(
+    "^[^",
+    hidden!(),
+    spaces!(),
+    "](?:[^",
+    hidden!(),
+    "]*[^",
+    hidden!(),
+    spaces!(),
+    "])?$"
+);
 
 /// A time as the API writes it: RFC 3339, UTC, milliseconds.
 pub(crate) fn time(at: DateTime<Utc>) -> String {
@@ -48,48 +77,64 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
 
 /// `POST /v1/external-support/{projectId}/secret/regenerate` and
 /// `POST /v1/integrator/regenerate-secret`: how long the old secret stays valid.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct RegenerateIn {
     /// 0 to 3600; absent or 0 ends the old secret at once.
     #[serde(default, deserialize_with = "whole_seconds")]
+    #[schema(value_type = u64, minimum = 0, maximum = 3600)]
     pub old_secret_valid_for_seconds: Option<u64>,
 }
 
 /// `POST /v1/projects`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct CreateProjectIn {
-    /// A label for people.
+    /// A label for people: 1 to 200 characters, no control, bidirectional or invisible ones,
+    /// no space at either end.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: Option<String>,
     /// The scheme its webhooks are signed with; `standard-webhooks` when absent.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, example = "github")]
     pub scheme: Option<String>,
 }
 
 /// `POST /v1/api-keys`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct CreateApiKeyIn {
-    /// A label for people.
+    /// A label for people: 1 to 200 characters, no control, bidirectional or invisible ones,
+    /// no space at either end.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String, min_length = 1, max_length = 200)]
     pub name: Option<String>,
-    /// The projects the key is limited to; every project when absent.
+    /// The projects the key is limited to (1 to 100); every project when absent or null.
     #[serde(default)]
+    #[schema(value_type = Option<Vec<ProjectIdText>>, min_items = 1, max_items = 100)]
     pub projects: Option<Vec<String>>,
-    /// The key's lifetime; no expiry when absent.
+    /// The key's lifetime in seconds (at most 366 days); no expiry when absent.
     #[serde(default, deserialize_with = "whole_seconds")]
+    #[schema(value_type = u64, minimum = 1, maximum = 31622400)]
     pub expires_in_seconds: Option<u64>,
 }
 
+/// A project id as the API takes it: 1 to 64 ASCII letters, digits, `-` and `_` (the server
+/// makes `prj_` and 16 hex digits).
+#[derive(ToSchema)]
+#[schema(value_type = String, pattern = "^[A-Za-z0-9_-]{1,64}$")]
+pub(crate) struct ProjectIdText(#[allow(dead_code)] String);
+
 /// A project's new signing secret, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProjectSecretOut<'a> {
     pub signing_secret: &'a str,
+    #[schema(format = DateTime)]
     pub regenerated_at: String,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub old_secret_expires_at: Option<String>,
 }
 
@@ -104,11 +149,12 @@ impl<'a> From<&'a Regenerated> for ProjectSecretOut<'a> {
 }
 
 /// The integrator's new API secret, shown once.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct IntegratorSecretOut<'a> {
     pub secret: &'a str,
     #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(format = DateTime)]
     pub old_secret_expires_at: Option<String>,
 }
 
@@ -122,31 +168,35 @@ impl<'a> From<&'a Regenerated> for IntegratorSecretOut<'a> {
 }
 
 /// The grace keys that `DELETE …/secret/previous` ended.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct EndedOut {
     pub ended_key_ids: Vec<String>,
 }
 
 /// One live signing key of a project (never its secret).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct KeyOut {
     pub id: String,
     /// `current` or `grace`.
     pub role: &'static str,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    #[schema(format = DateTime)]
     pub last_verified_at: Option<String>,
 }
 
 /// A project, with its signing secret when it was just created.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProjectOut<'a> {
     pub project_id: &'a str,
     pub name: Option<&'a str>,
     pub scheme: &'a str,
+    #[schema(format = DateTime)]
     pub created_at: String,
     pub webhook_path: String,
     pub keys: Vec<KeyOut>,
@@ -183,7 +233,7 @@ impl<'a> From<&'a Project> for ProjectOut<'a> {
 }
 
 /// A page of projects.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ProjectsOut<'a> {
     pub projects: Vec<ProjectOut<'a>>,
@@ -191,15 +241,18 @@ pub(crate) struct ProjectsOut<'a> {
 }
 
 /// An API key as listed (masked), or as created (with the key, shown once).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ApiKeyOut<'a> {
     pub id: &'a str,
     pub name: Option<&'a str>,
     /// The masked key (`wgk_<id>…`), or the whole key once when created.
     pub key: String,
+    #[schema(format = DateTime)]
     pub created_at: String,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
+    #[schema(format = DateTime)]
     pub last_used_at: Option<String>,
     pub projects: Option<Vec<&'a str>>,
 }
@@ -222,7 +275,7 @@ impl<'a> From<&'a ApiKeyRow> for ApiKeyOut<'a> {
 }
 
 /// A page of API keys.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct ApiKeysOut<'a> {
     pub api_keys: Vec<ApiKeyOut<'a>>,
@@ -230,10 +283,11 @@ pub(crate) struct ApiKeysOut<'a> {
 }
 
 /// One audit event.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AuditEventOut<'a> {
     pub seq: u64,
+    #[schema(format = DateTime)]
     pub at: String,
     pub actor: &'a str,
     pub action: &'a str,
@@ -241,6 +295,7 @@ pub(crate) struct AuditEventOut<'a> {
     pub old_key_ids: &'a [String],
     pub new_key_id: Option<&'a str>,
     pub grace_seconds: Option<u64>,
+    #[schema(format = DateTime)]
     pub expires_at: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub count: Option<u64>,
@@ -264,9 +319,36 @@ impl<'a> From<&'a AuditEvent> for AuditEventOut<'a> {
 }
 
 /// A page of audit events, newest first.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub(crate) struct AuditOut<'a> {
     pub events: Vec<AuditEventOut<'a>>,
     pub next_cursor: Option<String>,
+}
+
+/// An RFC 9457 problem document, as every error of the admin API is answered
+/// (`application/problem+json`). Only `type`, `title`, `status` and `detail` are always there.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct ProblemOut {
+    /// `tag:webhook-guard,2026:<kind>`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    pub detail: String,
+    /// The path of the request that failed.
+    pub instance: Option<String>,
+    /// The request field or parameter at fault (400).
+    pub field: Option<String>,
+    /// The realm of the credentials asked for (401).
+    pub realm: Option<String>,
+    /// The scope the credentials lack (401, 403).
+    pub scope: Option<String>,
+    /// `project`, `apiKey` or `integrator` (404).
+    pub resource_type: Option<String>,
+    /// The id that names nothing the caller may see (404).
+    pub resource_id: Option<String>,
+    /// Seconds to wait before trying again (429).
+    pub retry_after: Option<u64>,
 }

@@ -122,6 +122,14 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::DEFAULT_WRITE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub admin_write_burst: u32,
+    /// Failed authentications one client address may make per second, on average (then 429).
+    #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::credentials::DEFAULT_FAILURES_PER_SECOND,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_logins_per_second: u32,
+    /// Failed authentications one client address may make at once, before the rate applies.
+    #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::credentials::DEFAULT_FAILURE_BURST,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub failed_login_burst: u32,
 }
 
 impl ServeArgs {
@@ -151,8 +159,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .map_err(|e| e.to_string())?
         .integrators
         .is_empty();
-    let mut builder =
-        Admin::builder().write_rate(args.admin_writes_per_second, args.admin_write_burst);
+    let mut builder = Admin::builder()
+        .write_rate(args.admin_writes_per_second, args.admin_write_burst)
+        .failed_logins(args.failed_logins_per_second, args.failed_login_burst);
     if let Some(base) = &args.public_base_url {
         builder = builder.public_base_url(base.clone());
     }

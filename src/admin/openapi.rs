@@ -1,0 +1,82 @@
+//! The admin API as an OpenAPI 3.1 document, generated from the handlers' annotations and the
+//! wire types ([`document`]), served at `GET /v1/openapi.json`.
+
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+
+use super::routes;
+use super::wire::NAME_PATTERN;
+use super::SCHEMES;
+
+/// The document: every route under `/v1`, its statuses, bodies and problem documents, and both
+/// security schemes (`x-api-key`, Basic `clientId:clientSecret`).
+///
+/// # Examples
+///
+/// ```
+/// let document = webhook_guard::admin::openapi_document();
+/// assert!(document["openapi"].as_str().unwrap().starts_with("3.1"));
+/// assert!(document["paths"]["/v1/api-keys"]["post"].is_object());
+/// ```
+pub fn document() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    // The schemes a project takes, from the one list of them.
+    document["components"]["schemas"]["CreateProjectIn"]["properties"]["scheme"]["enum"] =
+        serde_json::Value::from(SCHEMES.to_vec());
+    // Names as `Admin` checks them (an attribute takes only a literal).
+    for body in ["CreateProjectIn", "CreateApiKeyIn"] {
+        document["components"]["schemas"][body]["properties"]["name"]["pattern"] =
+            serde_json::Value::from(NAME_PATTERN);
+    }
+    document
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "webhook-guard admin API",
+        description = "Signing secrets, API keys and the audit log of webhook-guard serve. \
+                       Errors are RFC 9457 application/problem+json documents.",
+        license(name = "MIT OR Apache-2.0")
+    ),
+    paths(
+        routes::regenerate_project_secret,
+        routes::end_previous_secrets,
+        routes::regenerate_integrator_secret,
+        routes::create_project,
+        routes::list_projects,
+        routes::show_project,
+        routes::delete_project,
+        routes::create_api_key,
+        routes::list_api_keys,
+        routes::delete_api_key,
+        routes::audit,
+    ),
+    modifiers(&Security)
+)]
+struct ApiDoc;
+
+/// The two ways to authenticate.
+struct Security;
+
+impl Modify for Security {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "apiKey",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "x-api-key",
+                "An API key (wgk_…), shown once when it was created",
+            ))),
+        );
+        components.add_security_scheme(
+            "basic",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Basic)
+                    .description(Some("clientId:clientSecret, the integrator's API secret"))
+                    .build(),
+            ),
+        );
+    }
+}
