@@ -448,7 +448,13 @@ fn a_database_another_process_holds_is_refused_naming_the_holder() {
     holder.lock().unwrap();
     let err = SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap_err();
     assert!(
-        matches!(err, StoreError::Locked { pid: Some(4242), .. }),
+        matches!(
+            err,
+            StoreError::Locked {
+                pid: Some(4242),
+                ..
+            }
+        ),
         "{err}"
     );
     assert!(err.to_string().contains("process 4242"), "{err}");
