@@ -70,14 +70,31 @@ impl Drop for Server {
     }
 }
 
+/// Runs `webhook-guard <args> --data-dir <data>` to its end; a command still running after
+/// 20 seconds (a server that started) is killed and the test fails.
 fn webhook_guard(args: &[&str], data: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
+    let child = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
         .args(args)
         .arg("--data-dir")
         .arg(data)
         .env_remove("WEBHOOK_GUARD_MASTER_KEYS")
-        .output()
-        .unwrap()
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (done, finished) = std::sync::mpsc::channel();
+    std::thread::spawn(move || done.send(child.wait_with_output()));
+    match finished.recv_timeout(Duration::from_secs(20)) {
+        Ok(out) => out.unwrap(),
+        Err(_) => {
+            let _ = Command::new("kill").arg(pid.to_string()).status();
+            panic!(
+                "`webhook-guard {}` was still running after 20 s",
+                args.join(" ")
+            );
+        }
+    }
 }
 
 fn stderr(out: &Output) -> String {
@@ -263,7 +280,7 @@ fn exports(lines: &[String]) -> impl Fn(&str) -> String + '_ {
 
 /// Starts `serve` with the README's first command and collects what it prints up to the line
 /// that says it serves.
-fn bootstrap(data: &Path) -> (Child, SocketAddr, Vec<String>) {
+fn bootstrap(data: &Path) -> (Server, Vec<String>) {
     use std::io::BufRead as _;
     let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
@@ -285,18 +302,17 @@ fn bootstrap(data: &Path) -> (Child, SocketAddr, Vec<String>) {
         seen.push(line);
     };
     std::thread::spawn(move || for _ in lines {});
-    (child, addr, seen)
+    (Server { child, addr }, seen)
 }
 
 #[test]
 fn the_readme_first_command_seals_secrets_under_a_key_file_beside_the_data_directory() {
     let scratch = Scratch::new("bootstrap");
-    let (mut child, addr, printed) = bootstrap(&scratch.data());
+    let (server, printed) = bootstrap(&scratch.data());
     let get = exports(&printed);
     let (project, secret) = (get("WG_PROJECT"), get("WG_SIGNING_SECRET"));
-    assert_eq!(deliver(addr, &project, &secret), 200);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert_eq!(deliver(server.addr, &project, &secret), 200);
+    drop(server);
 
     let key_file = scratch.key_file();
     let mode = std::fs::metadata(&key_file).unwrap().permissions().mode() & 0o777;
@@ -307,19 +323,23 @@ fn the_readme_first_command_seals_secrets_under_a_key_file_beside_the_data_direc
             .any(|l| l.contains(&key_file.display().to_string())),
         "where the key is was not printed: {printed:?}"
     );
-    // The signing secret is not in the database in clear.
-    let db = std::fs::read(scratch.data().join("webhook-guard.db")).unwrap();
-    assert!(!db.windows(secret.len()).any(|w| w == secret.as_bytes()));
+    // The signing secret is not in the database (or its log) in clear.
+    for file in ["webhook-guard.db", "webhook-guard.db-wal"] {
+        let bytes = std::fs::read(scratch.data().join(file)).unwrap_or_default();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{file}"
+        );
+    }
 
     // The same command again: the key file is picked up, nothing is bootstrapped twice.
-    let (mut child, addr, printed) = bootstrap(&scratch.data());
+    let (server, printed) = bootstrap(&scratch.data());
     assert!(
         !printed.iter().any(|l| l.starts_with("export ")),
         "{printed:?}"
     );
-    assert_eq!(deliver(addr, &project, &secret), 200);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    assert_eq!(deliver(server.addr, &project, &secret), 200);
+    drop(server);
 
     // Without the key file, the start is refused, saying which file to pass.
     let away = scratch.0.join("elsewhere.key");
@@ -347,7 +367,7 @@ fn the_readme_first_command_seals_secrets_under_a_key_file_beside_the_data_direc
 #[test]
 fn the_readme_master_key_rotation_steps_work_with_the_real_binary() {
     let scratch = Scratch::new("rotation");
-    let (mut child, _, printed) = bootstrap(&scratch.data());
+    let (server, printed) = bootstrap(&scratch.data());
     let get = exports(&printed);
     let (project, secret) = (get("WG_PROJECT"), get("WG_SIGNING_SECRET"));
     let old = std::fs::read_to_string(scratch.key_file()).unwrap();
@@ -364,8 +384,7 @@ fn the_readme_master_key_rotation_steps_work_with_the_real_binary() {
     let out = webhook_guard(&["admin", "rekey"], &scratch.data());
     assert!(!out.status.success());
     // 2. Restart `serve`: every secret is re-sealed under the first key.
-    child.kill().unwrap();
-    child.wait().unwrap();
+    drop(server);
     let server = Server::start(&scratch.data(), &[]);
     assert_eq!(deliver(server.addr, &project, &secret), 200);
     // 3. Drop the old key.
