@@ -157,7 +157,15 @@ impl StoreArgs {
         if opener == Opener::Rekey {
             return Err(format!("no master key to rekey under: {give_key}"));
         }
-        let path = default.ok_or_else(|| {
+        // The directory first (as the store makes it, 0700): the key file's place is beside it.
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.data_dir.display()))?;
+        let path = self.default_key_file().ok_or_else(|| {
             format!(
                 "no master key given, and no place beside --data-dir {} for a new key file: pass \
                  --master-key-file, set {MASTER_KEYS_ENV}, or pass --insecure-plaintext-secrets",
