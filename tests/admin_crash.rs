@@ -29,7 +29,16 @@ struct Server {
 
 impl Server {
     fn start(data: &Path) -> Self {
-        let (child, addr) = spawn_serve(data, &[]);
+        // The loop regenerates as fast as it can: above the default write rate.
+        let (child, addr) = spawn_serve(
+            data,
+            &[
+                "--admin-writes-per-second",
+                "1000000",
+                "--admin-write-burst",
+                "1000000",
+            ],
+        );
         Self { child, addr }
     }
 

@@ -426,3 +426,132 @@ fn rekey_moves_every_secret_to_the_new_master_key_in_one_go() {
     };
     assert_eq!(material(&after), material(&before));
 }
+
+fn lock_file(db: &Path) -> std::path::PathBuf {
+    let mut path = db.as_os_str().to_owned();
+    path.push(".lock");
+    path.into()
+}
+
+#[test]
+fn a_database_another_process_holds_is_refused_naming_the_holder() {
+    let dir = TempDir::new("locked");
+    // Another process's lock: a descriptor this process's stores know nothing of.
+    let holder = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(lock_file(&dir.db()))
+        .unwrap();
+    fs::write(lock_file(&dir.db()), "4242\n").unwrap();
+    holder.lock().unwrap();
+    let err = SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::Locked {
+                pid: Some(4242),
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("process 4242"), "{err}");
+    assert!(!dir.db().exists(), "nothing was created");
+    // Once the holder is gone, the store opens, and holds the lock itself with its pid.
+    drop(holder);
+    let store = SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap();
+    assert_eq!(
+        fs::read_to_string(lock_file(&dir.db())).unwrap().trim(),
+        std::process::id().to_string()
+    );
+    let other = fs::File::open(lock_file(&dir.db())).unwrap();
+    assert!(
+        matches!(other.try_lock(), Err(fs::TryLockError::WouldBlock)),
+        "the open store holds the lock"
+    );
+    drop(store);
+    other.try_lock().expect("a dropped store releases the lock");
+}
+
+/// `damage` is done to the database under an open store: every later write and ping fails
+/// with `FileChanged`, and nothing is acknowledged.
+fn assert_noticed(name: &str, damage: fn(&Path)) {
+    let dir = TempDir::new(name);
+    let (store, owner, id) = seeded(&dir);
+    store.ping().unwrap();
+    damage(&dir.db());
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let err = store
+        .apply(
+            Change::SetProjectKeys {
+                integrator: &owner,
+                project: &id,
+                keys: &keys(&clock, false),
+            },
+            &event(&owner, "project.secret.regenerated"),
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::FileChanged { .. }), "{err}");
+    let err = store.ping().unwrap_err();
+    assert!(matches!(err, StoreError::FileChanged { .. }), "{err}");
+    let err = store.record_uses(&[]).unwrap_err();
+    assert!(matches!(err, StoreError::FileChanged { .. }), "{err}");
+}
+
+#[test]
+fn a_database_deleted_under_an_open_store_fails_every_write_and_ping() {
+    assert_noticed("deleted", |db| {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = db.as_os_str().to_owned();
+            path.push(suffix);
+            let _ = fs::remove_file(path);
+        }
+    });
+}
+
+#[test]
+fn a_database_truncated_to_nothing_under_an_open_store_fails_every_write_and_ping() {
+    assert_noticed("emptied", |db| {
+        fs::OpenOptions::new()
+            .write(true)
+            .open(db)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    });
+}
+
+#[test]
+fn a_database_replaced_under_an_open_store_fails_every_write_and_ping() {
+    assert_noticed("replaced", |db| {
+        let copy = db.with_extension("copy");
+        fs::copy(db, &copy).unwrap();
+        fs::rename(&copy, db).unwrap();
+    });
+}
+
+#[test]
+fn rekey_refuses_a_store_its_keys_cannot_open_and_changes_nothing() {
+    let dir = TempDir::new("rekey-refused");
+    let clock = ManualClock::at_unix(1_700_000_000);
+    let owner = IntegratorId::new("int_a");
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
+    store
+        .apply(
+            Change::CreateIntegrator(&integrator(&owner, &clock)),
+            &event(&owner, "integrator.created"),
+        )
+        .unwrap();
+    drop(store);
+    let before = digest(&dir.db());
+    // Key a dropped before the rekey: nothing can be moved to b.
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_B))).unwrap();
+    let err = store.rekey().unwrap_err();
+    assert!(matches!(err, StoreError::Crypt(_)), "{err}");
+    drop(store);
+    assert_eq!(digest(&dir.db()), before, "nothing was changed");
+    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
+    store.load().unwrap();
+}

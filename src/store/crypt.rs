@@ -43,10 +43,12 @@
 //!
 //! The first key of a [`MasterKeys`] set encrypts; every key in it decrypts. To rotate:
 //!
-//! 1. generate a new key and put it **in front** of the old one (`new:…,old:…`), restart;
-//!    new values are sealed under the new key, old values still open under the old one;
-//! 2. run `webhook-guard admin rekey`, which re-seals every value for which
-//!    [`Sealer::needs_rekey`] is true (including plaintext values left from plaintext mode);
+//! 1. generate a new key and put it **in front** of the old one (`new:…,old:…`);
+//! 2. restart `webhook-guard serve`, which re-seals at start every value for which
+//!    [`Sealer::needs_rekey`] is true (including plaintext values left from plaintext mode),
+//!    in one transaction ([`SqliteStore::rekey`](crate::store::SqliteStore::rekey)); or, with
+//!    the server stopped, run `webhook-guard admin rekey` (refused while a server holds the
+//!    store, which would go on sealing under the keys it started with);
 //! 3. drop the old key from the list.
 //!
 //! Svix's self-hosted server, by contrast, encrypts with a single `main_secret` of which its

@@ -269,6 +269,32 @@ pub enum StoreError {
     /// The database failed (disk full, read-only, locked, I/O).
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// Another process holds the database: it has the store open for writing (one data
+    /// directory, one server). Nothing was opened or changed.
+    #[error(
+        "{path} is locked by {}: another webhook-guard has this database open; it was left \
+         unchanged",
+        Holder(*.pid)
+    )]
+    Locked {
+        /// The lock file.
+        path: String,
+        /// The holder's process id, as it wrote it into the lock file (`None` when unreadable).
+        pid: Option<u32>,
+    },
+    /// The open database file is no longer the file at its path: it was deleted, replaced or
+    /// truncated while the store had it open. Nothing more is written (what would be written
+    /// would not survive a restart); the store stays in this state until it is reopened.
+    #[error(
+        "{path} was {reason} while the store had it open; nothing more is written to it: \
+         restore it from a backup, then restart"
+    )]
+    FileChanged {
+        /// The database file.
+        path: String,
+        /// What happened to it, such as `deleted` or `truncated from 20480 to 0 bytes`.
+        reason: String,
+    },
     /// The file system failed.
     #[error("{path}: {source}")]
     Io {
@@ -277,6 +303,18 @@ pub enum StoreError {
         /// The error.
         source: std::io::Error,
     },
+}
+
+/// Displays who holds a lock: `process 1234`, or `another process`.
+struct Holder(Option<u32>);
+
+impl std::fmt::Display for Holder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(pid) => write!(f, "process {pid}"),
+            None => f.write_str("another process"),
+        }
+    }
 }
 
 /// Durable state behind the management plane. [`SqliteStore`] is the embedded default; a store
@@ -348,10 +386,12 @@ pub trait Store: Send + Sync + 'static {
     /// [`StoreError`] when the store cannot be written.
     fn record_uses(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<(), StoreError>;
 
-    /// Checks that the store answers, for a readiness probe.
+    /// Checks that the store answers, for a readiness probe: for a file-backed store, also
+    /// that its file is still the one it opened.
     ///
     /// # Errors
     ///
-    /// [`StoreError`] when it does not.
+    /// [`StoreError`] when it does not ([`StoreError::FileChanged`] when the file was deleted,
+    /// replaced or truncated under it).
     fn ping(&self) -> Result<(), StoreError>;
 }

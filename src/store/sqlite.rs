@@ -1,9 +1,10 @@
 //! The embedded store: one SQLite file (rusqlite, bundled), WAL mode, `synchronous=FULL`.
 
 use std::fs;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock, PoisonError, Weak};
 
 use chrono::{DateTime, Utc};
 use rusqlite::{
@@ -92,6 +93,16 @@ const INTEGRATOR: &str = "integrator";
 /// The embedded [`Store`]: one SQLite file, opened in WAL mode with `synchronous=FULL`, so a
 /// change [`apply`](Store::apply) returned from survives a crash or power loss.
 ///
+/// - One process at a time: [`open`](SqliteStore::open) takes an exclusive advisory lock on
+///   `<file>.lock` beside the database (writing its process id into it) and holds it until the
+///   store is dropped; another process opening the same database gets
+///   [`StoreError::Locked`] naming the holder. Stores opened on the same file within one
+///   process share the lock.
+/// - The file is watched: [`ping`](Store::ping) and every write first check that the file at
+///   the path is still the one opened (same device and inode, not shrunk or emptied). A file
+///   deleted, replaced or truncated under the store turns every later write and ping into
+///   [`StoreError::FileChanged`], so nothing is acknowledged that a restart would not find.
+///
 /// - A new file is built under a temporary name, with mode `0600`, and renamed into place once
 ///   its schema is complete: a crash while creating it leaves no half-made database behind.
 /// - An existing file is checked before anything is written to it: it must be a SQLite file of
@@ -117,6 +128,10 @@ pub struct SqliteStore {
     conn: Mutex<Connection>,
     sealer: Sealer,
     path: PathBuf,
+    watch: FileWatch,
+    /// Held for the store's life; released when the last store of this process on the file
+    /// is dropped.
+    _lock: Arc<FileLock>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -134,12 +149,15 @@ impl SqliteStore {
     ///
     /// # Errors
     ///
+    /// [`StoreError::Locked`] when another process has the database open;
     /// [`StoreError::NotADatabase`] for a file that is empty, not SQLite or another
     /// application's; [`StoreError::Corrupt`] for one that fails its integrity check;
     /// [`StoreError::TooNew`] for a schema from a newer build; I/O and database errors. The
     /// file is not written to in any of these cases.
     pub fn open(path: impl AsRef<Path>, sealer: Sealer) -> Result<Self, StoreError> {
         let path = path.as_ref().to_path_buf();
+        make_parent(&path)?;
+        let lock = FileLock::take(&path)?;
         match fs::symlink_metadata(&path) {
             Ok(_) => check_header(&path)?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => create(&path)?,
@@ -157,6 +175,7 @@ impl SqliteStore {
         conn.busy_timeout(std::time::Duration::from_secs(5))?;
         let mut conn = conn;
         migrate(&mut conn)?;
+        let watch = FileWatch::new(&path)?;
         if sealer.is_plaintext() {
             tracing::warn!(
                 path = %path.display(),
@@ -167,6 +186,8 @@ impl SqliteStore {
             conn: Mutex::new(conn),
             sealer,
             path,
+            watch,
+            _lock: lock,
         })
     }
 
@@ -179,12 +200,14 @@ impl SqliteStore {
     /// (sealed under an older one, or kept in plaintext), in one transaction. Returns how many
     /// were re-sealed.
     ///
-    /// Add the new master key in front of the old one, run this, then drop the old key.
+    /// Before it commits, every stored secret is opened again with the sealer: the store it
+    /// leaves opens with the sealer's current key alone. Add the new master key in front of
+    /// the old one, run this, then drop the old key.
     ///
     /// # Errors
     ///
     /// [`StoreError::Crypt`] when a secret cannot be opened with any configured master key
-    /// (nothing is changed), or the database's own errors.
+    /// (nothing is changed), [`StoreError::FileChanged`], or the database's own errors.
     pub fn rekey(&self) -> Result<usize, StoreError> {
         let mut conn = self.lock();
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
@@ -208,6 +231,25 @@ impl SqliteStore {
             )?;
             count += 1;
         }
+        // Nothing is committed that the configured keys would not open.
+        {
+            let mut select = tx.prepare("SELECT owner_kind, owner, key_id, material FROM keys")?;
+            let mut rows = select.query([])?;
+            while let Some(row) = rows.next()? {
+                let (kind, owner, key_id): (String, String, String) =
+                    (row.get(0)?, row.get(1)?, row.get(2)?);
+                let sealed: Vec<u8> = row.get(3)?;
+                if self.sealer.needs_rekey(&sealed) {
+                    return Err(StoreError::Invalid {
+                        what: "key material",
+                        reason: "a secret is still sealed under another master key".into(),
+                    });
+                }
+                self.sealer
+                    .open(&crypt::aad(&kind, &owner, &key_id), &sealed)?;
+            }
+        }
+        self.watch.check(&self.path)?;
         tx.commit()?;
         Ok(count)
     }
@@ -505,6 +547,7 @@ impl Store for SqliteStore {
         let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
         self.apply_in(&tx, change)?;
         let seq = append_event(&tx, event)?;
+        self.watch.check(&self.path)?;
         tx.commit()?;
         Ok(seq)
     }
@@ -606,6 +649,7 @@ impl Store for SqliteStore {
             event.count = Some(removed as u64);
             append_event(&tx, &event)?;
         }
+        self.watch.check(&self.path)?;
         tx.commit()?;
         Ok(removed as u64)
     }
@@ -621,19 +665,146 @@ impl Store for SqliteStore {
                 update.execute(params![id.as_str(), nanos(*at)])?;
             }
         }
+        self.watch.check(&self.path)?;
         tx.commit()?;
         Ok(())
     }
 
     fn ping(&self) -> Result<(), StoreError> {
         let conn = self.lock();
+        self.watch.check(&self.path)?;
         conn.query_row("SELECT count(*) FROM integrators", [], |_| Ok(()))?;
         Ok(())
     }
 }
 
-/// Builds a new database at a temporary name and renames it into place when complete.
-fn create(path: &Path) -> Result<(), StoreError> {
+/// The exclusive advisory lock on `<database>.lock`, one per process and file: stores of one
+/// process on the same file share it, another process is refused.
+struct FileLock {
+    /// Keeps the lock: it is released when this descriptor closes.
+    _file: fs::File,
+    /// The lock file's device and inode, how stores of this process find it.
+    id: (u64, u64),
+}
+
+/// The locks this process holds.
+static HELD: Mutex<Vec<Weak<FileLock>>> = Mutex::new(Vec::new());
+
+impl FileLock {
+    fn take(database: &Path) -> Result<Arc<Self>, StoreError> {
+        let mut path = database.as_os_str().to_owned();
+        path.push(".lock");
+        let path = PathBuf::from(path);
+        let mut options = fs::OpenOptions::new();
+        options.read(true).write(true).create(true).truncate(false);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(&path).map_err(|e| io(&path, e))?;
+        let id = identity(&file.metadata().map_err(|e| io(&path, e))?);
+        let mut held = HELD.lock().unwrap_or_else(PoisonError::into_inner);
+        held.retain(|lock| lock.strong_count() > 0);
+        if let Some(lock) = held.iter().filter_map(Weak::upgrade).find(|l| l.id == id) {
+            // This descriptor never held the lock: closing it releases nothing.
+            return Ok(lock);
+        }
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                let mut text = String::new();
+                let pid = file
+                    .read_to_string(&mut text)
+                    .ok()
+                    .and_then(|_| text.trim().parse().ok());
+                return Err(StoreError::Locked {
+                    path: path.display().to_string(),
+                    pid,
+                });
+            }
+            Err(fs::TryLockError::Error(e)) => return Err(io(&path, e)),
+        }
+        // The holder's pid, for the message another process shows.
+        file.set_len(0)
+            .and_then(|()| file.write_all(format!("{}\n", std::process::id()).as_bytes()))
+            .map_err(|e| io(&path, e))?;
+        let lock = Arc::new(Self { _file: file, id });
+        held.push(Arc::downgrade(&lock));
+        Ok(lock)
+    }
+}
+
+/// What the store knows of its open file, to notice when the file at the path is another.
+struct FileWatch {
+    /// Device and inode of the file opened.
+    id: (u64, u64),
+    /// The largest size seen: the file never shrinks (no auto-vacuum).
+    seen_len: AtomicU64,
+    /// Set once the file was found deleted, replaced or truncated; it stays set.
+    changed: OnceLock<String>,
+}
+
+impl FileWatch {
+    fn new(path: &Path) -> Result<Self, StoreError> {
+        let metadata = fs::metadata(path).map_err(|e| io(path, e))?;
+        Ok(Self {
+            id: identity(&metadata),
+            seen_len: AtomicU64::new(metadata.len()),
+            changed: OnceLock::new(),
+        })
+    }
+
+    /// Fails when the file at `path` is no longer the file opened, or lost its contents.
+    fn check(&self, path: &Path) -> Result<(), StoreError> {
+        if let Some(reason) = self.changed.get() {
+            return Err(changed(path, reason));
+        }
+        let reason = match fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => "deleted".to_owned(),
+            Err(e) => return Err(io(path, e)),
+            Ok(m) if identity(&m) != self.id => "replaced by another file".to_owned(),
+            Ok(m) => {
+                let seen = self.seen_len.fetch_max(m.len(), Ordering::Relaxed);
+                if m.len() == 0 || m.len() < seen {
+                    format!("truncated from {seen} to {} bytes", m.len())
+                } else {
+                    return Ok(());
+                }
+            }
+        };
+        if self.changed.set(reason.clone()).is_ok() {
+            // Once, not on every request that finds it.
+            tracing::error!(
+                path = %path.display(),
+                reason = %reason,
+                "the database file changed under the open store: writes and readiness fail until it is restored and the server restarted"
+            );
+        }
+        Err(changed(path, &reason))
+    }
+}
+
+fn changed(path: &Path, reason: &str) -> StoreError {
+    StoreError::FileChanged {
+        path: path.display().to_string(),
+        reason: reason.to_owned(),
+    }
+}
+
+/// A file's device and inode (on other platforms: nothing to compare).
+fn identity(metadata: &fs::Metadata) -> (u64, u64) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        (metadata.dev(), metadata.ino())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = metadata;
+        (0, 0)
+    }
+}
+
+/// Creates the database's directory (mode `0700`) when there is none.
+fn make_parent(path: &Path) -> Result<(), StoreError> {
     if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
         if !dir.exists() {
             let mut builder = fs::DirBuilder::new();
@@ -643,6 +814,11 @@ fn create(path: &Path) -> Result<(), StoreError> {
             builder.create(dir).map_err(|e| io(dir, e))?;
         }
     }
+    Ok(())
+}
+
+/// Builds a new database at a temporary name and renames it into place when complete.
+fn create(path: &Path) -> Result<(), StoreError> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(".creating");
     let tmp = PathBuf::from(tmp);

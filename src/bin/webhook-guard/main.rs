@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use webhook_guard::Secret;
 
+mod admin;
 mod diagnose;
 mod expected;
 mod options;
@@ -43,7 +44,7 @@ enum Command {
     Serve(serve::ServeArgs),
     /// One-off steps on a data directory: create an integrator, rekey, make a master key.
     #[command(subcommand)]
-    Admin(serve::AdminCommand),
+    Admin(admin::AdminCommand),
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -139,7 +140,7 @@ fn main() -> ExitCode {
             init_logs();
             serve::run(args)
         }
-        Command::Admin(command) => serve::admin(command),
+        Command::Admin(command) => admin::run(command),
     };
     match outcome {
         Ok(code) => code,

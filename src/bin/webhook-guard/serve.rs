@@ -1,20 +1,23 @@
 //! `webhook-guard serve`: the admin API and a verifying webhook route per project, on a SQLite
 //! data directory.
 
+use std::fs;
+use std::io::Write as _;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::extract::Extension;
 use axum::routing::post;
 use axum::{Json, Router};
+use chrono::Utc;
 use serde_json::json;
 use webhook_guard::admin::{router, Admin, NewIntegrator};
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::server::{serve, Limits};
-use webhook_guard::store::crypt::{MasterKeyId, MasterKeys, Sealer};
-use webhook_guard::store::{AuditRetention, SqliteStore, Store};
+use webhook_guard::store::crypt::{CryptError, MasterKeyId, MasterKeys, Sealer};
+use webhook_guard::store::{AuditRetention, SqliteStore, Store, StoreError};
 use webhook_guard::{ProjectId, Verified};
 
 use crate::sign::shell_quote;
@@ -25,51 +28,259 @@ pub const DATABASE: &str = "webhook-guard.db";
 /// The environment variable master keys are read from (`id:base64,…`; the first encrypts).
 pub const MASTER_KEYS_ENV: &str = "WEBHOOK_GUARD_MASTER_KEYS";
 
+/// What the key file generated beside a data directory is called: `<data-dir>.master-key`.
+const KEY_FILE_SUFFIX: &str = ".master-key";
+
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// The data directory (created with mode 0700; the database is created with mode 0600).
     #[arg(long, value_name = "DIR")]
     pub data_dir: PathBuf,
     /// A file of master keys (`id:base64` lines; the first encrypts, all decrypt), kept apart
-    /// from the data directory; or set WEBHOOK_GUARD_MASTER_KEYS. Without either, secrets are
-    /// stored in plaintext (with a warning).
+    /// from the data directory; or set WEBHOOK_GUARD_MASTER_KEYS. Without either, the key file
+    /// beside the data directory (`<DIR>.master-key`) is used, and created for a new store.
     #[arg(long, value_name = "PATH")]
     pub master_key_file: Option<PathBuf>,
+    /// Store secrets in plaintext when no master key is given, instead of generating one:
+    /// anyone who reads the data directory then has every signing secret.
+    #[arg(long, conflicts_with = "master_key_file")]
+    pub insecure_plaintext_secrets: bool,
+}
+
+/// Who opens a data directory, for what it is told when a server holds it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opener {
+    Serve,
+    CreateIntegrator,
+    Rekey,
+}
+
+/// A store opened from the command line.
+pub struct Opened {
+    pub store: SqliteStore,
+    /// Whether secrets are sealed under a master key.
+    pub sealed: bool,
+    /// The key file generated for this new store, if one was.
+    pub generated: Option<PathBuf>,
 }
 
 impl StoreArgs {
-    pub fn open(&self) -> Result<SqliteStore, String> {
-        let sealer = self.sealer()?;
-        SqliteStore::open(self.data_dir.join(DATABASE), sealer).map_err(|e| e.to_string())
+    /// The database file.
+    pub fn database(&self) -> PathBuf {
+        self.data_dir.join(DATABASE)
     }
 
-    fn sealer(&self) -> Result<Sealer, String> {
-        let keys = match &self.master_key_file {
-            Some(path) => {
-                if let (Ok(file), Ok(dir)) = (path.canonicalize(), self.data_dir.canonicalize()) {
-                    if file.starts_with(&dir) {
-                        eprintln!(
-                            "warning: the master key file is inside the data directory; a copy of \
-                             the directory then holds both the secrets and their key"
-                        );
-                    }
-                }
-                Some(MasterKeys::from_file(path).map_err(|e| e.to_string())?)
-            }
-            None => MasterKeys::from_env(MASTER_KEYS_ENV).map_err(|e| e.to_string())?,
-        };
-        Ok(match keys {
-            Some(keys) => Sealer::encrypting(keys),
+    /// `<data-dir>.master-key`, beside the data directory; `None` when the directory has no
+    /// name to put beside (`/`, a path ending in `..`).
+    pub fn default_key_file(&self) -> Option<PathBuf> {
+        let dir = self
+            .data_dir
+            .canonicalize()
+            .or_else(|_| std::path::absolute(&self.data_dir))
+            .ok()?;
+        let mut name = dir.file_name()?.to_owned();
+        name.push(KEY_FILE_SUFFIX);
+        Some(dir.with_file_name(name))
+    }
+
+    /// Opens the store with the configured master keys: `--master-key-file`, else
+    /// WEBHOOK_GUARD_MASTER_KEYS, else the key file beside the data directory. With none, a
+    /// store holding no secret yet gets a new key file there (`serve` and `create-integrator`);
+    /// plaintext only with `--insecure-plaintext-secrets`.
+    pub fn open(&self, opener: Opener) -> Result<Opened, String> {
+        let database = self.database();
+        if let Some(keys) = self.configured_keys()? {
+            let store = self.open_with(Sealer::encrypting(keys), opener)?;
+            return Ok(Opened {
+                store,
+                sealed: true,
+                generated: None,
+            });
+        }
+        if self.insecure_plaintext_secrets {
+            eprintln!(
+                "warning: --insecure-plaintext-secrets: secrets are stored in plaintext in {}",
+                database.display()
+            );
+            let store = self.open_with(Sealer::plaintext(), opener)?;
+            return Ok(Opened {
+                store,
+                sealed: false,
+                generated: None,
+            });
+        }
+        let default = self.default_key_file();
+        let give_key = match &default {
+            Some(path) => format!(
+                "pass --master-key-file {} (the key file `serve` creates beside the data \
+                 directory) or another file holding that key, or set {MASTER_KEYS_ENV}",
+                shell_quote(&path.display().to_string())
+            ),
             None => {
-                eprintln!(
-                    "warning: no master key (--master-key-file or {MASTER_KEYS_ENV}): secrets are \
-                     stored in plaintext in {}; create one with `webhook-guard admin gen-master-key`",
-                    self.data_dir.join(DATABASE).display()
-                );
-                Sealer::plaintext()
+                format!("pass --master-key-file with the file holding it, or set {MASTER_KEYS_ENV}")
             }
+        };
+        // No key: look at what is stored. Under a throwaway key, which opens plaintext values
+        // and names the key of sealed ones (and is never used to seal: the probe only reads).
+        let probe = match fs::symlink_metadata(&database) {
+            Ok(_) => {
+                let id = MasterKeyId::new("no-key-given").map_err(|e| e.to_string())?;
+                let (throwaway, _) = MasterKeys::generate(id).map_err(|e| e.to_string())?;
+                Some(self.open_with(Sealer::encrypting(throwaway), opener)?)
+            }
+            Err(_) => None,
+        };
+        if let Some(probe) = &probe {
+            match probe.load() {
+                Ok(state) if state.integrators.is_empty() && state.projects.is_empty() => {}
+                Ok(_) => {
+                    return Err(format!(
+                        "the secrets in {} are stored in plaintext and no master key was given: \
+                         pass --insecure-plaintext-secrets to go on so, or seal them: `{exe} admin \
+                         gen-master-key --id k1 > KEYFILE && chmod 600 KEYFILE`, then `{exe} admin \
+                         rekey --data-dir {} --master-key-file KEYFILE`",
+                        database.display(),
+                        shell_quote(&self.data_dir.display().to_string()),
+                        exe = exe(),
+                    ))
+                }
+                Err(StoreError::Crypt(CryptError::UnknownMasterKey { id })) => {
+                    return Err(format!(
+                        "the secrets in {} are sealed under master key \"{id}\" and no master key \
+                         was given: {give_key}",
+                        database.display()
+                    ))
+                }
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        if opener == Opener::Rekey {
+            return Err(format!("no master key to rekey under: {give_key}"));
+        }
+        // The directory first (as the store makes it, 0700): the key file's place is beside it.
+        let mut builder = fs::DirBuilder::new();
+        builder.recursive(true);
+        #[cfg(unix)]
+        std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+        builder
+            .create(&self.data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", self.data_dir.display()))?;
+        let path = self.default_key_file().ok_or_else(|| {
+            format!(
+                "no master key given, and no place beside --data-dir {} for a new key file: pass \
+                 --master-key-file, set {MASTER_KEYS_ENV}, or pass --insecure-plaintext-secrets",
+                self.data_dir.display()
+            )
+        })?;
+        let keys = generate_key_file(&path)?;
+        // Opened while the probe still holds the lock: no other process slips in between.
+        let store = self.open_with(Sealer::encrypting(keys), opener)?;
+        drop(probe);
+        Ok(Opened {
+            store,
+            sealed: true,
+            generated: Some(path),
         })
     }
+
+    fn configured_keys(&self) -> Result<Option<MasterKeys>, String> {
+        if let Some(path) = &self.master_key_file {
+            if let (Ok(file), Ok(dir)) = (path.canonicalize(), self.data_dir.canonicalize()) {
+                if file.starts_with(&dir) {
+                    eprintln!(
+                        "warning: the master key file is inside the data directory; a copy of \
+                         the directory then holds both the secrets and their key"
+                    );
+                }
+            }
+            return MasterKeys::from_file(path)
+                .map(Some)
+                .map_err(|e| e.to_string());
+        }
+        if let Some(keys) = MasterKeys::from_env(MASTER_KEYS_ENV).map_err(|e| e.to_string())? {
+            return Ok(Some(keys));
+        }
+        match self.default_key_file() {
+            Some(path) if !self.insecure_plaintext_secrets && path.exists() => {
+                MasterKeys::from_file(&path)
+                    .map(Some)
+                    .map_err(|e| e.to_string())
+            }
+            _ => Ok(None),
+        }
+    }
+
+    fn open_with(&self, sealer: Sealer, opener: Opener) -> Result<SqliteStore, String> {
+        SqliteStore::open(self.database(), sealer).map_err(|e| match e {
+            StoreError::Locked { pid, .. } => self.held(pid, opener),
+            e => e.to_string(),
+        })
+    }
+
+    /// What to do instead, when a running server holds the data directory.
+    fn held(&self, pid: Option<u32>, opener: Opener) -> String {
+        let dir = self.data_dir.display();
+        let who = match pid {
+            Some(pid) => format!("a webhook-guard server (pid {pid})"),
+            None => "another webhook-guard process".to_owned(),
+        };
+        match opener {
+            Opener::Serve => format!(
+                "{who} already serves data directory {dir}: one data directory, one server; stop \
+                 it first, or give this one its own --data-dir"
+            ),
+            Opener::CreateIntegrator => format!(
+                "{who} has data directory {dir} open and would not see an integrator created \
+                 here: stop it, run `admin create-integrator` again, then start it (or start a \
+                 new data directory with `serve --bootstrap`)"
+            ),
+            Opener::Rekey => format!(
+                "{who} has data directory {dir} open and keeps sealing under the master keys it \
+                 started with: put the new key first in the key file (keep the old one), then \
+                 restart the server, which re-seals every secret under the first key when it \
+                 starts (or stop it, run `admin rekey`, start it); drop the old key after that"
+            ),
+        }
+    }
+}
+
+/// Writes a new master key to `path` (mode 0600, never over an existing file).
+fn generate_key_file(path: &Path) -> Result<MasterKeys, String> {
+    let id = Utc::now().format("%Y-%m-%d").to_string();
+    let id = MasterKeyId::new(&id).map_err(|e| e.to_string())?;
+    let (keys, line) = MasterKeys::generate(id).map_err(|e| e.to_string())?;
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let written = options.open(path).and_then(|mut file| {
+        file.write_all(
+            format!(
+                "# webhook-guard master keys: the first seals, all open\n{}\n",
+                line.as_str()
+            )
+            .as_bytes(),
+        )?;
+        file.sync_all()
+    });
+    written.map_err(|e| format!("cannot create master key file {}: {e}", path.display()))?;
+    Ok(keys)
+}
+
+/// Tells where a generated key file is and how to rotate it.
+pub fn print_generated(path: &Path, data_dir: &Path) {
+    let key_file = shell_quote(&path.display().to_string());
+    let data_dir = shell_quote(&data_dir.display().to_string());
+    println!(
+        "Generated master key file {key_file} (mode 0600, beside the data directory, never \
+         inside it):\n\
+         secrets are sealed under it, and later starts read it from there. Back it up apart \
+         from the data directory.\n\
+         To rotate it: put `{exe} admin gen-master-key --id NEW` first in that file, keep the \
+         old line, restart `serve --data-dir {data_dir}` (it re-seals every secret under the \
+         first key), then delete the old line.\n",
+        exe = exe()
+    );
 }
 
 #[derive(Debug, clap::Args)]
@@ -153,7 +364,25 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
-    let store = args.store.open()?;
+    let Opened {
+        store,
+        sealed,
+        generated,
+    } = args.store.open(Opener::Serve)?;
+    if sealed {
+        // After a master key rotation (new key first in the file): every secret moves to it
+        // now, in one transaction, so the old key can be dropped once this start succeeded.
+        let resealed = store.rekey().map_err(|e| e.to_string())?;
+        if resealed > 0 {
+            tracing::info!(
+                count = resealed,
+                "re-sealed secrets under the first master key"
+            );
+        }
+    }
+    if let Some(path) = &generated {
+        print_generated(path, &args.store.data_dir);
+    }
     let empty = store
         .load()
         .map_err(|e| e.to_string())?
@@ -277,7 +506,7 @@ async fn shutdown() {
     }
 }
 
-fn exe() -> String {
+pub fn exe() -> String {
     std::env::current_exe()
         .map(|p| shell_quote(&p.display().to_string()))
         .unwrap_or_else(|_| "webhook-guard".into())
@@ -350,55 +579,4 @@ fn print_next_steps(base: &str) {
          curl -s -w '\\n' {base}/v1/projects -H \"x-api-key: $WG_API_KEY\"\n\
          curl -s -w '\\n' -X POST {base}/v1/projects -H \"x-api-key: $WG_API_KEY\" -H 'content-type: application/json' -d '{{\"name\": \"shop\", \"scheme\": \"github\"}}'"
     );
-}
-
-/// `webhook-guard admin …`: one-off steps on a data directory, run while no server writes to it
-/// or alongside one (SQLite serializes writers).
-#[derive(Debug, clap::Subcommand)]
-pub enum AdminCommand {
-    /// Create an integrator and print its clientId, API secret and a first API key, once.
-    CreateIntegrator {
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Re-encrypt every stored secret under the first master key, in one transaction.
-    Rekey {
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Print a new master key line (`id:base64`) to put in front of a key file.
-    GenMasterKey {
-        /// The new key's id, such as the date.
-        #[arg(long)]
-        id: String,
-    },
-}
-
-pub fn admin(command: AdminCommand) -> Result<ExitCode, String> {
-    match command {
-        AdminCommand::CreateIntegrator { store } => {
-            let admin = Admin::builder()
-                .open(store.open()?)
-                .map_err(|e| e.to_string())?;
-            let created = admin.create_integrator().map_err(|e| e.to_string())?;
-            println!(
-                "clientId:     {}\nclientSecret: {}\napiKey:       {}\n\
-                 These are shown once; the store keeps only digests.",
-                created.id,
-                created.client_secret.as_str(),
-                created.api_key.key.as_str()
-            );
-        }
-        AdminCommand::Rekey { store } => {
-            let store = store.open()?;
-            let count = store.rekey().map_err(|e| e.to_string())?;
-            println!("re-encrypted {count} secrets under the first master key");
-        }
-        AdminCommand::GenMasterKey { id } => {
-            let id = MasterKeyId::new(&id).map_err(|e| e.to_string())?;
-            let (_, line) = MasterKeys::generate(id).map_err(|e| e.to_string())?;
-            println!("{}", line.as_str());
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
