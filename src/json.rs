@@ -22,14 +22,11 @@ pub(crate) fn invalid_json(
     path: &str,
     error: &serde_json::Error,
 ) -> http::Response<http_body_util::Full<bytes::Bytes>> {
-    use http::StatusCode;
-
-    let problem = serde_json::json!({
-        "type": "tag:webhook-guard,2026:invalid-json",
-        "title": "Invalid webhook JSON",
-        "status": StatusCode::BAD_REQUEST.as_u16(),
-        "detail": format!("the verified body is not the expected JSON at `{path}`: {error}"),
-        "path": path,
-    });
-    crate::middleware::problem_response(StatusCode::BAD_REQUEST, &problem)
+    use crate::problem::{Kind, Problem};
+    Problem::new(
+        &Kind::INVALID_JSON,
+        format!("the verified body is not the expected JSON at `{path}`: {error}"),
+    )
+    .with("path", path)
+    .into_http_response()
 }

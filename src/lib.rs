@@ -74,6 +74,7 @@ pub mod extract;
 mod json;
 mod keyring;
 pub mod middleware;
+pub mod problem;
 mod projects;
 mod public_key;
 pub mod scheme;

@@ -76,7 +76,7 @@ use std::time::Duration;
 
 use axum::response::Response;
 use axum::Router;
-use http::{header, HeaderValue, Request, StatusCode};
+use http::{header, HeaderValue, Request};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -87,7 +87,7 @@ use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt;
 
-use crate::middleware::{problem_document, problem_response};
+use crate::problem::{Kind, Problem};
 
 /// What a connection may cost the server, and the webhook layer's body limits.
 ///
@@ -649,14 +649,9 @@ fn within(
 /// `408 Request Timeout` as a problem document; the connection is closed after it, since the
 /// rest of the request may still be on its way.
 fn request_timeout() -> Response {
-    let problem = problem_document(
-        "request-timeout",
-        "Request Timeout",
-        StatusCode::REQUEST_TIMEOUT,
-        "the request took longer than the server allows",
-    );
-    let mut response =
-        problem_response(StatusCode::REQUEST_TIMEOUT, &problem).map(axum::body::Body::new);
+    let mut response = Problem::of(&Kind::REQUEST_TIMEOUT)
+        .into_http_response()
+        .map(axum::body::Body::new);
     let headers = response.headers_mut();
     headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -684,7 +679,7 @@ mod tests {
     #[tokio::test]
     async fn a_request_over_time_gets_a_408_problem() {
         let response = request_timeout();
-        assert_eq!(response.status(), StatusCode::REQUEST_TIMEOUT);
+        assert_eq!(response.status(), http::StatusCode::REQUEST_TIMEOUT);
         assert_eq!(
             response.headers()[header::CONTENT_TYPE],
             "application/problem+json"

@@ -765,7 +765,7 @@ async fn content_length_over_limit_is_413_before_reading_the_body() {
     let detail = answer.problem(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
-        "Webhook body too large",
+        "Body too large",
     );
     assert_eq!(detail, "body is larger than the 16-byte limit");
     assert!(!polled.load(Ordering::SeqCst), "the body was read");
@@ -790,7 +790,7 @@ async fn content_length_one_over_limit_is_413_unread() {
     answer.problem(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
-        "Webhook body too large",
+        "Body too large",
     );
     assert!(!polled.load(Ordering::SeqCst));
     assert!(recorder.seen().is_empty());
@@ -812,7 +812,7 @@ async fn size_hint_over_limit_is_413_before_reading_the_body() {
     answer.problem(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
-        "Webhook body too large",
+        "Body too large",
     );
     assert!(!polled.load(Ordering::SeqCst));
     assert!(recorder.seen().is_empty());
@@ -838,7 +838,7 @@ async fn streamed_body_without_length_over_limit_is_413_and_reading_stops() {
     let detail = answer.problem(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
-        "Webhook body too large",
+        "Body too large",
     );
     assert_eq!(detail, "body is larger than the 16-byte limit");
     // 6 + 6 fit, the third chunk passes 16: nothing after it is read.
@@ -861,7 +861,7 @@ async fn streamed_body_one_byte_over_limit_is_413() {
     answer.problem(
         StatusCode::PAYLOAD_TOO_LARGE,
         "body-too-large",
-        "Webhook body too large",
+        "Body too large",
     );
     assert!(recorder.seen().is_empty());
 }

@@ -10,11 +10,11 @@ pub mod console;
 pub mod credentials;
 mod openapi;
 mod plane;
-mod problem;
 mod routes;
 mod throttle;
 mod wire;
 
+pub use crate::problem::Problem;
 pub use crate::store::{ApiKeyId, ApiKeyRow, IntegratorId};
 pub use openapi::document as openapi_document;
 pub use plane::{
@@ -23,5 +23,4 @@ pub use plane::{
     MAX_API_KEY_LIFETIME, MAX_AUDIT_PAGE, MAX_GRACE, MAX_KEY_PROJECTS, MAX_NAME_CHARS, MAX_PAGE,
     MAX_PROJECTS, SCHEMES,
 };
-pub use problem::Problem;
 pub use routes::{router, MAX_ADMIN_BODY};

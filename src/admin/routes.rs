@@ -18,7 +18,7 @@ use super::wire::{
     ApiKeyOut, ApiKeysOut, AuditEventOut, AuditOut, CreateApiKeyIn, CreateProjectIn, EndedOut,
     IntegratorSecretOut, ProblemOut, ProjectOut, ProjectSecretOut, ProjectsOut, RegenerateIn,
 };
-use super::Problem;
+use crate::problem::{Kind, Problem};
 use crate::projects::ProjectId;
 use crate::store::AuditQuery;
 
@@ -123,25 +123,15 @@ async fn no_store(mut response: Response) -> Response {
 }
 
 async fn unknown_route(uri: Uri) -> Response {
-    Problem::new(
-        StatusCode::NOT_FOUND,
-        "unknown-route",
-        "Not found",
-        "no endpoint has this path",
-    )
-    .instance(uri.path())
-    .into_response()
+    Problem::of(&Kind::UNKNOWN_ROUTE)
+        .instance(uri.path())
+        .into_response()
 }
 
 async fn method_not_allowed(uri: Uri) -> Response {
-    Problem::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method-not-allowed",
-        "Method not allowed",
-        "the endpoint does not take this method",
-    )
-    .instance(uri.path())
-    .into_response()
+    Problem::of(&Kind::METHOD_NOT_ALLOWED)
+        .instance(uri.path())
+        .into_response()
 }
 
 /// `GET /v1/openapi.json`: the API's OpenAPI 3.1 document, without credentials.
@@ -158,13 +148,7 @@ async fn readyz(State(admin): State<Admin>) -> Response {
         Ok(()) => (StatusCode::OK, "ready").into_response(),
         Err(e) => {
             tracing::warn!(error = %e, "readiness: the store does not answer");
-            Problem::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "not-ready",
-                "Not ready",
-                "the store does not answer",
-            )
-            .into_response()
+            Problem::of(&Kind::NOT_READY).into_response()
         }
     }
 }
@@ -277,9 +261,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
             Ok(collected) => collected.to_bytes(),
             Err(e) if e.is::<http_body_util::LengthLimitError>() => {
                 return Err(problem(Problem::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "body-too-large",
-                    "Body too large",
+                    &Kind::BODY_TOO_LARGE,
                     format!("the body is larger than {MAX_ADMIN_BODY} bytes"),
                 )))
             }
@@ -297,12 +279,7 @@ impl<S: Send + Sync, T: DeserializeOwned + Default> FromRequest<S> for Body<T> {
             .and_then(|v| v.split(';').next())
             .is_some_and(|v| v.trim().eq_ignore_ascii_case("application/json"));
         if !json {
-            return Err(problem(Problem::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported-media-type",
-                "Unsupported media type",
-                "a request body must be sent as application/json",
-            )));
+            return Err(problem(Problem::of(&Kind::UNSUPPORTED_MEDIA_TYPE)));
         }
         // serde reads a struct from an array too (by position): only an object is a body.
         if bytes.trim_ascii_start().first() != Some(&b'{') {

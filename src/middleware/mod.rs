@@ -122,15 +122,6 @@ pub use body::ResponseBody;
 pub use budget::DEFAULT_MAX_BUFFERED_BYTES;
 pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, DEFAULT_MAX_BODY_SIZE, DEFAULT_STREAM_FROM};
-#[cfg(feature = "server")]
-pub(crate) use rejection::problem_document;
-#[cfg(any(
-    feature = "actix",
-    feature = "admin",
-    feature = "axum",
-    feature = "server"
-))]
-pub(crate) use rejection::problem_response;
 pub use rejection::Rejection;
 pub use report::DEFAULT_REJECTION_SUMMARY_EVERY;
 pub use select::ProjectSelector;

@@ -3,6 +3,7 @@ use http::{header, HeaderValue, Response, StatusCode};
 use http_body_util::Full;
 
 use crate::error::VerifyError;
+use crate::problem::{problem_response, Kind, Problem};
 use crate::projects::ProjectId;
 
 /// Why the middleware refused a request; turned into an RFC 9457 problem response.
@@ -69,83 +70,35 @@ fn unknown_project(id: Option<&ProjectId>) -> String {
     }
 }
 
-/// Every problem type: its [`kind`](Rejection::kind), `title` and generic `detail`, in one
-/// place so the three cannot drift apart.
-const PROBLEMS: [(&str, &str, &str); 12] = [
-    (
-        "missing-header",
-        "Missing webhook header",
-        "a header the webhook scheme requires is missing",
-    ),
-    (
-        "duplicate-header",
-        "Duplicated webhook header",
-        "a webhook header that must appear once appears more than once",
-    ),
-    (
-        "malformed-header",
-        "Malformed webhook header",
-        "a webhook header is not in the scheme's format",
-    ),
-    (
-        "url-unknown",
-        "Request URL unknown",
-        "the URL the sender signed could not be determined",
-    ),
-    (
-        "misconfigured",
-        "Webhook verification misconfigured",
-        "the receiver's webhook verification is misconfigured",
-    ),
-    (
-        "malformed-body",
-        "Malformed webhook body",
-        "the webhook body is not in the form the scheme requires",
-    ),
-    (
-        "timestamp-out-of-tolerance",
-        "Webhook timestamp out of tolerance",
-        "the signed timestamp is outside the window the receiver accepts",
-    ),
-    (
-        "invalid-signature",
-        "Invalid webhook signature",
-        "no signature in the request matches",
-    ),
-    (
-        "body-too-large",
-        "Webhook body too large",
-        "the webhook body is larger than the receiver accepts",
-    ),
-    (
-        "over-capacity",
-        "Webhook receiver busy",
-        "the receiver is busy; retry after the time in Retry-After",
-    ),
-    (
-        "body-unreadable",
-        "Webhook body unreadable",
-        "the webhook body could not be read",
-    ),
-    (
-        "unknown-project",
-        "Unknown webhook project",
-        "the request does not name a project this receiver serves",
-    ),
+/// The kinds the layer answers, in the order its rejection counts are kept; their titles,
+/// statuses and generic details are in the crate's one table ([`Kind`]).
+const LAYER_KINDS: [Kind; 12] = [
+    Kind::MISSING_HEADER,
+    Kind::DUPLICATE_HEADER,
+    Kind::MALFORMED_HEADER,
+    Kind::URL_UNKNOWN,
+    Kind::MISCONFIGURED,
+    Kind::MALFORMED_BODY,
+    Kind::TIMESTAMP_OUT_OF_TOLERANCE,
+    Kind::INVALID_SIGNATURE,
+    Kind::BODY_TOO_LARGE,
+    Kind::OVER_CAPACITY,
+    Kind::BODY_UNREADABLE,
+    Kind::UNKNOWN_PROJECT,
 ];
 
-/// Every [`Rejection::kind`], in the order of [`PROBLEMS`].
-pub(crate) const KINDS: [&str; PROBLEMS.len()] = {
-    let mut kinds = [""; PROBLEMS.len()];
+/// Every [`Rejection::kind`], in the order of [`LAYER_KINDS`].
+pub(crate) const KINDS: [&str; LAYER_KINDS.len()] = {
+    let mut kinds = [""; LAYER_KINDS.len()];
     let mut i = 0;
-    while i < PROBLEMS.len() {
-        kinds[i] = PROBLEMS[i].0;
+    while i < LAYER_KINDS.len() {
+        kinds[i] = LAYER_KINDS[i].slug();
         i += 1;
     }
     kinds
 };
 
-/// The position of `kind` in [`PROBLEMS`] and [`KINDS`].
+/// The position of `kind` in [`KINDS`].
 pub(crate) fn slot(kind: &str) -> Option<usize> {
     KINDS.iter().position(|k| *k == kind)
 }
@@ -193,7 +146,7 @@ impl Rejection {
 
     /// A short human summary, the problem `title`.
     pub fn title(&self) -> &'static str {
-        self.problem_type().1
+        self.problem_type().title()
     }
 
     /// The same sentence for every rejection of a kind, the problem `detail` sent by default.
@@ -204,16 +157,12 @@ impl Rejection {
     /// logged at debug and sent only with
     /// [`WebhookLayer::detailed_rejections`](super::WebhookLayer::detailed_rejections).
     pub fn generic_detail(&self) -> &'static str {
-        self.problem_type().2
+        self.problem_type().generic_detail()
     }
 
-    /// This rejection's row of [`PROBLEMS`]; `kind` returns only kinds listed there.
-    fn problem_type(&self) -> (&'static str, &'static str, &'static str) {
-        let kind = self.kind();
-        PROBLEMS
-            .into_iter()
-            .find(|(k, _, _)| *k == kind)
-            .unwrap_or((kind, "Webhook rejected", "the webhook was rejected"))
+    /// This rejection's row of the crate's table; `kind` returns only the layer's kinds.
+    fn problem_type(&self) -> &'static Kind {
+        Kind::named(self.kind()).unwrap_or(&Kind::INVALID_SIGNATURE)
     }
 
     /// The RFC 9457 problem document: `type`, `title`, `status` and the
@@ -229,7 +178,7 @@ impl Rejection {
     }
 
     fn problem_with(&self, detail: &str) -> serde_json::Value {
-        problem_document(self.kind(), self.title(), self.status(), detail)
+        serde_json::Value::Object(Problem::new(self.problem_type(), detail).document().clone())
     }
 
     /// The default response: the status and the [problem document](Rejection::problem) as
@@ -253,35 +202,4 @@ impl Rejection {
         }
         response
     }
-}
-
-/// An RFC 9457 problem document of `kind` (the last part of its `type`): `type`, `title`,
-/// `status` and `detail`.
-pub(crate) fn problem_document(
-    kind: &str,
-    title: &str,
-    status: StatusCode,
-    detail: &str,
-) -> serde_json::Value {
-    serde_json::json!({
-        "type": format!("tag:webhook-guard,2026:{kind}"),
-        "title": title,
-        "status": status.as_u16(),
-        "detail": detail,
-    })
-}
-
-/// `status` with `problem` as its `application/problem+json` body.
-pub(crate) fn problem_response(
-    status: StatusCode,
-    problem: &serde_json::Value,
-) -> Response<Full<Bytes>> {
-    let body = serde_json::to_vec(problem).unwrap_or_default();
-    let mut response = Response::new(Full::new(Bytes::from(body)));
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/problem+json"),
-    );
-    response
 }
