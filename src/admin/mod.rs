@@ -6,6 +6,7 @@
 //! route (what they ask) → store transaction (durable first) → the in-memory registry swaps
 //! the project's keyring (memory second) → response. The verify path never touches the store.
 
+mod app;
 pub mod console;
 pub mod credentials;
 mod openapi;
@@ -16,6 +17,7 @@ mod wire;
 
 pub use crate::problem::Problem;
 pub use crate::store::{ApiKeyId, ApiKeyRow, IntegratorId};
+pub use app::app;
 pub use openapi::document as openapi_document;
 pub use plane::{
     Admin, AdminBuilder, AdminError, NewApiKey, NewIntegrator, NewProject, Page, Project,

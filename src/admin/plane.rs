@@ -19,10 +19,7 @@ use super::{IntegratorId, Problem};
 use crate::clock::{Clock, SystemClock};
 use crate::keyring::{CommitError, KeyId, KeyInfo, Keyring, KeyringBuilder, RotationError};
 use crate::projects::{ProjectId, Projects};
-use crate::scheme::{
-    Dropbox, GitHub, Linear, Paddle, Scheme, Shopify, Slack, Square, StandardWebhooks, Stripe,
-    Twilio, Twitch, Zoom,
-};
+use crate::scheme::Scheme;
 use crate::secret::Secret;
 use crate::store::{
     AuditEvent, AuditQuery, AuditRetention, Change, IntegratorRow, ProjectRow, Store, StoreError,
@@ -62,40 +59,9 @@ pub const DEFAULT_WRITES_PER_SECOND: u32 = 20;
 /// Admin changes one credential may make at once before the rate applies.
 pub const DEFAULT_WRITE_BURST: u32 = 100;
 
-/// The schemes a project can verify with (every HMAC scheme), by the name it is created with.
-pub const SCHEMES: [&str; 12] = [
-    "standard-webhooks",
-    "github",
-    "stripe",
-    "slack",
-    "shopify",
-    "square",
-    "twilio",
-    "zoom",
-    "linear",
-    "dropbox",
-    "paddle",
-    "twitch",
-];
-
-/// The scheme named `name`, for a project.
-fn scheme_named(name: &str) -> Option<Box<dyn Scheme>> {
-    Some(match name {
-        "standard-webhooks" | "standard" => Box::new(StandardWebhooks),
-        "github" => Box::new(GitHub),
-        "stripe" => Box::new(Stripe),
-        "slack" => Box::new(Slack),
-        "shopify" => Box::new(Shopify),
-        "square" => Box::new(Square),
-        "twilio" => Box::new(Twilio),
-        "zoom" => Box::new(Zoom),
-        "linear" => Box::new(Linear),
-        "dropbox" => Box::new(Dropbox),
-        "paddle" => Box::new(Paddle),
-        "twitch" => Box::new(Twitch),
-        _ => return None,
-    })
-}
+/// The schemes a project can verify with (every HMAC scheme), by the name it is created with:
+/// [`scheme::NAMES`](crate::scheme::NAMES).
+pub const SCHEMES: [&str; 12] = crate::scheme::NAMES;
 
 /// Why a management-plane call failed. Each has its problem document
 /// ([`AdminError::problem`]); nothing was changed when one is returned.
@@ -460,7 +426,7 @@ impl AdminBuilder {
             .collect();
         credentials.insert_api_keys(state.api_keys);
         for row in state.projects {
-            let scheme = scheme_named(&row.scheme).ok_or_else(|| {
+            let scheme = crate::scheme::by_name(&row.scheme).ok_or_else(|| {
                 AdminError::Invalid(format!("project {} has an unknown scheme", row.id))
             })?;
             let keyring = keyrings().import(row.keys)?;
@@ -766,7 +732,7 @@ impl Admin {
     ) -> Result<NewProject, AdminError> {
         require_unlimited(caller)?;
         let name = check_name(name)?;
-        let verify_with = scheme_named(scheme).ok_or_else(|| AdminError::Field {
+        let verify_with = crate::scheme::by_name(scheme).ok_or_else(|| AdminError::Field {
             field: "scheme",
             reason: format!("is not a known scheme; one of: {}", SCHEMES.join(", ")),
         })?;

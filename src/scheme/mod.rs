@@ -91,6 +91,54 @@ pub(crate) use layout::{
     TimestampedSignature,
 };
 
+/// The names of the schemes that need nothing but a secret to verify (every HMAC scheme but
+/// [`Custom`]), as [`by_name`] takes them and [`Scheme::name`] gives them: the one list the
+/// management plane, `webhook-guard serve` and the CLI use.
+pub const NAMES: [&str; 12] = [
+    "standard-webhooks",
+    "github",
+    "stripe",
+    "slack",
+    "shopify",
+    "square",
+    "twilio",
+    "zoom",
+    "linear",
+    "dropbox",
+    "paddle",
+    "twitch",
+];
+
+/// The scheme named `name` (one of [`NAMES`], or `standard` for `standard-webhooks`).
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::scheme::{by_name, NAMES};
+///
+/// assert_eq!(by_name("github").unwrap().name(), "github");
+/// assert_eq!(by_name("standard").unwrap().name(), "standard-webhooks");
+/// assert!(NAMES.iter().all(|name| by_name(name).unwrap().name() == *name));
+/// assert!(by_name("carrier-pigeon").is_none());
+/// ```
+pub fn by_name(name: &str) -> Option<Box<dyn Scheme>> {
+    Some(match name {
+        "standard-webhooks" | "standard" => Box::new(StandardWebhooks),
+        "github" => Box::new(GitHub),
+        "stripe" => Box::new(Stripe),
+        "slack" => Box::new(Slack),
+        "shopify" => Box::new(Shopify),
+        "square" => Box::new(Square),
+        "twilio" => Box::new(Twilio),
+        "zoom" => Box::new(Zoom),
+        "linear" => Box::new(Linear),
+        "dropbox" => Box::new(Dropbox),
+        "paddle" => Box::new(Paddle),
+        "twitch" => Box::new(Twitch),
+        _ => return None,
+    })
+}
+
 /// Most signatures one delivery may carry; more is refused as malformed. Senders put one per
 /// live secret, and no platform keeps more than a few live.
 pub const MAX_SIGNATURES: usize = 16;

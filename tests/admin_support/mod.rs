@@ -10,22 +10,20 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum::body::Body;
-use axum::routing::post;
-use axum::{Extension, Router};
+use axum::Router;
 use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 use webhook_guard::admin::credentials::Caller;
-use webhook_guard::admin::{router, Admin, IntegratorId, NewIntegrator, MAX_PAGE};
-use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
+use webhook_guard::admin::{Admin, IntegratorId, NewIntegrator, MAX_PAGE};
 use webhook_guard::scheme::GitHub;
 use webhook_guard::store::crypt::Sealer;
 use webhook_guard::store::{
     AuditEvent, AuditQuery, AuditRetention, Change, SqliteStore, State, Store, StoreError,
 };
-use webhook_guard::{KeyMaterial, ManualClock, ProjectId, Secret, Signer, Verified};
+use webhook_guard::{KeyMaterial, ManualClock, ProjectId, Secret, Signer};
 
 pub const NOW: i64 = 1_700_000_000;
 
@@ -272,23 +270,9 @@ fn record(text: &mut String, key: &webhook_guard::KeyRecord) {
     .unwrap();
 }
 
-/// The app `webhook-guard serve` runs: the admin API and `/webhooks/{projectId}`.
+/// The app `webhook-guard serve` runs: the library's.
 pub fn app(admin: Admin) -> Router {
-    let webhooks = Router::new()
-        .route(
-            "/webhooks/{project_id}",
-            post(
-                |Extension(project): Extension<ProjectId>,
-                 Extension(verified): Extension<Verified>| async move {
-                    format!("{project} {}", verified.key_id())
-                },
-            ),
-        )
-        .route_layer(WebhookLayer::for_projects(
-            admin.projects().clone(),
-            ProjectSelector::path_after("/webhooks/"),
-        ));
-    router(admin).merge(webhooks)
+    webhook_guard::admin::app(admin)
 }
 
 pub async fn send(app: Router, request: Request<Body>) -> (StatusCode, HeaderMap, Value) {

@@ -8,17 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::extract::Extension;
-use axum::routing::post;
-use axum::{Json, Router};
 use chrono::Utc;
-use serde_json::json;
-use webhook_guard::admin::{router, Admin, NewIntegrator};
-use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
+use webhook_guard::admin::{app, Admin, NewIntegrator};
 use webhook_guard::server::{serve, Limits};
 use webhook_guard::store::crypt::{CryptError, MasterKeyId, MasterKeys, Sealer};
 use webhook_guard::store::{AuditRetention, SqliteStore, Store, StoreError};
-use webhook_guard::{ProjectId, Verified};
 
 use crate::sign::shell_quote;
 
@@ -459,31 +453,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         served
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The admin API, the verifying webhook route and the web console at `/console`.
-pub fn app(admin: Admin) -> Router {
-    let webhooks = Router::new()
-        .route("/webhooks/{project_id}", post(received))
-        .route_layer(WebhookLayer::for_projects(
-            admin.projects().clone(),
-            ProjectSelector::path_after("/webhooks/"),
-        ));
-    router(admin)
-        .merge(webhooks)
-        .merge(webhook_guard::admin::console::router())
-}
-
-async fn received(
-    Extension(project): Extension<ProjectId>,
-    Extension(verified): Extension<Verified>,
-) -> Json<serde_json::Value> {
-    tracing::info!(project = %project, key = %verified.key_id(), "webhook verified");
-    Json(json!({
-        "verified": true,
-        "projectId": project.as_str(),
-        "keyId": verified.key_id().as_str(),
-    }))
 }
 
 async fn shutdown() {
