@@ -160,6 +160,7 @@ impl AdminError {
             }
             Self::RateLimited { retry_after } => Problem::too_many_requests(*retry_after),
             Self::Conflict(detail) => Problem::conflict(detail.clone()),
+            Self::Store(StoreError::Unavailable { .. }) => Problem::unavailable(),
             Self::Store(_) | Self::Random(_) | Self::Interrupted(_) => Problem::internal(),
         }
     }

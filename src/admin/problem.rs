@@ -145,6 +145,17 @@ impl Problem {
         )
     }
 
+    /// 503: the shared store cannot be reached; nothing was changed. Webhooks are still
+    /// verified with the keys this instance holds.
+    pub fn unavailable() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "Service unavailable",
+            "the store cannot be reached; nothing was changed: try again later",
+        )
+    }
+
     /// The status.
     pub fn status(&self) -> StatusCode {
         self.status

@@ -17,12 +17,16 @@ use crate::projects::ProjectId;
 
 pub mod crypt;
 mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 pub use model::{
     ApiKeyId, ApiKeyRow, IdError, IntegratorId, IntegratorRow, ProjectRow, State, API_KEY_ID_LEN,
 };
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore, CHANGES_CHANNEL, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 
 /// One change to a store; [`Store::apply`] commits it with its audit event or not at all.
@@ -269,6 +273,24 @@ pub enum StoreError {
     /// The database failed (disk full, read-only, locked, I/O).
     #[error("database error: {0}")]
     Database(#[from] rusqlite::Error),
+    /// The database cannot be reached (down, refusing connections, the network). A write that
+    /// fails so was not acknowledged: the audit log says whether it committed.
+    #[error("the database is unreachable: {reason}")]
+    Unavailable {
+        /// What the driver said.
+        reason: String,
+    },
+    /// The row changed since this instance read it (another instance wrote it first); nothing
+    /// was changed. Reload it and try again.
+    #[error("{what} was changed by another writer; reload it and try again")]
+    Conflict {
+        /// Which row.
+        what: &'static str,
+    },
+    /// PostgreSQL refused a statement.
+    #[cfg(feature = "postgres")]
+    #[error("database error: {0}")]
+    Postgres(tokio_postgres::Error),
     /// The file system failed.
     #[error("{path}: {source}")]
     Io {
