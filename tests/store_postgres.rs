@@ -66,6 +66,11 @@ fn sealed_secrets_are_not_readable_in_the_table() {
 }
 
 #[test]
+fn changes_since_and_single_rows_read_what_is_stored() {
+    store_suite::changes_since_and_single_rows_read_what_is_stored(&TestDb::new());
+}
+
+#[test]
 fn a_secret_moved_to_another_project_fails_to_open() {
     store_suite::a_secret_moved_to_another_project_fails_to_open(&TestDb::new());
 }
@@ -172,4 +177,89 @@ fn admin_writes_answer_503_and_change_nothing_while_the_database_is_unreachable(
         db.name
     ));
     assert_eq!(admin.store().load().unwrap().integrators.len(), 1);
+}
+
+#[test]
+fn a_write_from_a_stale_version_is_a_conflict_and_changes_nothing() {
+    use webhook_guard::store::{Change, ProjectRow};
+    let db = TestDb::new();
+    let (store, owner, id) = store_suite::seeded(&db, Sealer::plaintext());
+    let stored: ProjectRow = store.load_project(&id).unwrap().unwrap();
+    assert_eq!(stored.version, 1, "a new row is at version 1");
+    let clock = store_suite::clock();
+    let keys = store_suite::keys(&clock, false);
+    let change = || Change::SetProjectKeys {
+        integrator: &owner,
+        project: &id,
+        keys: &keys,
+    };
+    let event = || store_suite::event(&owner, "project.secret.regenerated").project(&id);
+    let (_, version) = store.apply_at(change(), 1, &event()).unwrap();
+    assert_eq!(version, 2);
+    let events = store.changes_since(0, 100).unwrap().len();
+    // Another instance still at version 1 writes: refused, nothing changed or logged.
+    let err = store.apply_at(change(), 1, &event()).unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { what: "project" }),
+        "{err}"
+    );
+    assert_eq!(store.changes_since(0, 100).unwrap().len(), events);
+    assert_eq!(store.load_project(&id).unwrap().unwrap().version, 2);
+    // An unconditional write (the CLI) still goes through and moves the version on.
+    store.apply(change(), &event()).unwrap();
+    assert_eq!(store.load_project(&id).unwrap().unwrap().version, 3);
+}
+
+#[test]
+fn each_change_is_announced_with_its_sequence_number() {
+    let db = TestDb::new();
+    let conninfo = db.url();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let listening = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            let (client, mut connection) =
+                tokio_postgres::connect(&conninfo, tokio_postgres::NoTls)
+                    .await
+                    .unwrap();
+            let (notes, mut received) = tokio::sync::mpsc::unbounded_channel();
+            tokio::spawn(async move {
+                while let Some(Ok(message)) =
+                    std::future::poll_fn(|cx| connection.poll_message(cx)).await
+                {
+                    if let tokio_postgres::AsyncMessage::Notification(n) = message {
+                        let _ = notes.send((n.channel().to_owned(), n.payload().to_owned()));
+                    }
+                }
+            });
+            client
+                .batch_execute("LISTEN webhook_guard_changes")
+                .await
+                .unwrap();
+            tx.send(()).unwrap();
+            let mut got = Vec::new();
+            while got.len() < 2 {
+                got.push(received.recv().await.unwrap());
+            }
+            got
+        })
+    });
+    rx.recv().unwrap();
+    let (store, _, _) = store_suite::seeded(&db, Sealer::plaintext());
+    let seqs: Vec<String> = store
+        .changes_since(0, 10)
+        .unwrap()
+        .iter()
+        .map(|e| e.seq.to_string())
+        .collect();
+    let got = listening.join().unwrap();
+    assert_eq!(
+        got,
+        seqs.into_iter()
+            .map(|seq| ("webhook_guard_changes".to_owned(), seq))
+            .collect::<Vec<_>>()
+    );
 }

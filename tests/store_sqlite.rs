@@ -330,6 +330,11 @@ fn sealed_secrets_are_not_in_the_file_and_read_back_with_the_key() {
 }
 
 #[test]
+fn changes_since_and_single_rows_read_what_is_stored() {
+    store_suite::changes_since_and_single_rows_read_what_is_stored(&Sqlite::new("changes"));
+}
+
+#[test]
 fn a_secret_moved_to_another_project_fails_to_open() {
     store_suite::a_secret_moved_to_another_project_fails_to_open(&Sqlite::new("swapped"));
 }

@@ -8,6 +8,7 @@
 
 pub mod console;
 pub mod credentials;
+mod feed;
 mod plane;
 mod problem;
 mod routes;

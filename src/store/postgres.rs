@@ -8,8 +8,10 @@
 //! called inside one (a runtime's own `block_on` must not nest). A write waits for a commit,
 //! which costs far more than the thread.
 
+use std::cell::RefCell;
 use std::future::Future;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -20,7 +22,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 use super::crypt::{self, Sealer};
 use super::{
     ApiKeyId, ApiKeyRow, AuditEvent, AuditQuery, AuditRetention, Change, IntegratorId,
-    IntegratorRow, ProjectRow, State, Store, StoreError,
+    IntegratorRow, ProjectRow, State, Store, StoreError, WriteLock,
 };
 use crate::keyring::{KeyId, KeyRecord, KeyRole};
 use crate::projects::ProjectId;
@@ -107,6 +109,8 @@ impl PostgresOptions {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 pub struct PostgresStore {
+    /// Tells this store's pinned connection from another store's on the same thread.
+    id: u64,
     pool: Pool,
     runtime: Option<tokio::runtime::Runtime>,
     config: tokio_postgres::Config,
@@ -188,7 +192,9 @@ impl PostgresStore {
         if sealer.is_plaintext() {
             tracing::warn!("secrets are stored in plaintext: configure a master key to seal them");
         }
+        static STORES: AtomicU64 = AtomicU64::new(1);
         let store = Self {
+            id: STORES.fetch_add(1, Ordering::Relaxed),
             pool,
             runtime: Some(runtime),
             config,
@@ -217,17 +223,29 @@ impl PostgresStore {
         F: Future + Send,
         F::Output: Send,
     {
-        let handle = self.runtime();
-        if tokio::runtime::Handle::try_current().is_err() {
-            return handle.block_on(future);
+        block_on(self.runtime(), future)
+    }
+
+    /// Commits on the connection this thread pinned with [`Store::lock_writes`], if any, else
+    /// on one from the pool.
+    fn apply_pinned(
+        &self,
+        change: Change<'_>,
+        expected: Option<i64>,
+        event: &AuditEvent,
+    ) -> Result<(u64, Option<i64>), StoreError> {
+        match take_pinned(self.id) {
+            None => self.block(async {
+                let mut client = self.client().await?;
+                self.apply_versioned(&mut client, change, expected, event)
+                    .await
+            }),
+            Some(mut client) => {
+                let result = self.block(self.apply_versioned(&mut client, change, expected, event));
+                PINNED.with(|p| *p.borrow_mut() = Some((self.id, client)));
+                result
+            }
         }
-        // Inside a runtime (an async task, a `spawn_blocking` thread): a thread of our own.
-        std::thread::scope(
-            |scope| match scope.spawn(|| handle.block_on(future)).join() {
-                Ok(output) => output,
-                Err(panic) => std::panic::resume_unwind(panic),
-            },
-        )
     }
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
@@ -402,11 +420,14 @@ impl PostgresStore {
         ))
     }
 
+    /// Makes `change` in `tx`; for a change of a row's keys, only while the row is at
+    /// `expected` (when given), returning the row's new version.
     async fn apply_in(
         &self,
         tx: &deadpool_postgres::Transaction<'_>,
         change: Change<'_>,
-    ) -> Result<(), StoreError> {
+        expected: Option<i64>,
+    ) -> Result<Option<i64>, StoreError> {
         match change {
             Change::CreateIntegrator(row) => {
                 let sealed = self.seal_keys(INTEGRATOR, row.id.as_str(), &row.secrets)?;
@@ -418,23 +439,25 @@ impl PostgresStore {
                     )
                     .await,
                 )?;
-                write_keys(tx, INTEGRATOR, row.id.as_str(), &sealed).await
+                write_keys(tx, INTEGRATOR, row.id.as_str(), &sealed).await?;
+                Ok(Some(1))
             }
             Change::SetIntegratorSecrets {
                 integrator,
                 secrets,
             } => {
                 let sealed = self.seal_keys(INTEGRATOR, integrator.as_str(), secrets)?;
-                affected(
+                let version = bump(
+                    tx,
                     "integrator",
-                    tx.execute(
-                        "UPDATE integrators SET version = version + 1 WHERE id = $1",
-                        &[&integrator.as_str()],
-                    )
-                    .await
-                    .map_err(pg)?,
-                )?;
-                write_keys(tx, INTEGRATOR, integrator.as_str(), &sealed).await
+                    "UPDATE integrators SET version = version + 1
+                     WHERE id = $1 AND ($2::bigint IS NULL OR version = $2) RETURNING version",
+                    "SELECT 1 FROM integrators WHERE id = $1 AND $2::bigint IS NOT NULL",
+                    &[&integrator.as_str(), &expected],
+                )
+                .await?;
+                write_keys(tx, INTEGRATOR, integrator.as_str(), &sealed).await?;
+                Ok(Some(version))
             }
             Change::CreateProject(row) => {
                 let sealed = self.seal_keys(PROJECT, row.id.as_str(), &row.keys)?;
@@ -454,7 +477,8 @@ impl PostgresStore {
                     )
                     .await,
                 )?;
-                write_keys(tx, PROJECT, row.id.as_str(), &sealed).await
+                write_keys(tx, PROJECT, row.id.as_str(), &sealed).await?;
+                Ok(Some(1))
             }
             Change::SetProjectKeys {
                 integrator,
@@ -462,16 +486,18 @@ impl PostgresStore {
                 keys,
             } => {
                 let sealed = self.seal_keys(PROJECT, project.as_str(), keys)?;
-                affected(
+                let version = bump(
+                    tx,
                     "project",
-                    tx.execute(
-                        "UPDATE projects SET version = version + 1 WHERE id = $1 AND integrator = $2",
-                        &[&project.as_str(), &integrator.as_str()],
-                    )
-                    .await
-                    .map_err(pg)?,
-                )?;
-                write_keys(tx, PROJECT, project.as_str(), &sealed).await
+                    "UPDATE projects SET version = version + 1
+                     WHERE id = $1 AND integrator = $2 AND ($3::bigint IS NULL OR version = $3)
+                     RETURNING version",
+                    "SELECT 1 FROM projects WHERE id = $1 AND integrator = $2 AND $3::bigint IS NOT NULL",
+                    &[&project.as_str(), &integrator.as_str(), &expected],
+                )
+                .await?;
+                write_keys(tx, PROJECT, project.as_str(), &sealed).await?;
+                Ok(Some(version))
             }
             Change::DeleteProject {
                 integrator,
@@ -492,7 +518,7 @@ impl PostgresStore {
                 )
                 .await
                 .map_err(pg)?;
-                Ok(())
+                Ok(None)
             }
             Change::CreateApiKey(key) => {
                 integrator_exists(tx, &key.integrator).await?;
@@ -517,30 +543,65 @@ impl PostgresStore {
                         ],
                     )
                     .await,
-                )
+                )?;
+                Ok(Some(1))
             }
-            Change::DeleteApiKey { integrator, id } => affected(
-                "API key",
-                tx.execute(
-                    "DELETE FROM api_keys WHERE id = $1 AND integrator = $2",
-                    &[&id.as_str(), &integrator.as_str()],
-                )
-                .await
-                .map_err(pg)?,
-            ),
+            Change::DeleteApiKey { integrator, id } => {
+                affected(
+                    "API key",
+                    tx.execute(
+                        "DELETE FROM api_keys WHERE id = $1 AND integrator = $2",
+                        &[&id.as_str(), &integrator.as_str()],
+                    )
+                    .await
+                    .map_err(pg)?,
+                )?;
+                Ok(None)
+            }
         }
+    }
+
+    /// Commits `change` and `event` in one transaction, announced on [`CHANGES_CHANNEL`]; the
+    /// event's sequence number and the row's new version.
+    async fn apply_versioned(
+        &self,
+        client: &mut deadpool_postgres::Object,
+        change: Change<'_>,
+        expected: Option<i64>,
+        event: &AuditEvent,
+    ) -> Result<(u64, Option<i64>), StoreError> {
+        let tx = client.transaction().await.map_err(pg)?;
+        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+            .await
+            .map_err(pg)?;
+        let version = self.apply_in(&tx, change, expected).await?;
+        let seq = append_event(&tx, event).await?;
+        tx.commit().await.map_err(pg)?;
+        Ok((seq, version))
+    }
+
+    async fn keys_in(
+        &self,
+        tx: &deadpool_postgres::Transaction<'_>,
+        kind: &str,
+        owner: &str,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        tx.query(
+            "SELECT key_id, position, created_at, expires_at, material FROM keys
+             WHERE owner_kind = $1 AND owner = $2 ORDER BY position",
+            &[&kind, &owner],
+        )
+        .await
+        .map_err(pg)?
+        .iter()
+        .map(|row| self.open_key(kind, owner, row))
+        .collect()
     }
 
     async fn load_async(&self) -> Result<State, StoreError> {
         let mut client = self.client().await?;
-        // One snapshot: the rows and their keys as of one moment.
-        let tx = client
-            .build_transaction()
-            .isolation_level(IsolationLevel::RepeatableRead)
-            .read_only(true)
-            .start()
-            .await
-            .map_err(pg)?;
+        // One snapshot: the rows, their keys and the log's end as of one moment.
+        let tx = snapshot(&mut client).await?;
         let mut keys: std::collections::HashMap<(String, String), Vec<Row>> =
             std::collections::HashMap::new();
         for row in tx
@@ -563,21 +624,23 @@ impl PostgresStore {
         };
         let mut state = State::default();
         for row in tx
-            .query("SELECT id, created_at FROM integrators ORDER BY id", &[])
+            .query(
+                "SELECT id, created_at, version FROM integrators ORDER BY id",
+                &[],
+            )
             .await
             .map_err(pg)?
         {
             let id: String = row.get(0);
             let secrets = keys_of(INTEGRATOR, &id)?;
-            state.integrators.push(IntegratorRow::new(
-                IntegratorId::new(&id),
-                from_nanos(row.get(1)),
-                secrets,
-            ));
+            let mut integrator =
+                IntegratorRow::new(IntegratorId::new(&id), from_nanos(row.get(1)), secrets);
+            integrator.version = row.get::<_, i64>(2) as u64;
+            state.integrators.push(integrator);
         }
         for row in tx
             .query(
-                "SELECT id, integrator, name, scheme, created_at FROM projects ORDER BY id",
+                "SELECT id, integrator, name, scheme, created_at, version FROM projects ORDER BY id",
                 &[],
             )
             .await
@@ -585,14 +648,16 @@ impl PostgresStore {
         {
             let id: String = row.get(0);
             let keys = keys_of(PROJECT, &id)?;
-            state.projects.push(ProjectRow::new(
+            let mut project = ProjectRow::new(
                 parse_project(&id)?,
                 IntegratorId::new(row.get(1)),
                 row.get(2),
                 row.get(3),
                 from_nanos(row.get(4)),
                 keys,
-            ));
+            );
+            project.version = row.get::<_, i64>(5) as u64;
+            state.projects.push(project);
         }
         for row in tx
             .query(
@@ -605,8 +670,104 @@ impl PostgresStore {
         {
             state.api_keys.push(api_key_row(&row)?);
         }
+        state.seq = tx
+            .query_one("SELECT coalesce(max(seq), 0) FROM audit", &[])
+            .await
+            .map_err(pg)?
+            .get::<_, i64>(0) as u64;
         tx.commit().await.map_err(pg)?;
         Ok(state)
+    }
+}
+
+thread_local! {
+    /// The connection holding [`WRITE_LOCK`] for this thread ([`Store::lock_writes`]), with
+    /// its store's id.
+    static PINNED: RefCell<Option<(u64, deadpool_postgres::Object)>> = const { RefCell::new(None) };
+}
+
+fn take_pinned(store: u64) -> Option<deadpool_postgres::Object> {
+    PINNED.with(|p| {
+        let mut p = p.borrow_mut();
+        match &*p {
+            Some((id, _)) if *id == store => p.take().map(|(_, client)| client),
+            _ => None,
+        }
+    })
+}
+
+/// Releases [`WRITE_LOCK`] when dropped; a connection that cannot say so is closed, which
+/// releases it too, rather than returned to the pool still holding it.
+struct PinnedWrites {
+    store: u64,
+    runtime: tokio::runtime::Handle,
+}
+
+impl Drop for PinnedWrites {
+    fn drop(&mut self) {
+        let Some(client) = take_pinned(self.store) else {
+            return;
+        };
+        let unlocked = block_on(&self.runtime, async {
+            client
+                .query_one("SELECT pg_advisory_unlock($1)", &[&WRITE_LOCK])
+                .await
+                .map(|row| row.get::<_, bool>(0))
+        });
+        if !matches!(unlocked, Ok(true)) {
+            drop(deadpool_postgres::Object::take(client));
+        }
+    }
+}
+
+/// Runs `future` on `runtime` and waits for it, from any thread: directly outside a runtime,
+/// on a scoped thread of its own inside one (an async task, a `spawn_blocking` thread), where a
+/// nested `block_on` would panic.
+fn block_on<F>(runtime: &tokio::runtime::Handle, future: F) -> F::Output
+where
+    F: Future + Send,
+    F::Output: Send,
+{
+    if tokio::runtime::Handle::try_current().is_err() {
+        return runtime.block_on(future);
+    }
+    std::thread::scope(
+        |scope| match scope.spawn(|| runtime.block_on(future)).join() {
+            Ok(output) => output,
+            Err(panic) => std::panic::resume_unwind(panic),
+        },
+    )
+}
+
+/// A read-only transaction on one snapshot.
+async fn snapshot(
+    client: &mut deadpool_postgres::Object,
+) -> Result<deadpool_postgres::Transaction<'_>, StoreError> {
+    client
+        .build_transaction()
+        .isolation_level(IsolationLevel::RepeatableRead)
+        .read_only(true)
+        .start()
+        .await
+        .map_err(pg)
+}
+
+/// Raises a row's version with `update` (which names the expected version, or none); when it
+/// touched nothing, `exists` tells a row at another version ([`StoreError::Conflict`]) from
+/// none ([`StoreError::NotFound`]).
+async fn bump(
+    tx: &deadpool_postgres::Transaction<'_>,
+    what: &'static str,
+    update: &str,
+    exists: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<i64, StoreError> {
+    if let Some(row) = tx.query_opt(update, params).await.map_err(pg)? {
+        return Ok(row.get(0));
+    }
+    match tx.query_opt(exists, params).await.map_err(pg)? {
+        Some(_) => Err(StoreError::Conflict { what }),
+        None => Err(StoreError::NotFound { what }),
     }
 }
 
@@ -765,16 +926,127 @@ impl Store for PostgresStore {
     }
 
     fn apply(&self, change: Change<'_>, event: &AuditEvent) -> Result<u64, StoreError> {
-        self.block(async {
-            let mut client = self.client().await?;
-            let tx = client.transaction().await.map_err(pg)?;
-            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        self.apply_pinned(change, None, event).map(|(seq, _)| seq)
+    }
+
+    fn apply_at(
+        &self,
+        change: Change<'_>,
+        version: u64,
+        event: &AuditEvent,
+    ) -> Result<(u64, u64), StoreError> {
+        let expected = i64::try_from(version).unwrap_or(i64::MAX);
+        let (seq, new) = self.apply_pinned(change, Some(expected), event)?;
+        Ok((seq, new.map_or(version + 1, |v| v as u64)))
+    }
+
+    fn lock_writes(&self) -> Result<WriteLock, StoreError> {
+        let held = PINNED.with(|p| matches!(&*p.borrow(), Some((id, _)) if *id == self.id));
+        if held {
+            // Already held by this thread: the outer lock releases it.
+            return Ok(WriteLock::none());
+        }
+        let client = self.block(async {
+            let client = self.client().await?;
+            client
+                .execute("SELECT pg_advisory_lock($1)", &[&WRITE_LOCK])
                 .await
                 .map_err(pg)?;
-            self.apply_in(&tx, change).await?;
-            let seq = append_event(&tx, event).await?;
+            Ok::<_, StoreError>(client)
+        })?;
+        PINNED.with(|p| *p.borrow_mut() = Some((self.id, client)));
+        Ok(WriteLock::held(PinnedWrites {
+            store: self.id,
+            runtime: self.runtime().clone(),
+        }))
+    }
+
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let after = after.min(i64::MAX as u64) as i64;
+        let limit = limit.min(i64::MAX as usize) as i64;
+        self.block(async {
+            let client = self.client().await?;
+            let select = client
+                .prepare_cached(
+                    "SELECT seq, at, integrator, actor, action, project, old_keys, new_key, grace_secs, expires_at, count
+                     FROM audit WHERE seq > $1 ORDER BY seq LIMIT $2",
+                )
+                .await
+                .map_err(pg)?;
+            client
+                .query(&select, &[&after, &limit])
+                .await
+                .map_err(pg)?
+                .iter()
+                .map(audit_event)
+                .collect()
+        })
+    }
+
+    fn load_project(&self, id: &ProjectId) -> Result<Option<ProjectRow>, StoreError> {
+        self.block(async {
+            let mut client = self.client().await?;
+            let tx = snapshot(&mut client).await?;
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT id, integrator, name, scheme, created_at, version FROM projects WHERE id = $1",
+                    &[&id.as_str()],
+                )
+                .await
+                .map_err(pg)?
+            else {
+                return Ok(None);
+            };
+            let keys = self.keys_in(&tx, PROJECT, id.as_str()).await?;
             tx.commit().await.map_err(pg)?;
-            Ok(seq)
+            let mut project = ProjectRow::new(
+                id.clone(),
+                IntegratorId::new(row.get(1)),
+                row.get(2),
+                row.get(3),
+                from_nanos(row.get(4)),
+                keys,
+            );
+            project.version = row.get::<_, i64>(5) as u64;
+            Ok(Some(project))
+        })
+    }
+
+    fn load_integrator(&self, id: &IntegratorId) -> Result<Option<IntegratorRow>, StoreError> {
+        self.block(async {
+            let mut client = self.client().await?;
+            let tx = snapshot(&mut client).await?;
+            let Some(row) = tx
+                .query_opt(
+                    "SELECT created_at, version FROM integrators WHERE id = $1",
+                    &[&id.as_str()],
+                )
+                .await
+                .map_err(pg)?
+            else {
+                return Ok(None);
+            };
+            let secrets = self.keys_in(&tx, INTEGRATOR, id.as_str()).await?;
+            tx.commit().await.map_err(pg)?;
+            let mut integrator = IntegratorRow::new(id.clone(), from_nanos(row.get(0)), secrets);
+            integrator.version = row.get::<_, i64>(1) as u64;
+            Ok(Some(integrator))
+        })
+    }
+
+    fn load_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRow>, StoreError> {
+        self.block(async {
+            let client = self.client().await?;
+            client
+                .query_opt(
+                    "SELECT id, integrator, name, digest, created_at, expires_at, projects, last_used
+                     FROM api_keys WHERE id = $1",
+                    &[&id.as_str()],
+                )
+                .await
+                .map_err(pg)?
+                .map(|row| api_key_row(&row))
+                .transpose()
         })
     }
 

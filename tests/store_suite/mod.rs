@@ -551,3 +551,53 @@ pub fn a_secret_moved_to_another_project_fails_to_open<B: Backend>(backend: &B) 
     let err = store.load().unwrap_err();
     assert!(matches!(err, StoreError::Crypt(_)), "{err}");
 }
+
+/// A follower reads the log after a sequence number, oldest first, and single rows as they
+/// stand; the state says which event it includes last.
+pub fn changes_since_and_single_rows_read_what_is_stored<B: Backend>(backend: &B) {
+    let (store, owner, id) = seeded(backend, Sealer::plaintext());
+    let key = api_key("7GkQ2mZp9aXc", &owner);
+    store
+        .apply(
+            Change::CreateApiKey(&key),
+            &event(&owner, "api-key.created"),
+        )
+        .unwrap();
+    let all = store.changes_since(0, 100).unwrap();
+    let actions: Vec<&str> = all.iter().map(|e| e.action.as_str()).collect();
+    assert_eq!(
+        actions,
+        ["integrator.created", "project.created", "api-key.created"]
+    );
+    assert!(all.windows(2).all(|w| w[0].seq < w[1].seq));
+    assert_eq!(
+        store.changes_since(all[0].seq, 1).unwrap(),
+        all[1..2].to_vec()
+    );
+    assert!(store.changes_since(all[2].seq, 100).unwrap().is_empty());
+    assert_eq!(store.load().unwrap().seq, all[2].seq);
+
+    let project = store.load_project(&id).unwrap().unwrap();
+    assert_eq!((&project.id, project.keys.len()), (&id, 2));
+    assert!(store.load_project(&pid("prj_zz")).unwrap().is_none());
+    let integrator = store.load_integrator(&owner).unwrap().unwrap();
+    assert_eq!(integrator.secrets.len(), 1);
+    assert!(store
+        .load_integrator(&IntegratorId::new("int_zz"))
+        .unwrap()
+        .is_none());
+    assert_eq!(
+        store.load_api_key(&key.id).unwrap().unwrap().projects,
+        key.projects
+    );
+    store
+        .apply(
+            Change::DeleteApiKey {
+                integrator: &owner,
+                id: &key.id,
+            },
+            &event(&owner, "api-key.deleted"),
+        )
+        .unwrap();
+    assert!(store.load_api_key(&key.id).unwrap().is_none());
+}
