@@ -10,11 +10,12 @@ use axum::extract::Extension;
 use axum::routing::post;
 use axum::{Json, Router};
 use serde_json::json;
-use webhook_guard::admin::{router, Admin, NewIntegrator};
+use webhook_guard::admin::{router, Admin, AdminBuilder, NewIntegrator};
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::server::{serve, Limits};
 use webhook_guard::store::crypt::{MasterKeyId, MasterKeys, Sealer};
-use webhook_guard::store::{AuditRetention, SqliteStore, Store};
+use webhook_guard::store::feed::{FeedOptions, FeedSource};
+use webhook_guard::store::{AuditRetention, PostgresOptions, PostgresStore, SqliteStore};
 use webhook_guard::{ProjectId, Verified};
 
 use crate::sign::shell_quote;
@@ -28,8 +29,21 @@ pub const MASTER_KEYS_ENV: &str = "WEBHOOK_GUARD_MASTER_KEYS";
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// The data directory (created with mode 0700; the database is created with mode 0600).
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
+    #[arg(long, value_name = "DIR", required_unless_present = "database_url")]
+    pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database shared by several instances (`postgres://user@host:5432/db`), in
+    /// place of a data directory; or set DATABASE_URL. README: "Running several instances".
+    #[arg(
+        long,
+        env = "DATABASE_URL",
+        value_name = "URL",
+        conflicts_with = "data_dir"
+    )]
+    pub database_url: Option<String>,
+    /// Most connections to the database one instance opens (with --database-url).
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub database_pool_size: u16,
     /// A file of master keys (`id:base64` lines; the first encrypts, all decrypt), kept apart
     /// from the data directory; or set WEBHOOK_GUARD_MASTER_KEYS. Without either, secrets are
     /// stored in plaintext (with a warning).
@@ -37,16 +51,85 @@ pub struct StoreArgs {
     pub master_key_file: Option<PathBuf>,
 }
 
+/// The store the flags name.
+pub enum Opened {
+    /// A SQLite file in the data directory.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database shared by several instances.
+    Postgres(Box<PostgresStore>),
+}
+
+impl Opened {
+    /// An `Admin` over the store, and where its change feed is (PostgreSQL).
+    pub fn admin(self, builder: AdminBuilder) -> Result<(Admin, Option<FeedSource>), String> {
+        match self {
+            Self::Sqlite(store) => Ok((builder.open(store).map_err(|e| e.to_string())?, None)),
+            Self::Postgres(store) => {
+                let feed = store.feed();
+                let admin = builder.open(*store).map_err(|e| e.to_string())?;
+                Ok((admin, Some(feed)))
+            }
+        }
+    }
+
+    /// Re-seals every secret under the first master key.
+    pub fn rekey(&self) -> Result<usize, String> {
+        match self {
+            Self::Sqlite(store) => store.rekey(),
+            Self::Postgres(store) => store.rekey(),
+        }
+        .map_err(|e| e.to_string())
+    }
+}
+
 impl StoreArgs {
     pub fn open(&self) -> Result<SqliteStore, String> {
         let sealer = self.sealer()?;
-        SqliteStore::open(self.data_dir.join(DATABASE), sealer).map_err(|e| e.to_string())
+        SqliteStore::open(self.data_dir()?.join(DATABASE), sealer).map_err(|e| e.to_string())
+    }
+
+    /// The SQLite data directory or, with `--database-url`, the shared PostgreSQL database.
+    pub fn open_any(&self) -> Result<Opened, String> {
+        match &self.database_url {
+            None => self.open().map(Opened::Sqlite),
+            Some(url) => PostgresStore::connect(
+                url,
+                self.sealer()?,
+                PostgresOptions::default().pool_size(usize::from(self.database_pool_size)),
+            )
+            .map(|store| Opened::Postgres(Box::new(store)))
+            .map_err(|e| format!("database: {e}")),
+        }
+    }
+
+    fn data_dir(&self) -> Result<&PathBuf, String> {
+        self.data_dir
+            .as_ref()
+            .ok_or_else(|| "--data-dir or --database-url is required".to_owned())
+    }
+
+    /// Where the data lives, for people: the data directory, or the database (no password).
+    fn location(&self) -> String {
+        match (&self.data_dir, &self.database_url) {
+            (Some(dir), _) => dir.display().to_string(),
+            (None, Some(_)) => "the PostgreSQL database of --database-url".into(),
+            (None, None) => String::new(),
+        }
+    }
+
+    /// The flag that names the store again, for the commands printed.
+    fn flag(&self) -> String {
+        match &self.data_dir {
+            Some(dir) => format!("--data-dir {}", shell_quote(&dir.display().to_string())),
+            None => "--database-url \"$DATABASE_URL\"".into(),
+        }
     }
 
     fn sealer(&self) -> Result<Sealer, String> {
         let keys = match &self.master_key_file {
             Some(path) => {
-                if let (Ok(file), Ok(dir)) = (path.canonicalize(), self.data_dir.canonicalize()) {
+                let dir = self.data_dir.as_ref().map(|d| d.canonicalize());
+                if let (Ok(file), Some(Ok(dir))) = (path.canonicalize(), dir) {
                     if file.starts_with(&dir) {
                         eprintln!(
                             "warning: the master key file is inside the data directory; a copy of \
@@ -64,7 +147,7 @@ impl StoreArgs {
                 eprintln!(
                     "warning: no master key (--master-key-file or {MASTER_KEYS_ENV}): secrets are \
                      stored in plaintext in {}; create one with `webhook-guard admin gen-master-key`",
-                    self.data_dir.join(DATABASE).display()
+                    self.location()
                 );
                 Sealer::plaintext()
             }
@@ -118,6 +201,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::DEFAULT_WRITES_PER_SECOND,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub admin_writes_per_second: u32,
+    /// Milliseconds between two reads of the changes other instances made, when no
+    /// notification came (with --database-url): the staleness bound while the database answers.
+    #[arg(long, value_name = "MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub feed_poll_ms: u64,
     /// Admin changes one credential may make at once, before the rate applies.
     #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::DEFAULT_WRITE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -145,18 +233,14 @@ impl ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
-    let store = args.store.open()?;
-    let empty = store
-        .load()
-        .map_err(|e| e.to_string())?
-        .integrators
-        .is_empty();
+    let store = args.store.open_any()?;
     let mut builder =
         Admin::builder().write_rate(args.admin_writes_per_second, args.admin_write_burst);
     if let Some(base) = &args.public_base_url {
         builder = builder.public_base_url(base.clone());
     }
-    let admin = builder.open(store).map_err(|e| e.to_string())?;
+    let (admin, feed) = store.admin(builder)?;
+    let feed_options = FeedOptions::default().poll(Duration::from_millis(args.feed_poll_ms));
     let limits = args.limits();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -170,17 +254,30 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let base = format!("http://{local}");
+        // Other instances follow what this one changes, and this one them (PostgreSQL).
+        let _following = feed.map(|source| admin.follow(source, feed_options));
+        // Held while deciding to bootstrap: instances starting together on one shared store
+        // bootstrap once.
+        let writes = admin.store().lock_writes().map_err(|e| e.to_string())?;
+        let empty = admin
+            .store()
+            .load()
+            .map_err(|e| e.to_string())?
+            .integrators
+            .is_empty();
         if empty && args.bootstrap {
             let integrator = admin.create_integrator().map_err(|e| e.to_string())?;
             print_bootstrap(&admin, &integrator, &base, &args.store)?;
-        } else if empty {
+        }
+        drop(writes);
+        if empty && !args.bootstrap {
             println!(
-                "No integrator yet: create one with\n  {} admin create-integrator --data-dir {}\n\
+                "No integrator yet: create one with\n  {} admin create-integrator {}\n\
                  or start with --bootstrap.",
                 exe(),
-                shell_quote(&args.store.data_dir.display().to_string())
+                args.store.flag()
             );
-        } else {
+        } else if !empty {
             print_next_steps(&base);
         }
         println!("webhook-guard serving on {base} (admin API under /v1, webhooks at /webhooks/{{projectId}}, console at {base}/console)");
@@ -296,7 +393,7 @@ fn print_bootstrap(
         .map_err(|e| e.to_string())?;
     let project = demo.project.id.as_str();
     let exe = exe();
-    let data_dir = shell_quote(&store.data_dir.display().to_string());
+    let (data_dir, flag) = (store.location(), store.flag());
     println!(
         "Created integrator {id} with a demo project. These secrets are shown once:\n\
          \n\
@@ -327,7 +424,7 @@ fn print_bootstrap(
          curl -s -w '\\n' -X POST \"$WG_URL/v1/integrator/regenerate-secret\" -u \"$WG_CLIENT_ID:$WG_CLIENT_SECRET\" -H 'content-type: application/json' -d '{{\"oldSecretValidForSeconds\": 60}}'\n\
          curl -s -w '\\n' \"$WG_URL/v1/audit?limit=20\" -H \"x-api-key: $WG_API_KEY\"\n\
          \n\
-         The data lives in {data_dir}; restart with the same --data-dir to keep it.\n",
+         The data lives in {data_dir}; restart with the same {flag} to keep it.\n",
         id = integrator.id,
         secret = integrator.client_secret.as_str(),
         signing = demo.signing_secret.as_str(),
@@ -368,9 +465,7 @@ pub enum AdminCommand {
 pub fn admin(command: AdminCommand) -> Result<ExitCode, String> {
     match command {
         AdminCommand::CreateIntegrator { store } => {
-            let admin = Admin::builder()
-                .open(store.open()?)
-                .map_err(|e| e.to_string())?;
+            let (admin, _) = store.open_any()?.admin(Admin::builder())?;
             let created = admin.create_integrator().map_err(|e| e.to_string())?;
             println!(
                 "clientId:     {}\nclientSecret: {}\napiKey:       {}\n\
@@ -381,8 +476,7 @@ pub fn admin(command: AdminCommand) -> Result<ExitCode, String> {
             );
         }
         AdminCommand::Rekey { store } => {
-            let store = store.open()?;
-            let count = store.rekey().map_err(|e| e.to_string())?;
+            let count = store.open_any()?.rekey()?;
             println!("re-encrypted {count} secrets under the first master key");
         }
         AdminCommand::GenMasterKey { id } => {
