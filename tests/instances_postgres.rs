@@ -306,3 +306,72 @@ fn a_notification_wakes_the_other_instance_long_before_its_poll() {
     });
     eprintln!("notified after {took:?}");
 }
+
+/// GET /readyz on `admin`'s router: the status.
+fn readyz(admin: &Admin) -> http::StatusCode {
+    use tower::ServiceExt as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        webhook_guard::admin::router(admin.clone())
+            .oneshot(
+                http::Request::get("/readyz")
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap()
+            .status()
+    })
+}
+
+#[test]
+fn while_the_database_is_unreachable_instances_verify_refuse_writes_and_catch_up_after() {
+    let db = TestDb::new();
+    let (a, b, who, project, secret) = two_with_a_project(&db);
+    let block = |allow: bool| {
+        db.admin(&format!(
+            "ALTER DATABASE {} ALLOW_CONNECTIONS {allow}",
+            db.name
+        ));
+        if !allow {
+            db.admin(&format!(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{}'",
+                db.name
+            ));
+        }
+    };
+    block(false);
+    assert_eq!(readyz(&a.admin), http::StatusCode::SERVICE_UNAVAILABLE);
+    // Several polls and reconnection attempts later, both still verify with the keys they held.
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(!b.listener.is_connected());
+    assert!(accepts(&a.admin, &project, &secret));
+    assert!(accepts(&b.admin, &project, &secret));
+    // A write is refused with 503 and changes nothing.
+    let err = a
+        .admin
+        .regenerate_project_secret(&caller(&a.admin, &who), &project, Duration::ZERO)
+        .unwrap_err();
+    assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE, "{err}");
+    assert!(accepts(&a.admin, &project, &secret), "memory unchanged");
+    assert_eq!(readyz(&b.admin), http::StatusCode::SERVICE_UNAVAILABLE);
+
+    // Back: a change made on A reaches B through the feed, without a restart.
+    block(true);
+    let new = a
+        .admin
+        .regenerate_project_secret(&caller(&a.admin, &who), &project, Duration::ZERO)
+        .unwrap()
+        .secret
+        .to_string();
+    let took = within(
+        Duration::from_secs(3),
+        "B catches up (reconnect + reload)",
+        || !accepts(&b.admin, &project, &secret) && accepts(&b.admin, &project, &new),
+    );
+    eprintln!("caught up after {took:?}");
+    assert_eq!(readyz(&b.admin), http::StatusCode::OK);
+}

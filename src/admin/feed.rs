@@ -8,7 +8,7 @@
 //! under it, so a reload never brings back what was just deleted here.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
 use super::plane::{scheme_named, verifier_for, Admin, AdminError, Owned, Owner, Project};
@@ -65,6 +65,8 @@ pub(super) struct Followed {
     versions: Mutex<HashMap<Row, u64>>,
     turns: Mutex<HashMap<Row, Arc<Turn>>>,
     applied: AtomicU64,
+    /// Whether the last readiness probe found the store answering.
+    ready: AtomicBool,
     /// One catch-up or reload at a time.
     catching: Mutex<()>,
 }
@@ -76,6 +78,7 @@ impl Followed {
             versions: Mutex::new(HashMap::new()),
             turns: Mutex::new(HashMap::new()),
             applied: AtomicU64::new(seq),
+            ready: AtomicBool::new(true),
             catching: Mutex::new(()),
         }
     }
@@ -173,6 +176,12 @@ impl Admin {
             }
         }
         Ok(())
+    }
+
+    /// Records whether the store answered a readiness probe; whether that changed since the
+    /// last probe (so a state change is logged once, not at every probe).
+    pub fn readiness_changed(&self, ready: bool) -> bool {
+        self.inner.followed.ready.swap(ready, Ordering::SeqCst) != ready
     }
 
     /// The sequence number of the last audit event applied to memory.
