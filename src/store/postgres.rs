@@ -433,7 +433,8 @@ impl PostgresStore {
                 let sealed = self.seal_keys(INTEGRATOR, row.id.as_str(), &row.secrets)?;
                 insert_new(
                     "integrator",
-                    tx.execute(
+                    exec(
+                        tx,
                         "INSERT INTO integrators (id, created_at) VALUES ($1, $2)",
                         &[&row.id.as_str(), &nanos(row.created_at)],
                     )
@@ -464,7 +465,8 @@ impl PostgresStore {
                 integrator_exists(tx, &row.integrator).await?;
                 insert_new(
                     "project",
-                    tx.execute(
+                    exec(
+                        tx,
                         "INSERT INTO projects (id, integrator, name, scheme, created_at)
                          VALUES ($1, $2, $3, $4, $5)",
                         &[
@@ -505,14 +507,16 @@ impl PostgresStore {
             } => {
                 affected(
                     "project",
-                    tx.execute(
+                    exec(
+                        tx,
                         "DELETE FROM projects WHERE id = $1 AND integrator = $2",
                         &[&project.as_str(), &integrator.as_str()],
                     )
                     .await
                     .map_err(pg)?,
                 )?;
-                tx.execute(
+                exec(
+                    tx,
                     "DELETE FROM keys WHERE owner_kind = $1 AND owner = $2",
                     &[&PROJECT, &project.as_str()],
                 )
@@ -528,7 +532,8 @@ impl PostgresStore {
                     .map(|ids| ids.iter().map(ProjectId::as_str).collect());
                 insert_new(
                     "API key",
-                    tx.execute(
+                    exec(
+                        tx,
                         "INSERT INTO api_keys (id, integrator, name, digest, created_at, expires_at, projects, last_used)
                          VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         &[
@@ -549,7 +554,8 @@ impl PostgresStore {
             Change::DeleteApiKey { integrator, id } => {
                 affected(
                     "API key",
-                    tx.execute(
+                    exec(
+                        tx,
                         "DELETE FROM api_keys WHERE id = $1 AND integrator = $2",
                         &[&id.as_str(), &integrator.as_str()],
                     )
@@ -571,7 +577,7 @@ impl PostgresStore {
         event: &AuditEvent,
     ) -> Result<(u64, Option<i64>), StoreError> {
         let tx = client.transaction().await.map_err(pg)?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+        exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
             .await
             .map_err(pg)?;
         let version = self.apply_in(&tx, change, expected).await?;
@@ -739,6 +745,26 @@ where
     )
 }
 
+/// Runs `sql` in `tx` as a statement prepared once per connection: one round trip, not two.
+async fn exec(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<u64, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.execute(&statement, params).await
+}
+
+/// [`exec`] for a statement that returns at most one row.
+async fn query_opt(
+    tx: &deadpool_postgres::Transaction<'_>,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Option<Row>, tokio_postgres::Error> {
+    let statement = tx.prepare_cached(sql).await?;
+    tx.query_opt(&statement, params).await
+}
+
 /// A read-only transaction on one snapshot.
 async fn snapshot(
     client: &mut deadpool_postgres::Object,
@@ -762,10 +788,10 @@ async fn bump(
     exists: &str,
     params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
 ) -> Result<i64, StoreError> {
-    if let Some(row) = tx.query_opt(update, params).await.map_err(pg)? {
+    if let Some(row) = query_opt(tx, update, params).await.map_err(pg)? {
         return Ok(row.get(0));
     }
-    match tx.query_opt(exists, params).await.map_err(pg)? {
+    match query_opt(tx, exists, params).await.map_err(pg)? {
         Some(_) => Err(StoreError::Conflict { what }),
         None => Err(StoreError::NotFound { what }),
     }
@@ -786,7 +812,8 @@ async fn write_keys(
     owner: &str,
     keys: &[SealedKey],
 ) -> Result<(), StoreError> {
-    tx.execute(
+    exec(
+        tx,
         "DELETE FROM keys WHERE owner_kind = $1 AND owner = $2",
         &[&kind, &owner],
     )
@@ -823,7 +850,8 @@ async fn integrator_exists(
     id: &IntegratorId,
 ) -> Result<(), StoreError> {
     // FOR KEY SHARE: the integrator cannot vanish before this transaction commits.
-    tx.query_opt(
+    query_opt(
+        tx,
         "SELECT 1 FROM integrators WHERE id = $1 FOR KEY SHARE",
         &[&id.as_str()],
     )
@@ -840,8 +868,10 @@ async fn append_event(
 ) -> Result<u64, StoreError> {
     let insert = tx
         .prepare_cached(
-            "INSERT INTO audit (at, integrator, actor, action, project, old_keys, new_key, grace_secs, expires_at, count)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq",
+            "WITH event AS (
+                 INSERT INTO audit (at, integrator, actor, action, project, old_keys, new_key, grace_secs, expires_at, count)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING seq)
+             SELECT seq, pg_notify($11, seq::text) FROM event",
         )
         .await
         .map_err(pg)?;
@@ -859,17 +889,12 @@ async fn append_event(
                 &event.grace_secs.map(|s| s.min(i64::MAX as u64) as i64),
                 &event.expires_at.map(nanos),
                 &event.count.map(|c| c.min(i64::MAX as u64) as i64),
+                &CHANGES_CHANNEL,
             ],
         )
         .await
         .map_err(pg)?
         .get(0);
-    tx.execute(
-        "SELECT pg_notify($1, $2)",
-        &[&CHANGES_CHANNEL, &seq.to_string()],
-    )
-    .await
-    .map_err(pg)?;
     Ok(seq as u64)
 }
 
