@@ -90,8 +90,9 @@ fn two_with_a_project(db: &TestDb) -> (Instance, Instance, NewIntegrator, String
         created.project.id.to_string(),
         created.signing_secret.to_string(),
     );
-    within(BOUND, "B learns the project", || {
-        accepts(&b.admin, &project, &secret)
+    let key = api_key_headers(&who.api_key.key);
+    within(BOUND, "B learns the project and the API key", || {
+        accepts(&b.admin, &project, &secret) && b.admin.credentials().authenticate(&key).is_ok()
     });
     (a, b, who, project, secret)
 }
