@@ -117,15 +117,15 @@ fn main() {
     let mut secret = created.signing_secret.to_string();
     until_applied(&b, &project, "never a secret", &secret);
 
+    // The old secret; `secret` becomes the new one.
     let regenerate = |secret: &mut String| -> String {
-        let old = std::mem::replace(
+        std::mem::replace(
             secret,
             a.regenerate_project_secret(&caller, &project, Duration::ZERO)
                 .unwrap()
                 .secret
                 .to_string(),
-        );
-        old
+        )
     };
 
     let n = count("PROPAGATION_N", 200);
