@@ -27,8 +27,11 @@ struct Instance {
 }
 
 fn instance(db: &TestDb) -> Instance {
-    let store =
-        PostgresStore::connect(&db.url(), Sealer::plaintext(), PostgresOptions::default()).unwrap();
+    instance_with(db, PostgresOptions::default())
+}
+
+fn instance_with(db: &TestDb, options: PostgresOptions) -> Instance {
+    let store = PostgresStore::connect(&db.url(), Sealer::plaintext(), options).unwrap();
     let source = store.feed();
     let admin = Admin::builder()
         .write_rate(100_000, 100_000)
@@ -375,4 +378,49 @@ fn while_the_database_is_unreachable_instances_verify_refuse_writes_and_catch_up
     );
     eprintln!("caught up after {took:?}");
     assert_eq!(readyz(&b.admin), http::StatusCode::OK);
+}
+
+#[test]
+fn a_retry_holding_the_writers_off_needs_no_second_connection() {
+    // One connection per instance: the retry reads and writes on the one it holds the lock on;
+    // the other writers wait for it, none for themselves.
+    let db = TestDb::new();
+    let one = || PostgresOptions::default().pool_size(1);
+    let (a, b) = (instance_with(&db, one()), instance_with(&db, one()));
+    let who = a.admin.create_integrator().unwrap();
+    let key = api_key_headers(&who.api_key.key);
+    let projects: Vec<String> = (0..2)
+        .map(|_| {
+            a.admin
+                .create_project(&caller(&a.admin, &who), None, "github")
+                .unwrap()
+                .project
+                .id
+                .to_string()
+        })
+        .collect();
+    within(BOUND, "B learns both projects", || {
+        b.admin.credentials().authenticate(&key).is_ok()
+            && projects.iter().all(|p| b.admin.projects().get(p).is_some())
+    });
+    let admins = [Arc::new(a.admin.clone()), Arc::new(b.admin.clone())];
+    let callers = [caller(&a.admin, &who), caller(&b.admin, &who)];
+    let started = Instant::now();
+    let threads: Vec<_> = (0..16)
+        .map(|i| {
+            let admin = Arc::clone(&admins[i % 2]);
+            let caller = callers[i % 2].clone();
+            let project = projects[(i / 2) % 2].clone();
+            std::thread::spawn(move || {
+                admin.regenerate_project_secret(&caller, &project, Duration::ZERO)
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap().unwrap();
+    }
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "nobody waited for the pool's timeout"
+    );
 }

@@ -162,6 +162,16 @@ impl PostgresStore {
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(options.connect_timeout);
         }
+        // A peer that vanished without a reset (a network partition) is noticed within about
+        // 25 s, not after the kernel's two hours, and a statement never waits forever.
+        config
+            .keepalives(true)
+            .keepalives_idle(Duration::from_secs(10))
+            .keepalives_interval(Duration::from_secs(5))
+            .keepalives_retries(3);
+        if config.get_options().is_none() {
+            config.options("-c statement_timeout=30000");
+        }
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("webhook-guard-postgres")
@@ -224,6 +234,26 @@ impl PostgresStore {
         F::Output: Send,
     {
         block_on(self.runtime(), future)
+    }
+
+    /// Runs a read on the connection this thread pinned with [`Store::lock_writes`], if any (a
+    /// retry reads the row it rewrites without waiting for the pool, which writers queued
+    /// behind the lock may hold), else on one from the pool.
+    fn read_pinned_or_pooled<T: Send>(
+        &self,
+        read: impl for<'c> FnOnce(&'c mut deadpool_postgres::Object) -> Read<'c, T> + Send,
+    ) -> Result<T, StoreError> {
+        match take_pinned(self.id) {
+            None => self.block(async {
+                let mut client = self.client().await?;
+                read(&mut client).await
+            }),
+            Some(mut client) => {
+                let result = self.block(read(&mut client));
+                PINNED.with(|p| *p.borrow_mut() = Some((self.id, client)));
+                result
+            }
+        }
     }
 
     /// Commits on the connection this thread pinned with [`Store::lock_writes`], if any, else
@@ -586,24 +616,6 @@ impl PostgresStore {
         Ok((seq, version))
     }
 
-    async fn keys_in(
-        &self,
-        tx: &deadpool_postgres::Transaction<'_>,
-        kind: &str,
-        owner: &str,
-    ) -> Result<Vec<KeyRecord>, StoreError> {
-        tx.query(
-            "SELECT key_id, position, created_at, expires_at, material FROM keys
-             WHERE owner_kind = $1 AND owner = $2 ORDER BY position",
-            &[&kind, &owner],
-        )
-        .await
-        .map_err(pg)?
-        .iter()
-        .map(|row| self.open_key(kind, owner, row))
-        .collect()
-    }
-
     async fn load_async(&self) -> Result<State, StoreError> {
         let mut client = self.client().await?;
         // One snapshot: the rows, their keys and the log's end as of one moment.
@@ -796,6 +808,24 @@ async fn bump(
         None => Err(StoreError::NotFound { what }),
     }
 }
+
+/// The stored (sealed) keys of one owner, current first.
+async fn keys_in(
+    tx: &deadpool_postgres::Transaction<'_>,
+    kind: &str,
+    owner: &str,
+) -> Result<Vec<Row>, StoreError> {
+    tx.query(
+        "SELECT key_id, position, created_at, expires_at, material FROM keys
+         WHERE owner_kind = $1 AND owner = $2 ORDER BY position",
+        &[&kind, &owner],
+    )
+    .await
+    .map_err(pg)
+}
+
+/// A read borrowing a connection: it owns everything else it needs.
+type Read<'c, T> = std::pin::Pin<Box<dyn Future<Output = Result<T, StoreError>> + Send + 'c>>;
 
 /// A key sealed for its row, ready to insert.
 struct SealedKey {
@@ -1009,54 +1039,73 @@ impl Store for PostgresStore {
     }
 
     fn load_project(&self, id: &ProjectId) -> Result<Option<ProjectRow>, StoreError> {
-        self.block(async {
-            let mut client = self.client().await?;
-            let tx = snapshot(&mut client).await?;
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT id, integrator, name, scheme, created_at, version FROM projects WHERE id = $1",
-                    &[&id.as_str()],
-                )
-                .await
-                .map_err(pg)?
-            else {
-                return Ok(None);
-            };
-            let keys = self.keys_in(&tx, PROJECT, id.as_str()).await?;
-            tx.commit().await.map_err(pg)?;
-            let mut project = ProjectRow::new(
-                id.clone(),
-                IntegratorId::new(row.get(1)),
-                row.get(2),
-                row.get(3),
-                from_nanos(row.get(4)),
-                keys,
-            );
-            project.version = row.get::<_, i64>(5) as u64;
-            Ok(Some(project))
-        })
+        let rows = self.read_pinned_or_pooled({
+            let id = id.as_str().to_owned();
+            move |client| {
+                Box::pin(async move {
+                    let tx = snapshot(client).await?;
+                    let row = tx
+                        .query_opt(
+                            "SELECT id, integrator, name, scheme, created_at, version
+                             FROM projects WHERE id = $1",
+                            &[&id],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    let keys = keys_in(&tx, PROJECT, &id).await?;
+                    tx.commit().await.map_err(pg)?;
+                    Ok(row.map(|row| (row, keys)))
+                })
+            }
+        })?;
+        let Some((row, keys)) = rows else {
+            return Ok(None);
+        };
+        let keys = keys
+            .iter()
+            .map(|key| self.open_key(PROJECT, id.as_str(), key))
+            .collect::<Result<_, _>>()?;
+        let mut project = ProjectRow::new(
+            id.clone(),
+            IntegratorId::new(row.get(1)),
+            row.get(2),
+            row.get(3),
+            from_nanos(row.get(4)),
+            keys,
+        );
+        project.version = row.get::<_, i64>(5) as u64;
+        Ok(Some(project))
     }
 
     fn load_integrator(&self, id: &IntegratorId) -> Result<Option<IntegratorRow>, StoreError> {
-        self.block(async {
-            let mut client = self.client().await?;
-            let tx = snapshot(&mut client).await?;
-            let Some(row) = tx
-                .query_opt(
-                    "SELECT created_at, version FROM integrators WHERE id = $1",
-                    &[&id.as_str()],
-                )
-                .await
-                .map_err(pg)?
-            else {
-                return Ok(None);
-            };
-            let secrets = self.keys_in(&tx, INTEGRATOR, id.as_str()).await?;
-            tx.commit().await.map_err(pg)?;
-            let mut integrator = IntegratorRow::new(id.clone(), from_nanos(row.get(0)), secrets);
-            integrator.version = row.get::<_, i64>(1) as u64;
-            Ok(Some(integrator))
-        })
+        let rows = self.read_pinned_or_pooled({
+            let id = id.as_str().to_owned();
+            move |client| {
+                Box::pin(async move {
+                    let tx = snapshot(client).await?;
+                    let row = tx
+                        .query_opt(
+                            "SELECT created_at, version FROM integrators WHERE id = $1",
+                            &[&id],
+                        )
+                        .await
+                        .map_err(pg)?;
+                    let keys = keys_in(&tx, INTEGRATOR, &id).await?;
+                    tx.commit().await.map_err(pg)?;
+                    Ok(row.map(|row| (row, keys)))
+                })
+            }
+        })?;
+        let Some((row, keys)) = rows else {
+            return Ok(None);
+        };
+        let secrets = keys
+            .iter()
+            .map(|key| self.open_key(INTEGRATOR, id.as_str(), key))
+            .collect::<Result<_, _>>()?;
+        let mut integrator = IntegratorRow::new(id.clone(), from_nanos(row.get(0)), secrets);
+        integrator.version = row.get::<_, i64>(1) as u64;
+        Ok(Some(integrator))
     }
 
     fn load_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRow>, StoreError> {
