@@ -1300,3 +1300,44 @@ fn ensure_unique(entries: &[Entry], id: &KeyId) -> Result<(), RotationError> {
         Ok(())
     }
 }
+
+#[cfg(all(test, feature = "admin"))]
+mod tests {
+    use super::*;
+
+    fn secret(text: &str) -> Secret {
+        Secret::from_bytes(text).unwrap()
+    }
+
+    #[test]
+    fn replace_if_keeps_kept_keys_and_retires_the_others_at_once() {
+        let keyring = Keyring::new(secret("old"));
+        let old = keyring.current_id();
+        let before = keyring.snapshot_full();
+        // Another instance rotated without grace: its records hold only the new key.
+        let elsewhere = Keyring::new(secret("new"));
+        let replaced = keyring.replace_if(elsewhere.export(), || true).unwrap();
+        assert!(replaced);
+        assert_eq!(keyring.current_id(), elsewhere.current_id());
+        // A request that took its snapshot before the replace cannot use the old key after it.
+        assert!(before
+            .entries
+            .iter()
+            .all(|e| e.key.id != old || e.key.is_retired()));
+
+        // A key present before and after is the same key (its state is kept).
+        let kept = Arc::as_ptr(&keyring.snapshot_full().entries[0].key);
+        keyring.replace_if(keyring.export(), || true).unwrap();
+        assert_eq!(Arc::as_ptr(&keyring.snapshot_full().entries[0].key), kept);
+    }
+
+    #[test]
+    fn replace_if_refused_leaves_the_keys_as_they_were() {
+        let keyring = Keyring::new(secret("old"));
+        let old = keyring.current_id();
+        let elsewhere = Keyring::new(secret("new"));
+        assert!(!keyring.replace_if(elsewhere.export(), || false).unwrap());
+        assert_eq!(keyring.current_id(), old);
+        assert!(!keyring.snapshot_full().entries[0].key.is_retired());
+    }
+}

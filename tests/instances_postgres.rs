@@ -331,6 +331,32 @@ fn readyz(admin: &Admin) -> http::StatusCode {
     })
 }
 
+/// POST …/secret/regenerate on `admin`'s router: the status and content type.
+fn regenerate_over_http(admin: &Admin, key: &str, project: &str) -> (http::StatusCode, String) {
+    use tower::ServiceExt as _;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let response = webhook_guard::admin::router(admin.clone())
+            .oneshot(
+                http::Request::post(format!("/v1/external-support/{project}/secret/regenerate"))
+                    .header("x-api-key", key)
+                    .body(axum::body::Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .unwrap();
+        let kind = response
+            .headers()
+            .get("content-type")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (response.status(), kind)
+    })
+}
+
 #[test]
 fn while_the_database_is_unreachable_instances_verify_refuse_writes_and_catch_up_after() {
     let db = TestDb::new();
@@ -361,6 +387,14 @@ fn while_the_database_is_unreachable_instances_verify_refuse_writes_and_catch_up
         .unwrap_err();
     assert_eq!(err.status(), http::StatusCode::SERVICE_UNAVAILABLE, "{err}");
     assert!(accepts(&a.admin, &project, &secret), "memory unchanged");
+    assert_eq!(
+        regenerate_over_http(&b.admin, &who.api_key.key, &project),
+        (
+            http::StatusCode::SERVICE_UNAVAILABLE,
+            "application/problem+json".to_owned()
+        )
+    );
+    assert!(accepts(&b.admin, &project, &secret), "memory unchanged");
     assert_eq!(readyz(&b.admin), http::StatusCode::SERVICE_UNAVAILABLE);
 
     // Back: a change made on A reaches B through the feed, without a restart.
