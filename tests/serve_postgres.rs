@@ -181,17 +181,41 @@ fn two_servers_started_together_bootstrap_once_and_follow_each_other() {
 }
 
 #[test]
+fn a_database_url_in_the_environment_never_overrides_a_data_directory() {
+    let dir = std::env::temp_dir().join(format!("wg-env-{}", std::process::id()));
+    let output = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
+        .args(["admin", "create-integrator", "--data-dir"])
+        .arg(&dir)
+        .env(
+            "DATABASE_URL",
+            "host=127.0.0.1 port=1 user=nobody dbname=nothing",
+        )
+        .env_remove("WEBHOOK_GUARD_MASTER_KEYS")
+        .output()
+        .unwrap();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(output.status.success(), "{output:?}");
+}
+
+#[test]
 fn admin_commands_work_on_the_database() {
     let db = TestDb::new();
+    // The URL as a flag, or (for rekey) from DATABASE_URL.
     let run = |args: &[&str], keys: Option<&str>| {
         let mut command = Command::new(env!("CARGO_BIN_EXE_webhook-guard"));
         command
             .args(args)
-            .args(["--database-url", &db.url()])
             .env_remove("DATABASE_URL")
             .env_remove("WEBHOOK_GUARD_MASTER_KEYS");
-        if let Some(keys) = keys {
-            command.env("WEBHOOK_GUARD_MASTER_KEYS", keys);
+        match keys {
+            Some(keys) => {
+                command
+                    .env("WEBHOOK_GUARD_MASTER_KEYS", keys)
+                    .env("DATABASE_URL", db.url());
+            }
+            None => {
+                command.args(["--database-url", &db.url()]);
+            }
         }
         let output = command.output().unwrap();
         assert!(output.status.success(), "{output:?}");

@@ -23,22 +23,21 @@ use crate::sign::shell_quote;
 /// The database file inside a data directory.
 pub const DATABASE: &str = "webhook-guard.db";
 
+/// The environment variable a shared database's URL is read from when no flag names a store.
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
+
 /// The environment variable master keys are read from (`id:base64,…`; the first encrypts).
 pub const MASTER_KEYS_ENV: &str = "WEBHOOK_GUARD_MASTER_KEYS";
 
 #[derive(Debug, clap::Args)]
 pub struct StoreArgs {
     /// The data directory (created with mode 0700; the database is created with mode 0600).
-    #[arg(long, value_name = "DIR", required_unless_present = "database_url")]
+    #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
     /// A PostgreSQL database shared by several instances (`postgres://user@host:5432/db`), in
-    /// place of a data directory; or set DATABASE_URL. README: "Running several instances".
-    #[arg(
-        long,
-        env = "DATABASE_URL",
-        value_name = "URL",
-        conflicts_with = "data_dir"
-    )]
+    /// place of a data directory; without either flag, DATABASE_URL is used. README: "Running
+    /// several instances".
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
     pub database_url: Option<String>,
     /// Most connections to the database one instance opens (with --database-url).
     #[arg(long, value_name = "N", default_value_t = 4,
@@ -84,16 +83,29 @@ impl Opened {
 
 impl StoreArgs {
     pub fn open(&self) -> Result<SqliteStore, String> {
+        let path = self.data_dir()?.join(DATABASE);
         let sealer = self.sealer()?;
-        SqliteStore::open(self.data_dir()?.join(DATABASE), sealer).map_err(|e| e.to_string())
+        SqliteStore::open(path, sealer).map_err(|e| e.to_string())
+    }
+
+    /// The shared database's URL: `--database-url`, else `DATABASE_URL` unless `--data-dir`
+    /// is given (a `DATABASE_URL` set for something else never overrides a data directory).
+    fn database_url(&self) -> Option<String> {
+        self.database_url.clone().or_else(|| {
+            self.data_dir
+                .is_none()
+                .then(|| std::env::var(DATABASE_URL_ENV).ok())
+                .flatten()
+                .filter(|url| !url.is_empty())
+        })
     }
 
     /// The SQLite data directory or, with `--database-url`, the shared PostgreSQL database.
     pub fn open_any(&self) -> Result<Opened, String> {
-        match &self.database_url {
+        match self.database_url() {
             None => self.open().map(Opened::Sqlite),
             Some(url) => PostgresStore::connect(
-                url,
+                &url,
                 self.sealer()?,
                 PostgresOptions::default().pool_size(usize::from(self.database_pool_size)),
             )
@@ -103,17 +115,16 @@ impl StoreArgs {
     }
 
     fn data_dir(&self) -> Result<&PathBuf, String> {
-        self.data_dir
-            .as_ref()
-            .ok_or_else(|| "--data-dir or --database-url is required".to_owned())
+        self.data_dir.as_ref().ok_or_else(|| {
+            format!("--data-dir or --database-url (or {DATABASE_URL_ENV}) is required")
+        })
     }
 
     /// Where the data lives, for people: the data directory, or the database (no password).
     fn location(&self) -> String {
-        match (&self.data_dir, &self.database_url) {
-            (Some(dir), _) => dir.display().to_string(),
-            (None, Some(_)) => "the PostgreSQL database of --database-url".into(),
-            (None, None) => String::new(),
+        match &self.data_dir {
+            Some(dir) => dir.display().to_string(),
+            None => "the PostgreSQL database of --database-url".into(),
         }
     }
 
@@ -147,7 +158,10 @@ impl StoreArgs {
                 eprintln!(
                     "warning: no master key (--master-key-file or {MASTER_KEYS_ENV}): secrets are \
                      stored in plaintext in {}; create one with `webhook-guard admin gen-master-key`",
-                    self.location()
+                    match &self.data_dir {
+                        Some(dir) => dir.join(DATABASE).display().to_string(),
+                        None => self.location(),
+                    }
                 );
                 Sealer::plaintext()
             }
