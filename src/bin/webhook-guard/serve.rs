@@ -299,12 +299,22 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         let flusher = admin.clone();
         tokio::spawn(async move {
             let mut every = tokio::time::interval(std::time::Duration::from_secs(60));
+            // Logged when saving starts or stops failing, not every minute of an outage.
+            let mut failing = false;
             loop {
                 every.tick().await;
                 let admin = flusher.clone();
                 let flushed = tokio::task::spawn_blocking(move || admin.flush_last_uses()).await;
-                if let Ok(Err(e)) = flushed {
-                    tracing::warn!(error = %e, "API keys' last uses not saved yet");
+                match flushed {
+                    Ok(Err(e)) if !failing => {
+                        tracing::warn!(error = %e, "API keys' last uses not saved yet");
+                        failing = true;
+                    }
+                    Ok(Ok(_)) if failing => {
+                        tracing::info!("API keys' last uses saved again");
+                        failing = false;
+                    }
+                    _ => {}
                 }
             }
         });
