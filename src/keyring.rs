@@ -891,6 +891,65 @@ impl Keyring {
         Ok(ended.iter().map(|key| key.id.clone()).collect())
     }
 
+    /// Replaces the key set with `records` (as a store read them back after another instance
+    /// changed them) when `accept`, run under the writers' turn, says so; whether it did.
+    /// Keys kept (by id) keep their state; keys that are gone are retired at once, so a
+    /// request that took its snapshot before cannot be accepted with them after this returns.
+    ///
+    /// # Errors
+    ///
+    /// As for [`KeyringBuilder::import`]; the keyring is then unchanged.
+    #[cfg(feature = "admin")]
+    pub(crate) fn replace_if(
+        &self,
+        records: Vec<KeyRecord>,
+        accept: impl FnOnce() -> bool,
+    ) -> Result<bool, RotationError> {
+        let shared = &*self.shared;
+        let fresh = KeyringBuilder {
+            clock: Arc::clone(&shared.clock),
+            max_grace: shared.max_grace,
+            max_keys: shared.max_keys,
+            id: None,
+        }
+        .import(records)?;
+        let fresh = fresh.shared.set.load_full();
+        let outcome = self.update(
+            |set| {
+                let entries: Vec<Entry> = fresh
+                    .entries
+                    .iter()
+                    .map(|e| Entry {
+                        key: set
+                            .entries
+                            .iter()
+                            .find(|old| old.key.id == e.key.id)
+                            .map_or_else(|| Arc::clone(&e.key), |old| Arc::clone(&old.key)),
+                        expires_at: e.expires_at,
+                    })
+                    .collect();
+                let gone: Vec<Arc<Key>> = set
+                    .entries
+                    .iter()
+                    .filter(|old| !entries.iter().any(|e| e.key.id == old.key.id))
+                    .map(|old| Arc::clone(&old.key))
+                    .collect();
+                Ok((entries, gone))
+            },
+            |_| if accept() { Ok(()) } else { Err(()) },
+        );
+        match outcome {
+            Ok(gone) => {
+                for key in gone {
+                    key.retired.store(true, Ordering::SeqCst);
+                }
+                Ok(true)
+            }
+            Err(CommitError::Persist(())) => Ok(false),
+            Err(CommitError::Refused(e)) => Err(e),
+        }
+    }
+
     /// The id of the live shared-secret key whose bytes equal `presented`, compared in constant
     /// time with every live key (no early exit), for credentials kept as a keyring (an
     /// integrator's API secrets, as SHA-256 digests, with the same grace periods).
@@ -1239,5 +1298,46 @@ fn ensure_unique(entries: &[Entry], id: &KeyId) -> Result<(), RotationError> {
         Err(RotationError::DuplicateId { id: id.clone() })
     } else {
         Ok(())
+    }
+}
+
+#[cfg(all(test, feature = "admin"))]
+mod tests {
+    use super::*;
+
+    fn secret(text: &str) -> Secret {
+        Secret::from_bytes(text).unwrap()
+    }
+
+    #[test]
+    fn replace_if_keeps_kept_keys_and_retires_the_others_at_once() {
+        let keyring = Keyring::new(secret("old"));
+        let old = keyring.current_id();
+        let before = keyring.snapshot_full();
+        // Another instance rotated without grace: its records hold only the new key.
+        let elsewhere = Keyring::new(secret("new"));
+        let replaced = keyring.replace_if(elsewhere.export(), || true).unwrap();
+        assert!(replaced);
+        assert_eq!(keyring.current_id(), elsewhere.current_id());
+        // A request that took its snapshot before the replace cannot use the old key after it.
+        assert!(before
+            .entries
+            .iter()
+            .all(|e| e.key.id != old || e.key.is_retired()));
+
+        // A key present before and after is the same key (its state is kept).
+        let kept = Arc::as_ptr(&keyring.snapshot_full().entries[0].key);
+        keyring.replace_if(keyring.export(), || true).unwrap();
+        assert_eq!(Arc::as_ptr(&keyring.snapshot_full().entries[0].key), kept);
+    }
+
+    #[test]
+    fn replace_if_refused_leaves_the_keys_as_they_were() {
+        let keyring = Keyring::new(secret("old"));
+        let old = keyring.current_id();
+        let elsewhere = Keyring::new(secret("new"));
+        assert!(!keyring.replace_if(elsewhere.export(), || false).unwrap());
+        assert_eq!(keyring.current_id(), old);
+        assert!(!keyring.snapshot_full().entries[0].key.is_retired());
     }
 }

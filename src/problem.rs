@@ -120,6 +120,9 @@ kinds! {
         "the endpoint does not take this method");
     /// 503: a dependency (the store) does not answer.
     NOT_READY = ("not-ready", 503, "Not ready", "the store does not answer");
+    /// 503: the shared store cannot be reached; nothing was changed.
+    UNAVAILABLE = ("unavailable", 503, "Service unavailable",
+        "the store cannot be reached; nothing was changed: try again later");
     /// 500: the request could not be completed; nothing was changed.
     INTERNAL = ("internal", 500, "Internal error",
         "the request could not be completed; nothing was changed");
@@ -269,6 +272,12 @@ impl Problem {
     /// logged, not sent.
     pub fn internal() -> Self {
         Self::of(&Kind::INTERNAL)
+    }
+
+    /// 503: the shared store cannot be reached; nothing was changed. Webhooks are still
+    /// verified with the keys this instance holds.
+    pub fn unavailable() -> Self {
+        Self::of(&Kind::UNAVAILABLE)
     }
 
     /// The status.

@@ -2,6 +2,7 @@
 //! transaction per change with its audit event, and the audit log's pages.
 
 mod admin_support;
+mod store_suite;
 
 use std::fs;
 use std::path::Path;
@@ -16,6 +17,41 @@ use webhook_guard::store::{
     AuditEvent, Change, IntegratorRow, ProjectRow, SqliteStore, Store, StoreError, SCHEMA_VERSION,
 };
 use webhook_guard::{KeyRecord, KeyRole, Keyring, ManualClock, ProjectId, Secret};
+
+/// The shared store suite's view of a SQLite file.
+struct Sqlite(TempDir);
+
+impl Sqlite {
+    fn new(name: &str) -> Self {
+        Self(TempDir::new(name))
+    }
+}
+
+impl store_suite::Backend for Sqlite {
+    type Store = SqliteStore;
+
+    fn open(&self, sealer: Sealer) -> SqliteStore {
+        SqliteStore::open(self.0.db(), sealer).unwrap()
+    }
+
+    fn materials(&self) -> Vec<Vec<u8>> {
+        let conn = rusqlite::Connection::open(self.0.db()).unwrap();
+        let mut select = conn.prepare("SELECT material FROM keys").unwrap();
+        let rows = select.query_map([], |r| r.get(0)).unwrap();
+        rows.collect::<Result<_, _>>().unwrap()
+    }
+
+    fn copy_current_key(&self, from: &str, to: &str) {
+        // An attacker with write access to the file copies one project's sealed key over another's.
+        let conn = rusqlite::Connection::open(self.0.db()).unwrap();
+        conn.execute(
+            "UPDATE keys SET material = (SELECT material FROM keys WHERE owner = ?1 AND position = 0)
+             WHERE owner = ?2 AND position = 0",
+            [from, to],
+        )
+        .unwrap();
+    }
+}
 
 fn at(secs: i64) -> DateTime<Utc> {
     DateTime::from_timestamp(secs, 123_456_789).unwrap()
@@ -140,79 +176,34 @@ fn everything_written_reads_back_after_reopening() {
 
 #[test]
 fn a_change_that_does_not_fit_changes_nothing_and_logs_nothing() {
-    let dir = TempDir::new("nofit");
-    let (store, owner, id) = seeded(&dir);
-    let clock = ManualClock::at_unix(1_700_000_000);
-    let stranger = IntegratorId::new("int_b");
-    let events = store.audit(&owner, None, 100).unwrap().len();
-    // Another integrator cannot change the project, even knowing its id.
-    let err = store
-        .apply(
-            Change::SetProjectKeys {
-                integrator: &stranger,
-                project: &id,
-                keys: &keys(&clock, false),
-            },
-            &event(&stranger, "project.secret.regenerated"),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::NotFound { what: "project" }),
-        "{err}"
-    );
-    let err = store
-        .apply(
-            Change::DeleteProject {
-                integrator: &stranger,
-                project: &id,
-            },
-            &event(&stranger, "project.deleted"),
-        )
-        .unwrap_err();
-    assert!(matches!(err, StoreError::NotFound { .. }), "{err}");
-    // The same project twice.
-    let err = store
-        .apply(
-            Change::CreateProject(&project(&id, &owner, &clock)),
-            &event(&owner, "project.created"),
-        )
-        .unwrap_err();
-    assert!(
-        matches!(err, StoreError::Exists { what: "project" }),
-        "{err}"
-    );
-    assert_eq!(store.audit(&owner, None, 100).unwrap().len(), events);
-    assert!(store.audit(&stranger, None, 100).unwrap().is_empty());
-    assert_eq!(store.load().unwrap().projects[0].keys.len(), 2);
+    store_suite::a_change_that_does_not_fit_changes_nothing_and_logs_nothing(&Sqlite::new("nofit"));
 }
 
 #[test]
-fn audit_pages_run_newest_first_with_a_cursor() {
-    let dir = TempDir::new("audit");
-    let (store, owner, id) = seeded(&dir);
-    let clock = ManualClock::at_unix(1_700_000_000);
-    for _ in 0..5 {
-        store
-            .apply(
-                Change::SetProjectKeys {
-                    integrator: &owner,
-                    project: &id,
-                    keys: &keys(&clock, false),
-                },
-                &event(&owner, "project.secret.regenerated").project(&id),
-            )
-            .unwrap();
-    }
-    let first = store.audit(&owner, None, 3).unwrap();
-    assert_eq!(first.len(), 3);
-    assert!(first.windows(2).all(|w| w[0].seq > w[1].seq));
-    let second = store.audit(&owner, Some(first[2].seq), 3).unwrap();
-    assert_eq!(second.len(), 3);
-    assert!(second[0].seq < first[2].seq);
-    let third = store.audit(&owner, Some(second[2].seq), 3).unwrap();
-    assert_eq!(third.len(), 1, "7 events: 3 + 3 + 1");
-    assert_eq!(third[0].action, "integrator.created");
-    assert_eq!(first[0].project.as_ref(), Some(&id));
+fn audit_pages_and_filters() {
+    store_suite::audit_pages_and_filters(&Sqlite::new("audit"));
+}
+
+#[test]
+fn every_row_reads_back_to_the_nanosecond() {
+    store_suite::every_row_reads_back_to_the_nanosecond(&Sqlite::new("rows"));
+}
+
+#[test]
+fn prune_audit_removes_what_retention_selects_and_says_how_many() {
+    store_suite::prune_audit_removes_what_retention_selects_and_says_how_many(&Sqlite::new(
+        "prune",
+    ));
+}
+
+#[test]
+fn record_uses_moves_last_used_forward_only() {
+    store_suite::record_uses_moves_last_used_forward_only(&Sqlite::new("uses"));
+}
+
+#[test]
+fn sealed_secrets_are_not_readable_in_the_table() {
+    store_suite::sealed_secrets_are_not_readable_in_the_table(&Sqlite::new("table"));
 }
 
 /// Opens `path` and asserts it is refused with `expected`, and not changed by the attempt.
@@ -339,40 +330,13 @@ fn sealed_secrets_are_not_in_the_file_and_read_back_with_the_key() {
 }
 
 #[test]
+fn changes_since_and_single_rows_read_what_is_stored() {
+    store_suite::changes_since_and_single_rows_read_what_is_stored(&Sqlite::new("changes"));
+}
+
+#[test]
 fn a_secret_moved_to_another_project_fails_to_open() {
-    let dir = TempDir::new("swapped");
-    let clock = ManualClock::at_unix(1_700_000_000);
-    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
-    let owner = IntegratorId::new("int_a");
-    store
-        .apply(
-            Change::CreateIntegrator(&integrator(&owner, &clock)),
-            &event(&owner, "integrator.created"),
-        )
-        .unwrap();
-    for name in ["prj_a", "prj_b"] {
-        let id = ProjectId::parse(name).unwrap();
-        store
-            .apply(
-                Change::CreateProject(&project(&id, &owner, &clock)),
-                &event(&owner, "project.created"),
-            )
-            .unwrap();
-    }
-    drop(store);
-    {
-        // An attacker with write access to the file copies project a's sealed current key over b's.
-        let conn = rusqlite::Connection::open(dir.db()).unwrap();
-        conn.execute(
-            "UPDATE keys SET material = (SELECT material FROM keys WHERE owner = 'prj_a' AND position = 0)
-             WHERE owner = 'prj_b' AND position = 0",
-            [],
-        )
-        .unwrap();
-    }
-    let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
-    let err = store.load().unwrap_err();
-    assert!(matches!(err, StoreError::Crypt(_)), "{err}");
+    store_suite::a_secret_moved_to_another_project_fails_to_open(&Sqlite::new("swapped"));
 }
 
 #[test]

@@ -9,6 +9,7 @@
 mod app;
 pub mod console;
 pub mod credentials;
+mod feed;
 mod openapi;
 mod plane;
 mod routes;

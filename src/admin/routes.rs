@@ -140,14 +140,22 @@ async fn openapi_json() -> Response {
 }
 
 async fn readyz(State(admin): State<Admin>) -> Response {
-    match blocking(admin, |admin| {
+    match blocking(admin.clone(), |admin| {
         admin.store().ping().map_err(AdminError::from)
     })
     .await
     {
-        Ok(()) => (StatusCode::OK, "ready").into_response(),
+        Ok(()) => {
+            if admin.readiness_changed(true) {
+                tracing::info!("readiness: the store answers again");
+            }
+            (StatusCode::OK, "ready").into_response()
+        }
         Err(e) => {
-            tracing::warn!(error = %e, "readiness: the store does not answer");
+            // Logged when readiness changes, not at every probe.
+            if admin.readiness_changed(false) {
+                tracing::warn!(error = %e, "readiness: the store does not answer");
+            }
             Problem::of(&Kind::NOT_READY).into_response()
         }
     }

@@ -16,13 +16,19 @@ use crate::keyring::KeyRecord;
 use crate::projects::ProjectId;
 
 pub mod crypt;
+#[cfg(feature = "postgres")]
+pub mod feed;
 mod model;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod sqlite;
 
 pub use model::{
     ApiKeyId, ApiKeyRow, IdError, IntegratorId, IntegratorRow, ProjectRow, State, API_KEY_ID_LEN,
 };
 
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresOptions, PostgresStore, CHANGES_CHANNEL, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 
 /// One change to a store; [`Store::apply`] commits it with its audit event or not at all.
@@ -295,6 +301,24 @@ pub enum StoreError {
         /// What happened to it, such as `deleted` or `truncated from 20480 to 0 bytes`.
         reason: String,
     },
+    /// The database cannot be reached (down, refusing connections, the network). A write that
+    /// fails so was not acknowledged: the audit log says whether it committed.
+    #[error("the database is unreachable: {reason}")]
+    Unavailable {
+        /// What the driver said.
+        reason: String,
+    },
+    /// The row changed since this instance read it (another instance wrote it first); nothing
+    /// was changed. Reload it and try again.
+    #[error("{what} was changed by another writer; reload it and try again")]
+    Conflict {
+        /// Which row.
+        what: &'static str,
+    },
+    /// PostgreSQL refused a statement.
+    #[cfg(feature = "postgres")]
+    #[error("database error: {0}")]
+    Postgres(tokio_postgres::Error),
     /// The file system failed.
     #[error("{path}: {source}")]
     Io {
@@ -314,6 +338,31 @@ impl std::fmt::Display for Holder {
             Some(pid) => write!(f, "process {pid}"),
             None => f.write_str("another process"),
         }
+    }
+}
+
+/// Other writers are held off while this lives ([`Store::lock_writes`]). Drop it on the thread
+/// that took it.
+#[must_use = "the lock is released when this is dropped"]
+pub struct WriteLock(#[allow(dead_code)] Option<Box<dyn std::any::Any>>);
+
+impl WriteLock {
+    /// A lock that holds nothing off (a store with one process).
+    pub fn none() -> Self {
+        Self(None)
+    }
+
+    /// A lock released when `guard` is dropped.
+    pub fn held(guard: impl std::any::Any) -> Self {
+        Self(Some(Box::new(guard)))
+    }
+}
+
+impl std::fmt::Debug for WriteLock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WriteLock")
+            .field("held", &self.0.is_some())
+            .finish()
     }
 }
 
@@ -385,6 +434,75 @@ pub trait Store: Send + Sync + 'static {
     ///
     /// [`StoreError`] when the store cannot be written.
     fn record_uses(&self, uses: &[(ApiKeyId, DateTime<Utc>)]) -> Result<(), StoreError>;
+
+    /// [`apply`](Store::apply) for a change of an integrator's secrets or a project's keys,
+    /// made only while the row is still at `version` (the one this instance last applied), and
+    /// the row's new version with the event's sequence number. A store shared by many
+    /// instances checks it; one owned by one process has no other writer and need not.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Conflict`] when another instance changed the row since (nothing is
+    /// changed); as for [`apply`](Store::apply).
+    fn apply_at(
+        &self,
+        change: Change<'_>,
+        version: u64,
+        event: &AuditEvent,
+    ) -> Result<(u64, u64), StoreError> {
+        let seq = self.apply(change, event)?;
+        Ok((seq, version + 1))
+    }
+
+    /// Holds off every other writer of the store (other instances included) until the lock is
+    /// dropped; changes this thread makes meanwhile go through. A writer that found its row
+    /// changed by another instance ([`StoreError::Conflict`]) takes it to reload the row and
+    /// write again without racing anyone. A store with one process has nothing to hold off.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be reached.
+    fn lock_writes(&self) -> Result<WriteLock, StoreError> {
+        Ok(WriteLock::none())
+    }
+
+    /// Every audit event after sequence number `after`, oldest first, at most `limit`: what a
+    /// follower applies to catch up with the other instances.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError`] when the store cannot be read.
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let _ = (after, limit);
+        Ok(Vec::new())
+    }
+
+    /// One project as stored now, if it exists.
+    ///
+    /// # Errors
+    ///
+    /// As for [`load`](Store::load).
+    fn load_project(&self, id: &ProjectId) -> Result<Option<ProjectRow>, StoreError> {
+        Ok(self.load()?.projects.into_iter().find(|p| &p.id == id))
+    }
+
+    /// One integrator as stored now, if it exists.
+    ///
+    /// # Errors
+    ///
+    /// As for [`load`](Store::load).
+    fn load_integrator(&self, id: &IntegratorId) -> Result<Option<IntegratorRow>, StoreError> {
+        Ok(self.load()?.integrators.into_iter().find(|i| &i.id == id))
+    }
+
+    /// One API key as stored now, if it exists.
+    ///
+    /// # Errors
+    ///
+    /// As for [`load`](Store::load).
+    fn load_api_key(&self, id: &ApiKeyId) -> Result<Option<ApiKeyRow>, StoreError> {
+        Ok(self.load()?.api_keys.into_iter().find(|k| &k.id == id))
+    }
 
     /// Checks that the store answers, for a readiness probe: for a file-backed store, also
     /// that its file is still the one it opened.

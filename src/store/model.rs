@@ -186,6 +186,9 @@ pub struct IntegratorRow {
     pub created_at: DateTime<Utc>,
     /// Its API secrets' digests, current first.
     pub secrets: Vec<KeyRecord>,
+    /// The row's version in a store shared by many instances (raised by every change of its
+    /// secrets); 0 where the store keeps none (SQLite, one process).
+    pub version: u64,
 }
 
 impl IntegratorRow {
@@ -195,6 +198,7 @@ impl IntegratorRow {
             id,
             created_at,
             secrets,
+            version: 0,
         }
     }
 }
@@ -215,6 +219,9 @@ pub struct ProjectRow {
     pub created_at: DateTime<Utc>,
     /// Its signing keys, current first.
     pub keys: Vec<KeyRecord>,
+    /// The row's version in a store shared by many instances (raised by every change of its
+    /// keys); 0 where the store keeps none (SQLite, one process).
+    pub version: u64,
 }
 
 impl ProjectRow {
@@ -234,6 +241,7 @@ impl ProjectRow {
             scheme,
             created_at,
             keys,
+            version: 0,
         }
     }
 }
@@ -248,4 +256,7 @@ pub struct State {
     pub projects: Vec<ProjectRow>,
     /// Every API key (digests, never keys).
     pub api_keys: Vec<ApiKeyRow>,
+    /// The sequence number of the newest audit event the state includes (0 for none): a
+    /// follower applies the events after it.
+    pub seq: u64,
 }

@@ -539,7 +539,37 @@ impl Store for SqliteStore {
                 last_used: last_used.map(from_nanos),
             });
         }
+        state.seq = conn.query_row("SELECT coalesce(max(seq), 0) FROM audit", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64;
         Ok(state)
+    }
+
+    fn changes_since(&self, after: u64, limit: usize) -> Result<Vec<AuditEvent>, StoreError> {
+        let conn = self.lock();
+        let mut select = conn.prepare_cached(
+            "SELECT seq, integrator FROM audit WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        )?;
+        let found: Vec<(i64, String)> = select
+            .query_map(
+                params![
+                    after.min(i64::MAX as u64) as i64,
+                    limit.min(i64::MAX as usize) as i64
+                ],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?
+            .collect::<Result<_, _>>()?;
+        drop(select);
+        drop(conn);
+        // Rare (only a follower calls it): each event read back as the audit pages read it.
+        let mut events = Vec::with_capacity(found.len());
+        for (seq, integrator) in found {
+            let integrator = IntegratorId::new(&integrator);
+            let page =
+                self.audit_matching(&integrator, &AuditQuery::page(Some(seq as u64 + 1), 1))?;
+            events.extend(page.into_iter().filter(|e| e.seq == seq as u64));
+        }
+        Ok(events)
     }
 
     fn apply(&self, change: Change<'_>, event: &AuditEvent) -> Result<u64, StoreError> {

@@ -71,6 +71,10 @@ impl AdminError {
             }
             Self::RateLimited { retry_after } => Problem::too_many_requests(*retry_after),
             Self::Conflict(detail) => Problem::conflict(detail.clone()),
+            Self::Store(StoreError::Unavailable { .. }) => Problem::unavailable(),
+            Self::Store(StoreError::Conflict { .. }) => {
+                Problem::conflict("another instance changed it meanwhile; try again")
+            }
             Self::Store(_) | Self::Random(_) | Self::Interrupted(_) => Problem::internal(),
         }
     }

@@ -24,11 +24,11 @@ use rules::{bad_cursor, check_name, gone, page_size, require_unlimited};
 use super::throttle::Buckets;
 use super::IntegratorId;
 use crate::clock::{Clock, SystemClock};
-use crate::keyring::{KeyId, KeyInfo, Keyring, KeyringBuilder};
+use crate::keyring::{CommitError, KeyId, KeyInfo, Keyring, KeyringBuilder};
 use crate::projects::{ProjectId, Projects};
 use crate::scheme::Scheme;
 use crate::secret::Secret;
-use crate::store::{AuditEvent, Change, IntegratorRow, ProjectRow, Store};
+use crate::store::{AuditEvent, Change, IntegratorRow, ProjectRow, Store, StoreError};
 use crate::verify::Verifier;
 
 /// Most projects one integrator may hold.
@@ -81,7 +81,7 @@ pub struct Project {
     pub scheme: String,
     /// When it was created.
     pub created_at: DateTime<Utc>,
-    keyring: Keyring,
+    pub(super) keyring: Keyring,
 }
 
 impl Project {
@@ -180,18 +180,18 @@ pub struct NewIntegrator {
 /// ```
 #[derive(Clone)]
 pub struct Admin {
-    inner: Arc<Inner>,
+    pub(super) inner: Arc<Inner>,
 }
 
 /// The projects the management plane knows, by id and by owner (in id order, for pages).
 #[derive(Clone, Default)]
-struct Owned {
-    by_id: HashMap<ProjectId, Arc<Project>>,
+pub(super) struct Owned {
+    pub(super) by_id: HashMap<ProjectId, Arc<Project>>,
     by_integrator: HashMap<IntegratorId, BTreeSet<ProjectId>>,
 }
 
 impl Owned {
-    fn insert(&mut self, project: Arc<Project>) {
+    pub(super) fn insert(&mut self, project: Arc<Project>) {
         self.by_integrator
             .entry(project.integrator.clone())
             .or_default()
@@ -199,7 +199,7 @@ impl Owned {
         self.by_id.insert(project.id.clone(), project);
     }
 
-    fn remove(&mut self, id: &ProjectId) {
+    pub(super) fn remove(&mut self, id: &ProjectId) {
         if let Some(project) = self.by_id.remove(id) {
             if let Some(ids) = self.by_integrator.get_mut(&project.integrator) {
                 ids.remove(id);
@@ -236,14 +236,16 @@ impl<T> Page<T> {
     }
 }
 
-struct Inner {
-    store: Arc<dyn Store>,
-    projects: Projects,
-    owned: ArcSwap<Owned>,
-    credentials: Credentials,
+pub(super) struct Inner {
+    pub(super) store: Arc<dyn Store>,
+    pub(super) projects: Projects,
+    pub(super) owned: ArcSwap<Owned>,
+    pub(super) credentials: Credentials,
     clock: Arc<dyn Clock>,
     max_keys: usize,
-    public_base_url: Option<String>,
+    pub(super) public_base_url: Option<String>,
+    /// What the change feed has applied (admin/feed.rs).
+    pub(super) followed: super::feed::Followed,
     /// Changes that add or remove map entries (projects, API keys) take turns, so a count
     /// checked before a commit is still right after it.
     writer: Mutex<()>,
@@ -328,7 +330,9 @@ impl AdminBuilder {
                 .max_keys(self.max_keys)
                 .max_grace(MAX_GRACE)
         };
+        let followed = super::feed::Followed::new(state.seq);
         for row in state.integrators {
+            followed.loaded(super::feed::Row::Integrator(row.id.clone()), row.version);
             let keyring = keyrings().import(row.secrets)?;
             credentials.insert_integrator(row.id, keyring);
         }
@@ -342,6 +346,7 @@ impl AdminBuilder {
             let scheme = crate::scheme::by_name(&row.scheme).ok_or_else(|| {
                 AdminError::Invalid(format!("project {} has an unknown scheme", row.id))
             })?;
+            followed.loaded(super::feed::Row::Project(row.id.clone()), row.version);
             let keyring = keyrings().import(row.keys)?;
             let verifier = verifier_for(scheme, keyring.clone(), self.public_base_url.as_deref());
             verifiers.push((row.id.clone(), verifier));
@@ -364,6 +369,7 @@ impl AdminBuilder {
                 clock: self.clock,
                 max_keys: self.max_keys,
                 public_base_url: self.public_base_url,
+                followed,
                 writer: Mutex::new(()),
                 flushed: Mutex::new(flushed),
                 failed_logins: self.failed_logins,
@@ -425,7 +431,7 @@ impl Admin {
         self.inner.clock.now()
     }
 
-    fn keyring(&self) -> KeyringBuilder {
+    pub(super) fn keyring(&self) -> KeyringBuilder {
         KeyringBuilder::default()
             .clock(Arc::clone(&self.inner.clock))
             .max_keys(self.inner.max_keys)
@@ -443,7 +449,7 @@ impl Admin {
             .map_err(|retry_after| AdminError::RateLimited { retry_after })
     }
 
-    fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(super) fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
         self.inner
             .writer
             .lock()
@@ -541,23 +547,40 @@ impl Admin {
         }
         let new = KeyId::random();
         let mut committed = None;
-        keyring.rotate_durably(new.clone(), material, grace, |pending| {
-            let records = pending.records();
-            let mut event = event
-                .old_keys([&pending.previous_current()])
-                .new_key(&new)
-                .grace(
-                    grace.as_secs(),
-                    records
-                        .get(1)
-                        .and_then(|r| r.expires_at)
-                        .filter(|_| !grace.is_zero()),
-                );
-            event.at = records[0].created_at;
-            self.inner.store.apply(owner.change(&records), &event)?;
-            committed = Some(event);
-            Ok(())
-        })?;
+        // Another instance may have changed the keys since this one applied them: reload them
+        // and try once more on the fresh state, holding the other writers off (admin/feed.rs).
+        let _row = self.row_turn(&owner);
+        let mut _writes = None;
+        for attempt in 0..2 {
+            let outcome = keyring.rotate_durably(new.clone(), material.clone(), grace, |pending| {
+                let records = pending.records();
+                let mut event = event
+                    .clone()
+                    .old_keys([&pending.previous_current()])
+                    .new_key(&new)
+                    .grace(
+                        grace.as_secs(),
+                        records
+                            .get(1)
+                            .and_then(|r| r.expires_at)
+                            .filter(|_| !grace.is_zero()),
+                    );
+                event.at = records[0].created_at;
+                self.apply_keys(&owner, owner.change(&records), &event)?;
+                committed = Some(event);
+                Ok(())
+            });
+            match outcome {
+                Err(CommitError::Persist(StoreError::Conflict { .. })) if attempt == 0 => {
+                    _writes = Some(self.inner.store.lock_writes()?);
+                    self.refresh_keys(&owner)?;
+                }
+                outcome => {
+                    outcome?;
+                    break;
+                }
+            }
+        }
         let event = committed.unwrap_or_else(|| unreachable!("persist ran"));
         Ok(Regenerated {
             secret,
@@ -791,6 +814,7 @@ impl Admin {
     ) -> Result<Vec<KeyId>, AdminError> {
         let project = self.project(caller, id)?;
         self.admit(caller)?;
+        let _row = self.row_turn(&Owner::Project(caller.integrator(), &project.id));
         let ended = project.keyring.end_grace_durably(|pending| {
             let records = pending.records();
             let event = AuditEvent::new(
@@ -801,16 +825,8 @@ impl Admin {
             )
             .project(&project.id)
             .old_keys(pending.ended());
-            self.inner
-                .store
-                .apply(
-                    Change::SetProjectKeys {
-                        integrator: caller.integrator(),
-                        project: &project.id,
-                        keys: &records,
-                    },
-                    &event,
-                )
+            let owner = Owner::Project(caller.integrator(), &project.id);
+            self.apply_keys(&owner, owner.change(&records), &event)
                 .map(drop)
         });
         ended.map_err(|e| gone("project", id)(e.into()))
@@ -818,7 +834,11 @@ impl Admin {
 }
 
 /// A project's verifier: its scheme, its keyring, and the public base URL when one is set.
-fn verifier_for(scheme: Box<dyn Scheme>, keyring: Keyring, base: Option<&str>) -> Verifier {
+pub(super) fn verifier_for(
+    scheme: Box<dyn Scheme>,
+    keyring: Keyring,
+    base: Option<&str>,
+) -> Verifier {
     let verifier = Verifier::new(scheme, keyring);
     match base {
         Some(base) => verifier.public_base_url(base),
@@ -827,7 +847,7 @@ fn verifier_for(scheme: Box<dyn Scheme>, keyring: Keyring, base: Option<&str>) -
 }
 
 /// Whose key set a rotation changes.
-enum Owner<'a> {
+pub(super) enum Owner<'a> {
     Integrator(&'a IntegratorId),
     Project(&'a IntegratorId, &'a ProjectId),
 }
