@@ -20,7 +20,8 @@ mod model;
 mod sqlite;
 
 pub use model::{
-    ApiKeyId, ApiKeyRow, IdError, IntegratorId, IntegratorRow, ProjectRow, State, API_KEY_ID_LEN,
+    ApiKeyId, ApiKeyRow, IdError, IntegratorId, IntegratorRow, ProjectRow, State, UpstreamRow,
+    API_KEY_ID_LEN,
 };
 
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
@@ -58,6 +59,15 @@ pub enum Change<'a> {
     },
     /// A new API key (its digest).
     CreateApiKey(&'a ApiKeyRow),
+    /// Where a project's verified deliveries are forwarded: set, replaced, or removed (`None`).
+    SetProjectUpstream {
+        /// The owner.
+        integrator: &'a IntegratorId,
+        /// The project.
+        project: &'a ProjectId,
+        /// The upstream, or `None` to stop forwarding.
+        upstream: Option<&'a UpstreamRow>,
+    },
     /// An API key is deleted.
     DeleteApiKey {
         /// The owner.
