@@ -17,6 +17,7 @@ use super::credentials::{
 use super::throttle::Buckets;
 use super::{IntegratorId, Problem};
 use crate::clock::{Clock, SystemClock};
+use crate::gateway::{Upstream, UpstreamPolicy, UpstreamUrl};
 use crate::keyring::{CommitError, KeyId, KeyInfo, Keyring, KeyringBuilder, RotationError};
 use crate::projects::{ProjectId, Projects};
 use crate::scheme::{
@@ -26,6 +27,7 @@ use crate::scheme::{
 use crate::secret::Secret;
 use crate::store::{
     AuditEvent, AuditQuery, AuditRetention, Change, IntegratorRow, ProjectRow, Store, StoreError,
+    UpstreamRow,
 };
 use crate::verify::Verifier;
 
@@ -203,12 +205,18 @@ pub struct Project {
     /// When it was created.
     pub created_at: DateTime<Utc>,
     keyring: Keyring,
+    upstream: Option<Arc<Upstream>>,
 }
 
 impl Project {
     /// Its live keys (ids, roles, times, last verification; never a secret).
     pub fn keys(&self) -> Vec<KeyInfo> {
         self.keyring.keys()
+    }
+
+    /// Where its verified deliveries are forwarded, if anywhere.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.upstream.as_deref()
     }
 }
 
@@ -219,6 +227,7 @@ impl fmt::Debug for Project {
             .field("integrator", &self.integrator)
             .field("scheme", &self.scheme)
             .field("keys", &self.keyring.keys())
+            .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
 }
@@ -365,6 +374,7 @@ struct Inner {
     clock: Arc<dyn Clock>,
     max_keys: usize,
     public_base_url: Option<String>,
+    upstream_policy: UpstreamPolicy,
     /// Changes that add or remove map entries (projects, API keys) take turns, so a count
     /// checked before a commit is still right after it.
     writer: Mutex<()>,
@@ -380,6 +390,7 @@ pub struct AdminBuilder {
     public_base_url: Option<String>,
     writes_per_second: u32,
     write_burst: u32,
+    upstream_policy: UpstreamPolicy,
 }
 
 impl fmt::Debug for AdminBuilder {
@@ -412,6 +423,13 @@ impl AdminBuilder {
     pub fn write_rate(mut self, per_second: u32, burst: u32) -> Self {
         self.writes_per_second = per_second.max(1);
         self.write_burst = burst.max(1);
+        self
+    }
+
+    /// The destinations projects' upstream URLs may name, checked when a URL is set
+    /// ([`Admin::set_project_upstream`]). Default: none (no project may forward).
+    pub fn upstream_policy(mut self, policy: UpstreamPolicy) -> Self {
+        self.upstream_policy = policy;
         self
     }
 
@@ -455,6 +473,15 @@ impl AdminBuilder {
             let keyring = keyrings().import(row.keys)?;
             let verifier = verifier_for(scheme, keyring.clone(), self.public_base_url.as_deref());
             verifiers.push((row.id.clone(), verifier));
+            // A stored URL is not checked against today's policy here: the gateway's connector
+            // checks every connection, so a URL the policy no longer allows is refused then.
+            let upstream = row
+                .upstream
+                .map(|stored| upstream_from(&stored).map(Arc::new))
+                .transpose()
+                .map_err(|e| {
+                    AdminError::Invalid(format!("project {} has an invalid upstream: {e}", row.id))
+                })?;
             owned.insert(Arc::new(Project {
                 id: row.id,
                 integrator: row.integrator,
@@ -462,6 +489,7 @@ impl AdminBuilder {
                 scheme: row.scheme,
                 created_at: row.created_at,
                 keyring,
+                upstream,
             }));
         }
         let projects: Projects = verifiers.into_iter().collect();
@@ -474,6 +502,7 @@ impl AdminBuilder {
                 clock: self.clock,
                 max_keys: self.max_keys,
                 public_base_url: self.public_base_url,
+                upstream_policy: self.upstream_policy,
                 writer: Mutex::new(()),
                 flushed: Mutex::new(flushed),
                 writes: Mutex::new(Buckets::new(
@@ -503,6 +532,7 @@ impl Admin {
             public_base_url: None,
             writes_per_second: DEFAULT_WRITES_PER_SECOND,
             write_burst: DEFAULT_WRITE_BURST,
+            upstream_policy: UpstreamPolicy::default(),
         }
     }
 
@@ -743,8 +773,29 @@ impl Admin {
         name: Option<String>,
         scheme: &str,
     ) -> Result<NewProject, AdminError> {
+        self.create_forwarding_project(caller, name, scheme, None)
+    }
+
+    /// [`create_project`](Admin::create_project), forwarding its verified deliveries to
+    /// `upstream_url` when given (checked as [`set_project_upstream`](Admin::set_project_upstream)
+    /// checks it), in the same change.
+    ///
+    /// # Errors
+    ///
+    /// As for [`create_project`](Admin::create_project), and [`AdminError::Field`]
+    /// (`upstreamUrl`) for a URL that is malformed or not allowed.
+    pub fn create_forwarding_project(
+        &self,
+        caller: &Caller,
+        name: Option<String>,
+        scheme: &str,
+        upstream_url: Option<&str>,
+    ) -> Result<NewProject, AdminError> {
         require_unlimited(caller)?;
         let name = check_name(name)?;
+        let upstream = upstream_url
+            .map(|url| self.check_upstream(url))
+            .transpose()?;
         let verify_with = scheme_named(scheme).ok_or_else(|| AdminError::Field {
             field: "scheme",
             reason: format!("is not a known scheme; one of: {}", SCHEMES.join(", ")),
@@ -761,6 +812,7 @@ impl Admin {
             scheme: verify_with.name().to_owned(),
             created_at: now,
             keyring,
+            upstream: upstream.clone().map(|url| Arc::new(Upstream::new(url))),
         };
         let row = ProjectRow::new(
             id.clone(),
@@ -769,7 +821,8 @@ impl Admin {
             project.scheme.clone(),
             now,
             project.keyring.export(),
-        );
+        )
+        .upstream(upstream.map(|url| UpstreamRow::new(url.as_str(), None)));
         let event = AuditEvent::new(
             now,
             caller.integrator().clone(),
@@ -914,6 +967,132 @@ impl Admin {
                 .map(drop)
         });
         ended.map_err(|e| gone("project", id)(e.into()))
+    }
+
+    /// The upstream project `id`'s verified deliveries are forwarded to, for the gateway: one
+    /// lock-free read.
+    pub fn upstream(&self, id: &str) -> Option<Arc<Upstream>> {
+        self.inner.owned.load().by_id.get(id)?.upstream.clone()
+    }
+
+    /// Checks an upstream URL: its form, and that the [upstream
+    /// policy](AdminBuilder::upstream_policy) allows every address it resolves to now.
+    fn check_upstream(&self, url: &str) -> Result<UpstreamUrl, AdminError> {
+        let field = |reason: String| AdminError::Field {
+            field: "upstreamUrl",
+            reason,
+        };
+        let parsed: UpstreamUrl = url.parse().map_err(|e| field(format!("{e}")))?;
+        if parsed.uri().scheme_str() != Some("http") {
+            return Err(field("is https: this build forwards over http only".into()));
+        }
+        self.inner
+            .upstream_policy
+            .check_url(&parsed)
+            .map_err(|e| field(e.to_string()))?;
+        Ok(parsed)
+    }
+
+    /// Forwards project `id`'s verified deliveries to `url` from now on (checked: an `http`
+    /// URL without credentials whose every address the [upstream
+    /// policy](AdminBuilder::upstream_policy) allows), re-signed with a new gateway-to-upstream
+    /// secret when `resign` (returned once, `whsec_…`), or passed on as received.
+    ///
+    /// # Errors
+    ///
+    /// As for [`project`](Admin::project), [`AdminError::Forbidden`] for a limited key,
+    /// [`AdminError::Field`] (`upstreamUrl`) for a URL that is malformed or not allowed, store
+    /// and random failures; nothing is changed on error.
+    pub fn set_project_upstream(
+        &self,
+        caller: &Caller,
+        id: &str,
+        url: &str,
+        resign: bool,
+    ) -> Result<Option<Zeroizing<String>>, AdminError> {
+        require_unlimited(caller)?;
+        let project = self.project(caller, id)?;
+        let url = self.check_upstream(url)?;
+        self.admit(caller)?;
+        let (shown, secret) = if resign {
+            let revealed = Secret::generate().map_err(|e| AdminError::Random(e.to_string()))?;
+            let secret = revealed.secret();
+            (Some(revealed.into_whsec()), Some(secret))
+        } else {
+            (None, None)
+        };
+        let row = UpstreamRow::new(url.as_str(), secret.clone());
+        let upstream = match secret {
+            Some(secret) => Upstream::new(url).resigned(secret),
+            None => Upstream::new(url),
+        };
+        let mut event = AuditEvent::new(
+            self.now(),
+            caller.integrator().clone(),
+            actor(caller),
+            "project.upstream.set",
+        )
+        .project(&project.id);
+        if resign {
+            event = event.new_key("upstream-resign");
+        }
+        self.replace_upstream(caller, &project, Some((&row, upstream)), &event)
+            .map_err(gone("project", id))?;
+        Ok(shown)
+    }
+
+    /// Stops forwarding project `id`'s deliveries: they are answered by the gateway again.
+    /// Removing none is not an error.
+    ///
+    /// # Errors
+    ///
+    /// As for [`set_project_upstream`](Admin::set_project_upstream).
+    pub fn remove_project_upstream(&self, caller: &Caller, id: &str) -> Result<(), AdminError> {
+        require_unlimited(caller)?;
+        let project = self.project(caller, id)?;
+        self.admit(caller)?;
+        let event = AuditEvent::new(
+            self.now(),
+            caller.integrator().clone(),
+            actor(caller),
+            "project.upstream.removed",
+        )
+        .project(&project.id);
+        self.replace_upstream(caller, &project, None, &event)
+            .map_err(gone("project", id))
+    }
+
+    /// Commits a project's new upstream, then serves it.
+    fn replace_upstream(
+        &self,
+        caller: &Caller,
+        project: &Project,
+        upstream: Option<(&UpstreamRow, Upstream)>,
+        event: &AuditEvent,
+    ) -> Result<(), AdminError> {
+        let _turn = self.turn();
+        let (row, upstream) = match upstream {
+            Some((row, upstream)) => (Some(row), Some(Arc::new(upstream))),
+            None => (None, None),
+        };
+        self.inner.store.apply(
+            Change::SetProjectUpstream {
+                integrator: caller.integrator(),
+                project: &project.id,
+                upstream: row,
+            },
+            event,
+        )?;
+        self.inner.owned.rcu(|owned| {
+            let mut owned = Owned::clone(owned);
+            if let Some(current) = owned.by_id.get(&project.id) {
+                let mut changed = Project::clone(current);
+                changed.upstream = upstream.clone();
+                owned.insert(Arc::new(changed));
+            }
+            owned
+        });
+        Ok(())
     }
 
     /// Creates an API key for the caller's integrator, limited to `projects` when given (1 to
@@ -1249,6 +1428,15 @@ fn is_hidden(c: char) -> bool {
             | '\u{2028}'..='\u{202E}' | '\u{2060}'..='\u{206F}' | '\u{3164}'
             | '\u{FE00}'..='\u{FE0F}' | '\u{FEFF}' | '\u{FFA0}' | '\u{FFF0}'..='\u{FFFB}'
             | '\u{E0000}'..='\u{E007F}')
+}
+
+/// The upstream a stored row names.
+fn upstream_from(row: &UpstreamRow) -> Result<Upstream, crate::gateway::PolicyError> {
+    let upstream = Upstream::new(row.url.parse()?);
+    Ok(match &row.secret {
+        Some(secret) => upstream.resigned(secret.clone()),
+        None => upstream,
+    })
 }
 
 /// A project's verifier: its scheme, its keyring, and the public base URL when one is set.

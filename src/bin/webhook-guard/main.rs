@@ -10,6 +10,7 @@ use webhook_guard::Secret;
 
 mod diagnose;
 mod expected;
+mod gateway;
 mod options;
 mod serve;
 mod sign;
