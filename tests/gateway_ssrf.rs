@@ -228,3 +228,27 @@ async fn the_connector_checks_every_address_a_name_resolves_to() {
     assert_eq!(answer.status(), 200);
     assert_eq!(upstream.count(), 1);
 }
+
+#[test]
+fn serve_refuses_an_allow_list_entry_that_is_neither_a_host_nor_a_range() {
+    let data = data_dir("ssrf-flag");
+    for entry in ["http://10.0.0.1/", "10.0.0.0/33", "a b"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
+            .args([
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--upstream-allow",
+                entry,
+            ])
+            .arg("--data-dir")
+            .arg(&data)
+            .env_remove("WEBHOOK_GUARD_MASTER_KEYS")
+            .output()
+            .expect("run serve");
+        assert_eq!(out.status.code(), Some(2), "{entry}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("--upstream-allow"), "{entry}: {stderr}");
+    }
+    let _ = std::fs::remove_dir_all(data);
+}
