@@ -983,9 +983,6 @@ impl Admin {
             reason,
         };
         let parsed: UpstreamUrl = url.parse().map_err(|e| field(format!("{e}")))?;
-        if parsed.uri().scheme_str() != Some("http") {
-            return Err(field("is https: this build forwards over http only".into()));
-        }
         self.inner
             .upstream_policy
             .check_url(&parsed)
@@ -993,8 +990,8 @@ impl Admin {
         Ok(parsed)
     }
 
-    /// Forwards project `id`'s verified deliveries to `url` from now on (checked: an `http`
-    /// URL without credentials whose every address the [upstream
+    /// Forwards project `id`'s verified deliveries to `url` from now on (checked: an `http` or
+    /// `https` URL without credentials whose every address the [upstream
     /// policy](AdminBuilder::upstream_policy) allows), re-signed with a new gateway-to-upstream
     /// secret when `resign` (returned once, `whsec_…`), or passed on as received.
     ///

@@ -12,7 +12,7 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
-use super::connect::{CheckedConnector, ConnectError};
+use super::connect::{tls_config, CheckedConnector, ConnectError};
 use super::policy::{UpstreamPolicy, UpstreamUrl};
 use crate::keyring::KeyRole;
 use crate::middleware::{problem_document, problem_response};
@@ -165,9 +165,17 @@ pub struct GatewayBuilder {
     timeout: Duration,
     max_response_body: usize,
     pool_idle: Duration,
+    tls_roots: Vec<rustls::pki_types::CertificateDer<'static>>,
 }
 
 impl GatewayBuilder {
+    /// Also trusts `root` for `https` upstreams, besides the system's roots (a private CA, or
+    /// a self-signed upstream's own certificate).
+    pub fn tls_root(mut self, root: rustls::pki_types::CertificateDer<'static>) -> Self {
+        self.tls_roots.push(root);
+        self
+    }
+
     /// How long resolving the upstream's name and connecting may take. Default 5 s.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
@@ -195,21 +203,26 @@ impl GatewayBuilder {
     }
 
     /// The gateway. It needs a Tokio runtime to forward (not to be built).
-    pub fn build(self) -> Gateway {
+    ///
+    /// # Errors
+    ///
+    /// [`rustls::Error`] when an added root is not a usable certificate.
+    pub fn build(self) -> Result<Gateway, rustls::Error> {
         let policy = Arc::new(self.policy);
-        let connector = CheckedConnector::new(Arc::clone(&policy), self.connect_timeout);
+        let tls = Arc::new(tls_config(&self.tls_roots)?);
+        let connector = CheckedConnector::new(Arc::clone(&policy), self.connect_timeout, tls);
         let client = Client::builder(TokioExecutor::new())
             .pool_timer(TokioTimer::new())
             .pool_idle_timeout(self.pool_idle)
             .build(connector);
-        Gateway {
+        Ok(Gateway {
             inner: Arc::new(Inner {
                 client,
                 policy,
                 timeout: self.timeout,
                 max_response_body: self.max_response_body,
             }),
-        }
+        })
     }
 }
 
@@ -222,6 +235,7 @@ impl Gateway {
             timeout: Duration::from_secs(10),
             max_response_body: 1024 * 1024,
             pool_idle: Duration::from_secs(30),
+            tls_roots: Vec::new(),
         }
     }
 

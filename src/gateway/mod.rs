@@ -19,7 +19,7 @@
 //!
 //! | what happened | status | problem type |
 //! |---|---|---|
-//! | the upstream refused the connection, closed it early, or answered with a body over the limit | 502 | `upstream-unavailable` |
+//! | the upstream refused the connection or the TLS handshake, closed it early, or answered with a body over the limit | 502 | `upstream-unavailable` |
 //! | its address is not allowed (checked again on every new connection) | 502 | `upstream-refused` |
 //! | connecting, or the whole answer, took longer than the timeout | 504 | `upstream-timeout` |
 //!
@@ -33,6 +33,9 @@
 //! refused. Link-local and cloud-metadata addresses (`169.254.0.0/16`, `fe80::/10`,
 //! `100.100.100.200`, `fd00:ec2::254`) are [never allowed](never_allowed), whatever the list
 //! says.
+//!
+//! `https` upstreams get TLS (rustls, HTTP/1.1) checked against the system's roots and those
+//! added with [`GatewayBuilder::tls_root`].
 
 mod access;
 mod connect;
@@ -40,7 +43,7 @@ mod forward;
 mod policy;
 
 pub use access::{marked_rejection, AccessLog, Rejected};
-pub use connect::{CheckedConnector, ConnectError};
+pub use connect::{CheckedConnector, ConnectError, UpstreamStream};
 pub use forward::{
     Delivered, Gateway, GatewayBuilder, Upstream, KEY_ID_HEADER, KEY_ROLE_HEADER,
     PROJECT_ID_HEADER, TIMESTAMP_HEADER, WEBHOOK_ID_HEADER,

@@ -16,8 +16,8 @@ use http::{HeaderMap, Method, Request, StatusCode};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::{connect::HttpConnector, Client};
 use hyper_util::rt::TokioExecutor;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpListener;
 use webhook_guard::scheme::StandardWebhooks;
 use webhook_guard::{Secret, Signer};
 
@@ -173,6 +173,38 @@ impl Upstream {
         upstream
     }
 
+    /// Starts one speaking TLS with `acceptor`.
+    pub async fn start_tls(
+        behaviour: Behaviour,
+        keep: bool,
+        acceptor: tokio_rustls::TlsAcceptor,
+    ) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let upstream = Self {
+            addr: listener.local_addr().unwrap(),
+            count: Arc::default(),
+            received: Arc::default(),
+            keep,
+        };
+        let serving = upstream.clone();
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    return;
+                };
+                let serving = serving.clone();
+                let behaviour = behaviour.clone();
+                let acceptor = acceptor.clone();
+                tokio::spawn(async move {
+                    if let Ok(stream) = acceptor.accept(stream).await {
+                        serving.connection(stream, behaviour).await;
+                    }
+                });
+            }
+        });
+        upstream
+    }
+
     pub fn url(&self) -> String {
         format!("http://{}/hooks/in?src=wg", self.addr)
     }
@@ -190,7 +222,11 @@ impl Upstream {
             .expect("a request")
     }
 
-    async fn connection(&self, mut stream: TcpStream, behaviour: Behaviour) {
+    async fn connection<S: AsyncRead + AsyncWrite + Unpin>(
+        &self,
+        mut stream: S,
+        behaviour: Behaviour,
+    ) {
         let mut buffer = Vec::new();
         loop {
             let Some(received) = read_request(&mut stream, &mut buffer).await else {
@@ -230,7 +266,10 @@ impl Upstream {
     }
 }
 
-async fn read_request(stream: &mut TcpStream, buffer: &mut Vec<u8>) -> Option<Received> {
+async fn read_request<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buffer: &mut Vec<u8>,
+) -> Option<Received> {
     let end = loop {
         if let Some(end) = buffer.windows(4).position(|w| w == b"\r\n\r\n") {
             break end;

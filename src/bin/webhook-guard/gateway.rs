@@ -30,6 +30,10 @@ pub struct GatewayArgs {
     #[arg(long, value_name = "MS", default_value_t = 10_000,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub upstream_timeout_ms: u64,
+    /// A PEM file of certificates to trust for https upstreams, besides the system's roots (a
+    /// private CA, or a self-signed upstream's own certificate).
+    #[arg(long, value_name = "PATH")]
+    pub upstream_ca_file: Option<std::path::PathBuf>,
 }
 
 impl GatewayArgs {
@@ -46,10 +50,26 @@ impl GatewayArgs {
 
     /// The forwarding client.
     pub fn gateway(&self) -> Result<Gateway, String> {
-        Ok(Gateway::builder(self.policy()?)
+        let mut builder = Gateway::builder(self.policy()?)
             .connect_timeout(Duration::from_millis(self.upstream_connect_timeout_ms))
-            .timeout(Duration::from_millis(self.upstream_timeout_ms))
-            .build())
+            .timeout(Duration::from_millis(self.upstream_timeout_ms));
+        if let Some(path) = &self.upstream_ca_file {
+            use rustls::pki_types::{pem::PemObject, CertificateDer};
+            let shown = path.display();
+            let certs = CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("--upstream-ca-file {shown}: {e}"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--upstream-ca-file {shown}: {e}"))?;
+            if certs.is_empty() {
+                return Err(format!("--upstream-ca-file {shown}: no certificate"));
+            }
+            for cert in certs {
+                builder = builder.tls_root(cert);
+            }
+        }
+        builder
+            .build()
+            .map_err(|e| format!("--upstream-ca-file: {e}"))
     }
 }
 
