@@ -216,6 +216,25 @@ async fn the_connector_checks_every_address_a_name_resolves_to() {
     assert_eq!(answer.status(), 502, "metadata stays out");
     assert_eq!(upstream.count(), 0);
 
+    // A listed name that does not resolve is unreachable (502 upstream-unavailable).
+    let nowhere = Gateway::builder(UpstreamPolicy::default().allow("nowhere.invalid").unwrap())
+        .build()
+        .unwrap();
+    let unresolved = Forwarding::new("http://nowhere.invalid/".parse().unwrap());
+    let answer = nowhere
+        .forward(&unresolved, &project, &verified, &headers, "{}".into())
+        .await;
+    assert_eq!(answer.status(), 502);
+    let body = http_body_util::BodyExt::collect(answer.into_body())
+        .await
+        .unwrap()
+        .to_bytes();
+    let problem: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(
+        problem["type"],
+        "tag:webhook-guard,2026:upstream-unavailable"
+    );
+
     // Loopback allowed: the name resolves, is checked, and is connected to.
     let loopback = Gateway::builder(
         UpstreamPolicy::default()

@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::{TokioExecutor, TokioTimer};
 
 use super::connect::{tls_config, CheckedConnector, ConnectError};
-use super::policy::{UpstreamPolicy, UpstreamUrl};
+use super::policy::{PolicyError, UpstreamPolicy, UpstreamUrl};
 use crate::keyring::KeyRole;
 use crate::middleware::{problem_document, problem_response};
 use crate::projects::ProjectId;
@@ -354,6 +354,8 @@ fn classify(e: &hyper_util::client::legacy::Error) -> Failure {
     while let Some(cause) = source {
         if let Some(connect) = cause.downcast_ref::<ConnectError>() {
             return match connect {
+                // A name that does not resolve is unreachable, not forbidden.
+                ConnectError::Refused(PolicyError::Unresolved { .. }) => Failure::Unavailable,
                 ConnectError::Refused(_) => Failure::Refused,
                 ConnectError::Timeout(_) => Failure::Timeout,
                 _ => Failure::Unavailable,
