@@ -70,9 +70,15 @@ mod error;
 #[cfg(feature = "axum")]
 #[cfg_attr(docsrs, doc(cfg(feature = "axum")))]
 pub mod extract;
+#[cfg(feature = "admin")]
+#[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
+pub mod gateway;
 #[cfg(any(feature = "axum", feature = "actix", feature = "admin"))]
 mod json;
 mod keyring;
+#[cfg(feature = "metrics")]
+#[cfg_attr(docsrs, doc(cfg(feature = "metrics")))]
+pub mod metrics;
 pub mod middleware;
 pub mod problem;
 mod projects;

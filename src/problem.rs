@@ -120,6 +120,15 @@ kinds! {
         "the endpoint does not take this method");
     /// 503: a dependency (the store) does not answer.
     NOT_READY = ("not-ready", 503, "Not ready", "the store does not answer");
+    /// 502: a verified delivery's upstream could not be reached or broke off its answer.
+    UPSTREAM_UNAVAILABLE = ("upstream-unavailable", 502, "Bad Gateway",
+        "the delivery was verified but the upstream could not be reached or broke off its answer");
+    /// 504: a verified delivery's upstream did not answer in time.
+    UPSTREAM_TIMEOUT = ("upstream-timeout", 504, "Gateway Timeout",
+        "the delivery was verified but the upstream did not answer in time");
+    /// 502: a verified delivery's upstream is not an allowed destination.
+    UPSTREAM_REFUSED = ("upstream-refused", 502, "Bad Gateway",
+        "the delivery was verified but its upstream is not an allowed destination");
     /// 503: the shared store cannot be reached; nothing was changed.
     UNAVAILABLE = ("unavailable", 503, "Service unavailable",
         "the store cannot be reached; nothing was changed: try again later");

@@ -410,6 +410,11 @@ impl Admin {
             scheme: row.scheme,
             created_at: row.created_at,
             keyring,
+            upstream: row
+                .upstream
+                .as_ref()
+                .and_then(|u| super::plane::upstream_from(u).ok())
+                .map(Arc::new),
         });
         self.inner.owned.rcu(|owned| {
             let mut owned = Owned::clone(owned);

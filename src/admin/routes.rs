@@ -6,7 +6,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{FromRequest, FromRequestParts, Query, Request, State};
 use axum::http::{header, HeaderValue, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post};
+use axum::routing::{delete, get, post, put};
 use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
@@ -17,6 +17,7 @@ use super::plane::{Admin, AdminError, DEFAULT_PAGE};
 use super::wire::{
     ApiKeyOut, ApiKeysOut, AuditEventOut, AuditOut, CreateApiKeyIn, CreateProjectIn, EndedOut,
     IntegratorSecretOut, ProblemOut, ProjectOut, ProjectSecretOut, ProjectsOut, RegenerateIn,
+    SetUpstreamIn,
 };
 use crate::problem::{Kind, Problem};
 use crate::projects::ProjectId;
@@ -40,8 +41,9 @@ pub const MAX_CONCURRENT_ADMIN_REQUESTS: usize = 4;
 /// | `POST /v1/external-support/{projectId}/secret/regenerate` | new signing secret; optional `{"oldSecretValidForSeconds": N}` |
 /// | `DELETE /v1/external-support/{projectId}/secret/previous` | ends every grace key of the project now |
 /// | `POST /v1/integrator/regenerate-secret` | new API secret (`clientSecret`); optional grace as above |
-/// | `POST /v1/projects`, `GET /v1/projects?cursor=&limit=` | create (`{"name", "scheme"}`), list a page |
+/// | `POST /v1/projects`, `GET /v1/projects?cursor=&limit=` | create (`{"name", "scheme", "upstreamUrl"}`), list a page |
 /// | `GET /v1/projects/{projectId}`, `DELETE …` | show keys (no secret), delete |
+/// | `PUT /v1/projects/{projectId}/upstream`, `DELETE …` | forward verified deliveries (`{"upstreamUrl", "resign"}`; a re-signing secret is shown once), stop forwarding |
 /// | `POST /v1/api-keys`, `GET /v1/api-keys?cursor=&limit=` | create (`{"name", "projects", "expiresInSeconds"}`, shown once), list a page (masked) |
 /// | `DELETE /v1/api-keys/{id}` | delete; the next request with it gets 401 |
 /// | `GET /v1/audit?cursor=&limit=&projectId=&action=` | the audit log, newest first, a page at a time |
@@ -98,6 +100,10 @@ pub fn router(admin: Admin) -> Router {
         .route(
             "/v1/projects/{project_id}",
             get(show_project).delete(delete_project),
+        )
+        .route(
+            "/v1/projects/{project_id}/upstream",
+            put(set_upstream).delete(remove_upstream),
         )
         .route("/v1/api-keys", post(create_api_key).get(list_api_keys))
         .route("/v1/api-keys/{id}", delete(delete_api_key))
@@ -502,7 +508,7 @@ async fn create_project(
 ) -> Reply {
     let scheme = body.scheme.unwrap_or_else(|| "standard-webhooks".into());
     let created = run(admin, &uri, move |admin| {
-        admin.create_project(&caller, body.name, &scheme)
+        admin.create_forwarding_project(&caller, body.name, &scheme, body.upstream_url.as_deref())
     })
     .await?;
     let mut answer = ProjectOut::from(&created.project);
@@ -800,4 +806,37 @@ async fn audit(
         next_cursor: page.next,
     })
     .into_response())
+}
+
+/// `PUT /v1/projects/{projectId}/upstream`: forward the project's verified deliveries.
+async fn set_upstream(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    ProjectParam(project): ProjectParam,
+    uri: Uri,
+    Body(body): Body<SetUpstreamIn>,
+) -> Reply {
+    let (secret, shown) = run(admin, &uri, move |admin| {
+        let secret =
+            admin.set_project_upstream(&caller, &project, &body.upstream_url, body.resign)?;
+        Ok((secret, admin.project(&caller, &project)?))
+    })
+    .await?;
+    let mut answer = ProjectOut::from(&*shown);
+    answer.upstream_secret = secret.as_deref().map(String::as_str);
+    Ok(Json(answer).into_response())
+}
+
+/// `DELETE /v1/projects/{projectId}/upstream`: answer the project's deliveries again.
+async fn remove_upstream(
+    State(admin): State<Admin>,
+    Extension(caller): Extension<Caller>,
+    ProjectParam(project): ProjectParam,
+    uri: Uri,
+) -> Reply {
+    run(admin, &uri, move |admin| {
+        admin.remove_project_upstream(&caller, &project)
+    })
+    .await?;
+    Ok(StatusCode::NO_CONTENT.into_response())
 }

@@ -99,6 +99,21 @@ pub(crate) struct CreateProjectIn {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, example = "github")]
     pub scheme: Option<String>,
+    /// Where its verified deliveries are forwarded; answered by the gateway when absent.
+    #[serde(default, deserialize_with = "present")]
+    pub upstream_url: Option<String>,
+}
+
+/// `PUT /v1/projects/{projectId}/upstream`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub(crate) struct SetUpstreamIn {
+    /// Where the project's verified deliveries are forwarded.
+    #[serde(default)]
+    pub upstream_url: String,
+    /// Re-sign forwarded deliveries (Standard Webhooks) with a new gateway-to-upstream secret.
+    #[serde(default)]
+    pub resign: bool,
 }
 
 /// `POST /v1/api-keys`.
@@ -202,6 +217,13 @@ pub(crate) struct ProjectOut<'a> {
     pub keys: Vec<KeyOut>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub signing_secret: Option<&'a str>,
+    /// Where verified deliveries are forwarded (`null`: answered by the gateway).
+    pub upstream_url: Option<String>,
+    /// Whether forwarded deliveries are re-signed with the gateway-to-upstream secret.
+    pub upstream_resigned: bool,
+    /// The gateway-to-upstream secret, shown once when it is made.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upstream_secret: Option<&'a str>,
 }
 
 impl<'a> From<&'a Project> for ProjectOut<'a> {
@@ -228,6 +250,9 @@ impl<'a> From<&'a Project> for ProjectOut<'a> {
             webhook_path: format!("/webhooks/{}", project.id),
             keys,
             signing_secret: None,
+            upstream_url: project.upstream().map(|u| u.url().as_str()),
+            upstream_resigned: project.upstream().is_some_and(|u| u.resigns()),
+            upstream_secret: None,
         }
     }
 }

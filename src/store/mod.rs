@@ -24,7 +24,8 @@ mod postgres;
 mod sqlite;
 
 pub use model::{
-    ApiKeyId, ApiKeyRow, IdError, IntegratorId, IntegratorRow, ProjectRow, State, API_KEY_ID_LEN,
+    ApiKeyId, ApiKeyRow, IdError, IntegratorId, IntegratorRow, ProjectRow, State, UpstreamRow,
+    API_KEY_ID_LEN,
 };
 
 #[cfg(feature = "postgres")]
@@ -64,6 +65,15 @@ pub enum Change<'a> {
     },
     /// A new API key (its digest).
     CreateApiKey(&'a ApiKeyRow),
+    /// Where a project's verified deliveries are forwarded: set, replaced, or removed (`None`).
+    SetProjectUpstream {
+        /// The owner.
+        integrator: &'a IntegratorId,
+        /// The project.
+        project: &'a ProjectId,
+        /// The upstream, or `None` to stop forwarding.
+        upstream: Option<&'a UpstreamRow>,
+    },
     /// An API key is deleted.
     DeleteApiKey {
         /// The owner.
@@ -307,6 +317,12 @@ pub enum StoreError {
     Unavailable {
         /// What the driver said.
         reason: String,
+    },
+    /// This store cannot keep what the change asks to keep (yet); nothing was changed.
+    #[error("{what} cannot be kept in this store")]
+    Unsupported {
+        /// What could not be kept.
+        what: &'static str,
     },
     /// The row changed since this instance read it (another instance wrote it first); nothing
     /// was changed. Reload it and try again.

@@ -9,6 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::keyring::{random_u64, KeyRecord};
 use crate::projects::ProjectId;
+use crate::secret::Secret;
 use crate::text::ShortStr;
 
 /// Characters of an API key id.
@@ -222,6 +223,8 @@ pub struct ProjectRow {
     /// The row's version in a store shared by many instances (raised by every change of its
     /// keys); 0 where the store keeps none (SQLite, one process).
     pub version: u64,
+    /// Where its verified deliveries are forwarded, if anywhere.
+    pub upstream: Option<UpstreamRow>,
 }
 
 impl ProjectRow {
@@ -242,7 +245,33 @@ impl ProjectRow {
             created_at,
             keys,
             version: 0,
+            upstream: None,
         }
+    }
+
+    /// The row with its verified deliveries forwarded to `upstream`.
+    pub fn upstream(mut self, upstream: Option<UpstreamRow>) -> Self {
+        self.upstream = upstream;
+        self
+    }
+}
+
+/// Where a project's verified deliveries are forwarded, as stored: the upstream URL and the
+/// gateway-to-upstream secret deliveries are re-signed with, if any (sealed like signing keys).
+/// `Debug` redacts the secret.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct UpstreamRow {
+    /// The URL, as checked when it was set.
+    pub url: String,
+    /// The re-signing secret.
+    pub secret: Option<Secret>,
+}
+
+impl UpstreamRow {
+    /// An upstream at `url`, re-signed with `secret` when given.
+    pub fn new(url: String, secret: Option<Secret>) -> Self {
+        Self { url, secret }
     }
 }
 

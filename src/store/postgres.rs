@@ -459,6 +459,10 @@ impl PostgresStore {
         expected: Option<i64>,
     ) -> Result<Option<i64>, StoreError> {
         match change {
+            // Upstreams (the gateway) are kept by the SQLite store only, so far.
+            Change::SetProjectUpstream { .. } => Err(StoreError::Unsupported {
+                what: "a project's upstream URL",
+            }),
             Change::CreateIntegrator(row) => {
                 let sealed = self.seal_keys(INTEGRATOR, row.id.as_str(), &row.secrets)?;
                 insert_new(

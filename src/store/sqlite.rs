@@ -14,7 +14,7 @@ use rusqlite::{
 use super::crypt::{self, Sealer};
 use super::{
     ApiKeyId, ApiKeyRow, AuditEvent, AuditQuery, AuditRetention, Change, IntegratorId,
-    IntegratorRow, ProjectRow, State, Store, StoreError,
+    IntegratorRow, ProjectRow, State, Store, StoreError, UpstreamRow,
 };
 use crate::keyring::{KeyId, KeyRecord, KeyRole};
 use crate::projects::ProjectId;
@@ -85,10 +85,18 @@ const MIGRATIONS: &[&str] = &[
     -- How many events a pruning removed (action audit.pruned).
     ALTER TABLE audit ADD COLUMN count INTEGER;
 ",
+    "
+    -- Where a project's verified deliveries are forwarded; its re-signing secret is a sealed
+    -- row of keys (owner_kind 'upstream').
+    ALTER TABLE projects ADD COLUMN upstream_url TEXT;
+",
 ];
 
 const PROJECT: &str = "project";
 const INTEGRATOR: &str = "integrator";
+/// `keys.owner_kind` of a project's re-signing secret (key id [`UPSTREAM_KEY`]).
+const UPSTREAM: &str = "upstream";
+const UPSTREAM_KEY: &str = "resign";
 
 /// The embedded [`Store`]: one SQLite file, opened in WAL mode with `synchronous=FULL`, so a
 /// change [`apply`](Store::apply) returned from survives a crash or power loss.
@@ -295,6 +303,29 @@ impl SqliteStore {
         Ok(())
     }
 
+    /// Replaces a project's re-signing secret (none when `upstream` has none).
+    fn write_upstream_secret(
+        &self,
+        tx: &Transaction<'_>,
+        project: &str,
+        upstream: Option<&UpstreamRow>,
+    ) -> Result<(), StoreError> {
+        let records: Vec<KeyRecord> = upstream
+            .and_then(|u| u.secret.clone())
+            .map(|secret| {
+                KeyRecord::new(
+                    KeyId::new(UPSTREAM_KEY),
+                    KeyRole::Current,
+                    Utc::now(),
+                    None,
+                    secret,
+                )
+            })
+            .into_iter()
+            .collect();
+        self.write_keys(tx, UPSTREAM, project, &records)
+    }
+
     fn read_keys(
         &self,
         conn: &Connection,
@@ -373,16 +404,18 @@ impl SqliteStore {
                 insert_new(
                     tx,
                     "project",
-                    "INSERT INTO projects (id, integrator, name, scheme, created_at)
-                     VALUES (?1, ?2, ?3, ?4, ?5)",
+                    "INSERT INTO projects (id, integrator, name, scheme, created_at, upstream_url)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
                     params![
                         row.id.as_str(),
                         row.integrator.as_str(),
                         row.name,
                         row.scheme,
-                        nanos(row.created_at)
+                        nanos(row.created_at),
+                        row.upstream.as_ref().map(|u| u.url.as_str()),
                     ],
                 )?;
+                self.write_upstream_secret(tx, row.id.as_str(), row.upstream.as_ref())?;
                 self.write_keys(tx, PROJECT, row.id.as_str(), &row.keys)
             }
             Change::SetProjectKeys {
@@ -412,7 +445,29 @@ impl SqliteStore {
                     "DELETE FROM keys WHERE owner_kind = ?1 AND owner = ?2",
                     params![PROJECT, project.as_str()],
                 )?;
+                tx.execute(
+                    "DELETE FROM keys WHERE owner_kind = ?1 AND owner = ?2",
+                    params![UPSTREAM, project.as_str()],
+                )?;
                 Ok(())
+            }
+            Change::SetProjectUpstream {
+                integrator,
+                project,
+                upstream,
+            } => {
+                let updated = tx.execute(
+                    "UPDATE projects SET upstream_url = ?1 WHERE id = ?2 AND integrator = ?3",
+                    params![
+                        upstream.map(|u| u.url.as_str()),
+                        project.as_str(),
+                        integrator.as_str()
+                    ],
+                )?;
+                if updated == 0 {
+                    return Err(StoreError::NotFound { what: "project" });
+                }
+                self.write_upstream_secret(tx, project.as_str(), upstream)
             }
             Change::CreateApiKey(key) => {
                 exists(
@@ -470,25 +525,50 @@ impl Store for SqliteStore {
                 secrets,
             ));
         }
-        let projects: Vec<(String, String, Option<String>, String, i64)> = {
+        type Project = (String, String, Option<String>, String, i64, Option<String>);
+        let projects: Vec<Project> = {
             let mut select = conn.prepare(
-                "SELECT id, integrator, name, scheme, created_at FROM projects ORDER BY id",
+                "SELECT id, integrator, name, scheme, created_at, upstream_url FROM projects
+                 ORDER BY id",
             )?;
             let rows = select.query_map([], |r| {
-                Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?))
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
             })?;
             rows.collect::<Result<_, _>>()?
         };
-        for (id, integrator, name, scheme, created_at) in projects {
+        for (id, integrator, name, scheme, created_at, upstream_url) in projects {
             let keys = self.read_keys(&conn, PROJECT, &id)?;
-            state.projects.push(ProjectRow::new(
-                parse_project(&id)?,
-                IntegratorId::new(&integrator),
-                name,
-                scheme,
-                from_nanos(created_at),
-                keys,
-            ));
+            let upstream = match upstream_url {
+                Some(url) => {
+                    let secret =
+                        self.read_keys(&conn, UPSTREAM, &id)?
+                            .into_iter()
+                            .find_map(|record| match record.material {
+                                KeyMaterial::Secret(secret) => Some(secret),
+                                _ => None,
+                            });
+                    Some(UpstreamRow::new(url, secret))
+                }
+                None => None,
+            };
+            state.projects.push(
+                ProjectRow::new(
+                    parse_project(&id)?,
+                    IntegratorId::new(&integrator),
+                    name,
+                    scheme,
+                    from_nanos(created_at),
+                    keys,
+                )
+                .upstream(upstream),
+            );
         }
         let mut select = conn.prepare(
             "SELECT id, integrator, name, digest, created_at, expires_at, projects, last_used

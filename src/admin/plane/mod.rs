@@ -24,11 +24,12 @@ use rules::{bad_cursor, check_name, gone, page_size, require_unlimited};
 use super::throttle::Buckets;
 use super::IntegratorId;
 use crate::clock::{Clock, SystemClock};
+use crate::gateway::{Upstream, UpstreamPolicy, UpstreamUrl};
 use crate::keyring::{CommitError, KeyId, KeyInfo, Keyring, KeyringBuilder};
 use crate::projects::{ProjectId, Projects};
 use crate::scheme::Scheme;
 use crate::secret::Secret;
-use crate::store::{AuditEvent, Change, IntegratorRow, ProjectRow, Store, StoreError};
+use crate::store::{AuditEvent, Change, IntegratorRow, ProjectRow, Store, StoreError, UpstreamRow};
 use crate::verify::Verifier;
 
 /// Most projects one integrator may hold.
@@ -82,12 +83,18 @@ pub struct Project {
     /// When it was created.
     pub created_at: DateTime<Utc>,
     pub(super) keyring: Keyring,
+    pub(super) upstream: Option<Arc<Upstream>>,
 }
 
 impl Project {
     /// Its live keys (ids, roles, times, last verification; never a secret).
     pub fn keys(&self) -> Vec<KeyInfo> {
         self.keyring.keys()
+    }
+
+    /// Where its verified deliveries are forwarded, if anywhere.
+    pub fn upstream(&self) -> Option<&Upstream> {
+        self.upstream.as_deref()
     }
 }
 
@@ -98,6 +105,7 @@ impl fmt::Debug for Project {
             .field("integrator", &self.integrator)
             .field("scheme", &self.scheme)
             .field("keys", &self.keyring.keys())
+            .field("upstream", &self.upstream)
             .finish_non_exhaustive()
     }
 }
@@ -246,6 +254,7 @@ pub(super) struct Inner {
     pub(super) public_base_url: Option<String>,
     /// What the change feed has applied (admin/feed.rs).
     pub(super) followed: super::feed::Followed,
+    upstream_policy: UpstreamPolicy,
     /// Changes that add or remove map entries (projects, API keys) take turns, so a count
     /// checked before a commit is still right after it.
     writer: Mutex<()>,
@@ -263,6 +272,7 @@ pub struct AdminBuilder {
     writes_per_second: u32,
     write_burst: u32,
     failed_logins: (u32, u32),
+    upstream_policy: UpstreamPolicy,
 }
 
 impl fmt::Debug for AdminBuilder {
@@ -304,6 +314,13 @@ impl AdminBuilder {
     /// [`DEFAULT_FAILURE_BURST`](super::credentials::DEFAULT_FAILURE_BURST).
     pub fn failed_logins(mut self, per_second: u32, burst: u32) -> Self {
         self.failed_logins = (per_second.max(1), burst.max(1));
+        self
+    }
+
+    /// The destinations projects' upstream URLs may name, checked when a URL is set
+    /// ([`Admin::set_project_upstream`]). Default: none (no project may forward).
+    pub fn upstream_policy(mut self, policy: UpstreamPolicy) -> Self {
+        self.upstream_policy = policy;
         self
     }
 
@@ -350,6 +367,15 @@ impl AdminBuilder {
             let keyring = keyrings().import(row.keys)?;
             let verifier = verifier_for(scheme, keyring.clone(), self.public_base_url.as_deref());
             verifiers.push((row.id.clone(), verifier));
+            // A stored URL is not checked against today's policy here: the gateway's connector
+            // checks every connection, so a URL the policy no longer allows is refused then.
+            let upstream = row
+                .upstream
+                .map(|stored| upstream_from(&stored).map(Arc::new))
+                .transpose()
+                .map_err(|e| {
+                    AdminError::Invalid(format!("project {} has an invalid upstream: {e}", row.id))
+                })?;
             owned.insert(Arc::new(Project {
                 id: row.id,
                 integrator: row.integrator,
@@ -357,6 +383,7 @@ impl AdminBuilder {
                 scheme: row.scheme,
                 created_at: row.created_at,
                 keyring,
+                upstream,
             }));
         }
         let projects: Projects = verifiers.into_iter().collect();
@@ -370,6 +397,7 @@ impl AdminBuilder {
                 max_keys: self.max_keys,
                 public_base_url: self.public_base_url,
                 followed,
+                upstream_policy: self.upstream_policy,
                 writer: Mutex::new(()),
                 flushed: Mutex::new(flushed),
                 failed_logins: self.failed_logins,
@@ -404,6 +432,7 @@ impl Admin {
                 super::credentials::DEFAULT_FAILURES_PER_SECOND,
                 super::credentials::DEFAULT_FAILURE_BURST,
             ),
+            upstream_policy: UpstreamPolicy::default(),
         }
     }
 
@@ -666,8 +695,29 @@ impl Admin {
         name: Option<String>,
         scheme: &str,
     ) -> Result<NewProject, AdminError> {
+        self.create_forwarding_project(caller, name, scheme, None)
+    }
+
+    /// [`create_project`](Admin::create_project), forwarding its verified deliveries to
+    /// `upstream_url` when given (checked as [`set_project_upstream`](Admin::set_project_upstream)
+    /// checks it), in the same change.
+    ///
+    /// # Errors
+    ///
+    /// As for [`create_project`](Admin::create_project), and [`AdminError::Field`]
+    /// (`upstreamUrl`) for a URL that is malformed or not allowed.
+    pub fn create_forwarding_project(
+        &self,
+        caller: &Caller,
+        name: Option<String>,
+        scheme: &str,
+        upstream_url: Option<&str>,
+    ) -> Result<NewProject, AdminError> {
         require_unlimited(caller)?;
         let name = check_name(name)?;
+        let upstream = upstream_url
+            .map(|url| self.check_upstream(url))
+            .transpose()?;
         let verify_with = crate::scheme::by_name(scheme).ok_or_else(|| AdminError::Field {
             field: "scheme",
             reason: format!("is not a known scheme; one of: {}", SCHEMES.join(", ")),
@@ -684,6 +734,7 @@ impl Admin {
             scheme: verify_with.name().to_owned(),
             created_at: now,
             keyring,
+            upstream: upstream.clone().map(|url| Arc::new(Upstream::new(url))),
         };
         let row = ProjectRow::new(
             id.clone(),
@@ -692,7 +743,8 @@ impl Admin {
             project.scheme.clone(),
             now,
             project.keyring.export(),
-        );
+        )
+        .upstream(upstream.map(|url| UpstreamRow::new(url.as_str(), None)));
         let event = AuditEvent::new(
             now,
             caller.integrator().clone(),
@@ -831,6 +883,138 @@ impl Admin {
         });
         ended.map_err(|e| gone("project", id)(e.into()))
     }
+
+    /// The upstream project `id`'s verified deliveries are forwarded to, for the gateway: one
+    /// lock-free read.
+    pub fn upstream(&self, id: &str) -> Option<Arc<Upstream>> {
+        self.inner.owned.load().by_id.get(id)?.upstream.clone()
+    }
+
+    /// Checks an upstream URL: its form, and that the [upstream
+    /// policy](AdminBuilder::upstream_policy) allows every address it resolves to now.
+    fn check_upstream(&self, url: &str) -> Result<UpstreamUrl, AdminError> {
+        let field = |reason: String| AdminError::Field {
+            field: "upstreamUrl",
+            reason,
+        };
+        let parsed: UpstreamUrl = url.parse().map_err(|e| field(format!("{e}")))?;
+        self.inner
+            .upstream_policy
+            .check_url(&parsed)
+            .map_err(|e| field(e.to_string()))?;
+        Ok(parsed)
+    }
+
+    /// Forwards project `id`'s verified deliveries to `url` from now on (checked: an `http` or
+    /// `https` URL without credentials whose every address the [upstream
+    /// policy](AdminBuilder::upstream_policy) allows), re-signed with a new gateway-to-upstream
+    /// secret when `resign` (returned once, `whsec_…`), or passed on as received.
+    ///
+    /// # Errors
+    ///
+    /// As for [`project`](Admin::project), [`AdminError::Forbidden`] for a limited key,
+    /// [`AdminError::Field`] (`upstreamUrl`) for a URL that is malformed or not allowed, store
+    /// and random failures; nothing is changed on error.
+    pub fn set_project_upstream(
+        &self,
+        caller: &Caller,
+        id: &str,
+        url: &str,
+        resign: bool,
+    ) -> Result<Option<Zeroizing<String>>, AdminError> {
+        require_unlimited(caller)?;
+        let project = self.project(caller, id)?;
+        let url = self.check_upstream(url)?;
+        self.admit(caller)?;
+        let (shown, secret) = if resign {
+            let revealed = Secret::generate().map_err(|e| AdminError::Random(e.to_string()))?;
+            let secret = revealed.secret();
+            (Some(revealed.into_whsec()), Some(secret))
+        } else {
+            (None, None)
+        };
+        let row = UpstreamRow::new(url.as_str(), secret.clone());
+        let upstream = match secret {
+            Some(secret) => Upstream::new(url).resigned(secret),
+            None => Upstream::new(url),
+        };
+        let mut event = AuditEvent::new(
+            self.now(),
+            caller.integrator().clone(),
+            actor(caller),
+            "project.upstream.set",
+        )
+        .project(&project.id);
+        if resign {
+            event = event.new_key("upstream-resign");
+        }
+        self.replace_upstream(caller, &project, Some((&row, upstream)), &event)
+            .map_err(gone("project", id))?;
+        Ok(shown)
+    }
+
+    /// Stops forwarding project `id`'s deliveries: they are answered by the gateway again.
+    /// Removing none is not an error.
+    ///
+    /// # Errors
+    ///
+    /// As for [`set_project_upstream`](Admin::set_project_upstream).
+    pub fn remove_project_upstream(&self, caller: &Caller, id: &str) -> Result<(), AdminError> {
+        require_unlimited(caller)?;
+        let project = self.project(caller, id)?;
+        self.admit(caller)?;
+        let event = AuditEvent::new(
+            self.now(),
+            caller.integrator().clone(),
+            actor(caller),
+            "project.upstream.removed",
+        )
+        .project(&project.id);
+        self.replace_upstream(caller, &project, None, &event)
+            .map_err(gone("project", id))
+    }
+
+    /// Commits a project's new upstream, then serves it.
+    fn replace_upstream(
+        &self,
+        caller: &Caller,
+        project: &Project,
+        upstream: Option<(&UpstreamRow, Upstream)>,
+        event: &AuditEvent,
+    ) -> Result<(), AdminError> {
+        let _turn = self.turn();
+        let (row, upstream) = match upstream {
+            Some((row, upstream)) => (Some(row), Some(Arc::new(upstream))),
+            None => (None, None),
+        };
+        self.inner.store.apply(
+            Change::SetProjectUpstream {
+                integrator: caller.integrator(),
+                project: &project.id,
+                upstream: row,
+            },
+            event,
+        )?;
+        self.inner.owned.rcu(|owned| {
+            let mut owned = Owned::clone(owned);
+            if let Some(current) = owned.by_id.get(&project.id) {
+                let mut changed = Project::clone(current);
+                changed.upstream = upstream.clone();
+                owned.insert(Arc::new(changed));
+            }
+            owned
+        });
+        Ok(())
+    }
+}
+
+/// The upstream a stored row names.
+pub(super) fn upstream_from(row: &UpstreamRow) -> Result<Upstream, crate::gateway::PolicyError> {
+    let upstream = Upstream::new(row.url.parse()?);
+    Ok(match &row.secret {
+        Some(secret) => upstream.resigned(secret.clone()),
+        None => upstream,
+    })
 }
 
 /// A project's verifier: its scheme, its keyring, and the public base URL when one is set.

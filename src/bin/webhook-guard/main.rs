@@ -11,6 +11,7 @@ use webhook_guard::Secret;
 mod admin;
 mod diagnose;
 mod expected;
+mod gateway;
 mod options;
 mod serve;
 mod sign;

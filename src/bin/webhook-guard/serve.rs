@@ -8,11 +8,19 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
+use axum::extract::Extension;
+use axum::routing::{get, post};
+use axum::{Json, Router};
 use chrono::Utc;
-use webhook_guard::admin::{app, Admin, NewIntegrator};
+use serde_json::json;
+use webhook_guard::admin::{router, Admin, NewIntegrator};
+use webhook_guard::gateway::{marked_rejection, AccessLog, Gateway};
+use webhook_guard::metrics::Metrics;
+use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::server::{serve, Limits};
 use webhook_guard::store::crypt::{CryptError, MasterKeyId, MasterKeys, Sealer};
 use webhook_guard::store::{AuditRetention, SqliteStore, Store, StoreError};
+use webhook_guard::{ProjectId, Verified};
 
 use crate::sign::shell_quote;
 
@@ -335,6 +343,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::credentials::DEFAULT_FAILURE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub failed_login_burst: u32,
+    #[command(flatten)]
+    pub gateway: crate::gateway::GatewayArgs,
 }
 
 impl ServeArgs {
@@ -384,7 +394,9 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         .is_empty();
     let mut builder = Admin::builder()
         .write_rate(args.admin_writes_per_second, args.admin_write_burst)
-        .failed_logins(args.failed_logins_per_second, args.failed_login_burst);
+        .failed_logins(args.failed_logins_per_second, args.failed_login_burst)
+        .upstream_policy(args.gateway.policy()?);
+    let gateway = args.gateway.gateway()?;
     if let Some(base) = &args.public_base_url {
         builder = builder.public_base_url(base.clone());
     }
@@ -444,7 +456,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
                 }
             }
         });
-        let served = serve(listener, app(admin.clone()), limits, shutdown())
+        let served = serve(listener, app(admin.clone(), gateway, Metrics::new()), limits, shutdown())
             .await
             .map_err(|e| format!("server error: {e}"));
         if let Err(e) = admin.flush_last_uses() {
@@ -453,6 +465,51 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         served
     })?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// The admin API, the verifying webhook route (forwarding to each project's upstream), the
+/// web console at `/console` and the metrics at `/metrics`.
+pub fn app(admin: Admin, gateway: Gateway, metrics: Metrics) -> Router {
+    let deliveries = crate::gateway::Deliveries {
+        admin: admin.clone(),
+        gateway,
+    };
+    let webhooks = Router::new()
+        .route(
+            "/webhooks/{project_id}",
+            post(|state, request| crate::gateway::delivered(state, request, received)),
+        )
+        .route_layer(
+            WebhookLayer::for_projects(
+                admin.projects().clone(),
+                ProjectSelector::path_after("/webhooks/"),
+            )
+            .on_rejection(marked_rejection),
+        )
+        .layer(axum::middleware::from_fn_with_state(
+            AccessLog::new().metrics(metrics.clone()),
+            crate::gateway::observe,
+        ))
+        .with_state(deliveries);
+    let metrics = Router::new()
+        .route("/metrics", get(crate::gateway::metrics))
+        .with_state(metrics);
+    router(admin)
+        .merge(webhooks)
+        .merge(metrics)
+        .merge(webhook_guard::admin::console::router())
+}
+
+async fn received(
+    Extension(project): Extension<ProjectId>,
+    Extension(verified): Extension<Verified>,
+) -> Json<serde_json::Value> {
+    tracing::info!(project = %project, key = %verified.key_id(), "webhook verified");
+    Json(json!({
+        "verified": true,
+        "projectId": project.as_str(),
+        "keyId": verified.key_id().as_str(),
+    }))
 }
 
 async fn shutdown() {

@@ -1,0 +1,3 @@
+module webhook-guard/benches/peers/go
+
+go 1.19
