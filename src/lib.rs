@@ -76,6 +76,7 @@ mod keyring;
 pub mod middleware;
 mod projects;
 mod public_key;
+pub mod replay;
 pub mod scheme;
 mod secret;
 #[cfg(feature = "server")]
