@@ -8,47 +8,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use http::{HeaderMap, StatusCode};
+use replay_support::scenarios::{Fixture, BODY};
 use replay_support::{request, send, Capture, Handler};
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::replay::{
     Claim, DeliveryKey, GuardError, GuardFuture, MemoryGuard, Outage, ReplayGuard,
     ReplayProtection, Token,
 };
-use webhook_guard::scheme::{GitHub, StandardWebhooks, Twitch};
+use webhook_guard::scheme::{GitHub, Twitch};
 use webhook_guard::{Clock, Keyring, ManualClock, ProjectId, Projects, Secret, Signer, Verifier};
-
-const NOW: i64 = 1_700_000_000;
-const BODY: &[u8] = br#"{"type":"invoice.paid"}"#;
 
 fn secret() -> Secret {
     Secret::from_bytes("It's a Secret to Everybody").unwrap()
-}
-
-/// A Standard Webhooks receiver and sender on one manual clock.
-struct Fixture {
-    clock: ManualClock,
-    verifier: Verifier,
-    signer: Signer,
-}
-
-impl Fixture {
-    fn new() -> Self {
-        let clock = ManualClock::at_unix(NOW);
-        let keyring = Keyring::builder().clock(clock.clone()).build(secret());
-        Self {
-            verifier: Verifier::new(StandardWebhooks, keyring),
-            signer: Signer::new(StandardWebhooks, secret()),
-            clock,
-        }
-    }
-
-    fn sign(&self, id: &str) -> HeaderMap {
-        self.signer.sign_at(BODY, id, self.clock.now()).unwrap()
-    }
-
-    fn layer(&self, protection: ReplayProtection) -> WebhookLayer {
-        WebhookLayer::new(self.verifier.clone()).replay_protection(protection)
-    }
 }
 
 fn memory() -> ReplayProtection {
@@ -181,6 +152,14 @@ async fn the_same_id_under_another_project_or_scheme_is_another_delivery() {
     assert!(!send(&service, request("/", &headers, BODY, None))
         .await
         .is_duplicate());
+}
+
+#[tokio::test]
+async fn two_layers_sharing_one_memory_guard_handle_each_delivery_once() {
+    let guard: Arc<dyn ReplayGuard> = Arc::new(MemoryGuard::new(10_000));
+    let protection = || ReplayProtection::shared(Arc::clone(&guard));
+    replay_support::scenarios::two_instances_handle_each_delivery_once(protection(), protection())
+        .await;
 }
 
 #[tokio::test]

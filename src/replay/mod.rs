@@ -128,8 +128,18 @@ use crate::scheme::{Delivery, Identity, Scheme};
 use crate::verify::Verifier;
 
 mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
 
 pub use memory::{MemoryGuard, DEFAULT_MAX_ENTRIES};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::PostgresGuard;
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::RedisGuard;
 
 /// Default for [`ReplayProtection::lease`]: a reservation whose holder neither finished nor
 /// released it is given up after 60 s.

@@ -176,3 +176,194 @@ impl io::Write for Capture {
         Ok(())
     }
 }
+
+pub mod scenarios {
+    //! Scenarios every shared backend must pass, each given fresh `ReplayProtection`s on it.
+
+    use std::time::Duration;
+
+    use http::{HeaderMap, StatusCode};
+    use webhook_guard::middleware::WebhookLayer;
+    use webhook_guard::replay::{Outage, ReplayProtection};
+    use webhook_guard::scheme::StandardWebhooks;
+    use webhook_guard::{Clock, Keyring, ManualClock, Secret, Signer, Verifier};
+
+    use super::{request, send, Capture, Handler};
+
+    pub const BODY: &[u8] = br#"{"type":"invoice.paid"}"#;
+
+    /// A Standard Webhooks receiver and sender on one manual clock.
+    pub struct Fixture {
+        pub clock: ManualClock,
+        pub verifier: Verifier,
+        pub signer: Signer,
+    }
+
+    impl Fixture {
+        pub fn new() -> Self {
+            let secret = || Secret::from_bytes("It's a Secret to Everybody").unwrap();
+            let clock = ManualClock::at_unix(1_700_000_000);
+            let keyring = Keyring::builder().clock(clock.clone()).build(secret());
+            Self {
+                verifier: Verifier::new(StandardWebhooks, keyring),
+                signer: Signer::new(StandardWebhooks, secret()),
+                clock,
+            }
+        }
+
+        pub fn sign(&self, id: &str) -> HeaderMap {
+            self.signer.sign_at(BODY, id, self.clock.now()).unwrap()
+        }
+
+        pub fn layer(&self, protection: ReplayProtection) -> WebhookLayer {
+            WebhookLayer::new(self.verifier.clone()).replay_protection(protection)
+        }
+    }
+
+    /// Two instances (layers on their own connections) sharing the backend: each delivery is
+    /// handled once, whichever instance gets it; a copy at the same instant gets 409.
+    pub async fn two_instances_handle_each_delivery_once(a: ReplayProtection, b: ReplayProtection) {
+        let fx = Fixture::new();
+        let handler = Handler::default();
+        let (a, b) = (handler.wrap(&fx.layer(a)), handler.wrap(&fx.layer(b)));
+        let headers = fx.sign("msg_1");
+        let first = send(&a, request("/", &headers, BODY, None)).await;
+        assert_eq!(
+            (first.status, first.is_duplicate()),
+            (StatusCode::OK, false),
+            "{}",
+            first.body
+        );
+        let second = send(&b, request("/", &headers, BODY, None)).await;
+        assert_eq!(
+            (second.status, second.is_duplicate()),
+            (StatusCode::OK, true),
+            "{}",
+            second.body
+        );
+        assert_eq!(handler.calls(), 1);
+
+        // Two copies at once, one on each instance.
+        let headers = fx.sign("msg_2");
+        let held = tokio::spawn(send(&a, request("/", &headers, BODY, Some("wait"))));
+        while handler.calls() < 2 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let other = send(&b, request("/", &headers, BODY, None)).await;
+        assert_eq!(other.status, StatusCode::CONFLICT, "{}", other.body);
+        assert_eq!(other.problem(), "duplicate-in-progress");
+        assert!(other.headers.contains_key("retry-after"));
+        handler.open();
+        assert_eq!(held.await.unwrap().status, StatusCode::OK);
+        assert!(send(&b, request("/", &headers, BODY, None))
+            .await
+            .is_duplicate());
+        assert_eq!(handler.calls(), 2);
+    }
+
+    /// A 500 gives the delivery back: the retry, signed again later, is handled on the other
+    /// instance.
+    pub async fn a_retry_after_a_500_is_handled(a: ReplayProtection, b: ReplayProtection) {
+        let fx = Fixture::new();
+        let handler = Handler::default();
+        let (a, b) = (handler.wrap(&fx.layer(a)), handler.wrap(&fx.layer(b)));
+        let failed = send(&a, request("/", &fx.sign("msg_1"), BODY, Some("500"))).await;
+        assert_eq!(failed.status, StatusCode::INTERNAL_SERVER_ERROR);
+        fx.clock.advance(Duration::from_secs(30));
+        let retry = send(&b, request("/", &fx.sign("msg_1"), BODY, None)).await;
+        assert_eq!(
+            (retry.status, retry.is_duplicate()),
+            (StatusCode::OK, false)
+        );
+        assert!(send(&a, request("/", &fx.sign("msg_1"), BODY, None))
+            .await
+            .is_duplicate());
+        assert_eq!(handler.calls(), 2);
+    }
+
+    /// A request dropped while its handler runs gives the delivery back (released in the
+    /// background); one whose holder never answers and is never dropped ends with its lease
+    /// (`short` has a lease of 300 ms).
+    pub async fn dropped_and_stuck_holders_give_the_delivery_back(
+        protection: ReplayProtection,
+        short: ReplayProtection,
+    ) {
+        let fx = Fixture::new();
+        let handler = Handler::default();
+        let service = handler.wrap(&fx.layer(protection));
+        let headers = fx.sign("msg_1");
+        let dropped = tokio::time::timeout(
+            Duration::from_millis(100),
+            send(&service, request("/", &headers, BODY, Some("hang"))),
+        )
+        .await;
+        assert!(dropped.is_err());
+        let mut answer = send(&service, request("/", &headers, BODY, None)).await;
+        for _ in 0..100 {
+            if answer.status != StatusCode::CONFLICT {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            answer = send(&service, request("/", &headers, BODY, None)).await;
+        }
+        assert_eq!(
+            (answer.status, answer.is_duplicate()),
+            (StatusCode::OK, false)
+        );
+
+        let service = handler.wrap(&fx.layer(short));
+        let headers = fx.sign("msg_2");
+        let calls = handler.calls();
+        let _stuck = tokio::spawn(send(&service, request("/", &headers, BODY, Some("hang"))));
+        while handler.calls() == calls {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let during = send(&service, request("/", &headers, BODY, None)).await;
+        assert_eq!(during.status, StatusCode::CONFLICT);
+        tokio::time::sleep(Duration::from_millis(450)).await;
+        let after = send(&service, request("/", &headers, BODY, None)).await;
+        assert_eq!(
+            (after.status, after.is_duplicate()),
+            (StatusCode::OK, false)
+        );
+    }
+
+    /// With the backend down: 503 `replay-guard-unavailable` failing closed, handled failing
+    /// open, each logged once. Run on a current-thread runtime, `capture` installed.
+    pub async fn an_outage_fails_closed_or_open_logged_once(
+        down: ReplayProtection,
+        capture: &Capture,
+    ) {
+        let fx = Fixture::new();
+        let handler = Handler::default();
+        let closed = handler.wrap(&fx.layer(down.clone().on_outage(Outage::FailClosed)));
+        for n in 0..3 {
+            let answer = send(
+                &closed,
+                request("/", &fx.sign(&format!("msg_{n}")), BODY, None),
+            )
+            .await;
+            assert_eq!(
+                answer.status,
+                StatusCode::SERVICE_UNAVAILABLE,
+                "{}",
+                answer.body
+            );
+            assert_eq!(answer.problem(), "replay-guard-unavailable");
+            assert!(answer.headers.contains_key("retry-after"));
+        }
+        assert_eq!(handler.calls(), 0);
+        assert_eq!(capture.count("replay guard unavailable; failing closed"), 1);
+
+        let open = handler.wrap(&fx.layer(down.on_outage(Outage::FailOpen)));
+        for _ in 0..3 {
+            let answer = send(&open, request("/", &fx.sign("msg_1"), BODY, None)).await;
+            assert_eq!(
+                (answer.status, answer.is_duplicate()),
+                (StatusCode::OK, false)
+            );
+        }
+        assert_eq!(handler.calls(), 3);
+        assert_eq!(capture.count("replay guard unavailable; failing open"), 1);
+    }
+}
