@@ -136,10 +136,10 @@ mod redis;
 pub use memory::{MemoryGuard, DEFAULT_MAX_ENTRIES};
 #[cfg(feature = "postgres")]
 #[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
-pub use postgres::PostgresGuard;
+pub use postgres::{PostgresGuard, DEFAULT_CLEAN_UP_EVERY};
 #[cfg(feature = "redis")]
 #[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
-pub use redis::RedisGuard;
+pub use redis::{RedisGuard, DEFAULT_REDIS_PREFIX};
 
 /// Default for [`ReplayProtection::lease`]: a reservation whose holder neither finished nor
 /// released it is given up after 60 s.

@@ -18,7 +18,7 @@ const TIMEOUT: Duration = Duration::from_secs(2);
 /// trying again.
 const RECONNECT_EVERY: Duration = Duration::from_millis(500);
 
-/// Default for [`PostgresGuard::clean_up_every`].
+/// How often expired rows are deleted, unless set with [`PostgresGuard::connect_with`].
 pub const DEFAULT_CLEAN_UP_EVERY: Duration = Duration::from_secs(60);
 
 const SCHEMA: &str = "

@@ -12,7 +12,7 @@ use super::{Claim, DeliveryKey, GuardError, GuardFuture, ReplayGuard, Token};
 
 /// Keys are this prefix followed by the delivery key in hex, unless set with
 /// [`RedisGuard::prefix`].
-pub const DEFAULT_PREFIX: &str = "webhook-guard:replay:";
+pub const DEFAULT_REDIS_PREFIX: &str = "webhook-guard:replay:";
 
 /// How long a command may take before the backend counts as unavailable.
 const TIMEOUT: Duration = Duration::from_secs(2);
@@ -78,13 +78,13 @@ impl RedisGuard {
     pub fn new(connection: ConnectionManager) -> Self {
         Self {
             connection,
-            prefix: Arc::from(DEFAULT_PREFIX),
+            prefix: Arc::from(DEFAULT_REDIS_PREFIX),
             release: Arc::new(Script::new(RELEASE)),
         }
     }
 
     /// Puts this before every key, to keep apart the deliveries of receivers sharing a
-    /// server. Default: [`DEFAULT_PREFIX`].
+    /// server. Default: [`DEFAULT_REDIS_PREFIX`].
     pub fn prefix(mut self, prefix: &str) -> Self {
         self.prefix = Arc::from(prefix);
         self
