@@ -27,6 +27,11 @@
 //! | the backend is down, [`Outage::FailClosed`] (default) | 503 problem+json `replay-guard-unavailable`, `Retry-After` |
 //! | the backend is down, [`Outage::FailOpen`] | the handler is called, unguarded |
 //!
+//! The layer's inner service is what "handled" means: put the layer around the handler
+//! (`route_layer`, actix's `WebhookGuard`). The axum and actix *extractors* run the layer around
+//! the extraction, so there a delivery is marked done once extracted, before the handler runs,
+//! and a failing handler does not give it back.
+//!
 //! Going from available to unavailable and back is logged once each way (`warn`), not per
 //! request. Library callers do the same with [`DeliveryKey::of`] and [`ReplayProtection::admit`].
 //!
