@@ -474,3 +474,23 @@ async fn library_callers_admit_complete_and_release_through_replay_protection() 
         Admission::Duplicate
     ));
 }
+
+#[tokio::test]
+async fn a_large_body_macced_as_it_streams_is_guarded_alike() {
+    let fx = Fixture::new();
+    let handler = Handler::default();
+    let service = handler.wrap(&fx.layer(memory()));
+    let body = vec![b'x'; 64 * 1024];
+    let headers = fx.signer.sign_at(&body, "msg_big", fx.clock.now()).unwrap();
+    let first = send(&service, request("/", &headers, &body, None)).await;
+    assert_eq!(
+        (first.status, first.is_duplicate()),
+        (StatusCode::OK, false)
+    );
+    let second = send(&service, request("/", &headers, &body, None)).await;
+    assert_eq!(
+        (second.status, second.is_duplicate()),
+        (StatusCode::OK, true)
+    );
+    assert_eq!(handler.calls(), 1);
+}
