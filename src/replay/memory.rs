@@ -15,8 +15,10 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 const MAX_SHARDS: usize = 64;
 const MIN_PER_SHARD: usize = 1024;
 
-/// A full shard looks for expired entries at most this often (milliseconds), so a flood of new
-/// deliveries into a full guard costs one scan of a shard per second, not one per delivery.
+/// A full shard whose last scan for expired entries freed little (under a sixteenth of it)
+/// scans again at most this often (milliseconds), so a flood of new deliveries into a full
+/// guard costs one scan of a shard per second, not one per delivery. A scan that freed more
+/// pays for itself: the room it made takes that many deliveries to fill.
 const SWEEP_EVERY_MS: u64 = 1000;
 
 /// Remembers deliveries in this process: a map split into shards, each behind its own lock,
@@ -26,7 +28,8 @@ const SWEEP_EVERY_MS: u64 = 1000;
 /// and none of its entries has expired, a new delivery is refused ([`GuardError::Full`],
 /// answered 503 `over-capacity` by the layer) rather than forgetting a delivery still within
 /// its window, which would let its replay through. Expired entries are dropped when their key
-/// comes again or when a full shard needs room (at most once a second per shard).
+/// comes again or when a full shard needs room (a scan of the shard, at most once a second
+/// unless the last one freed a sixteenth of it or more).
 ///
 /// Not shared between processes and forgotten on a restart: for several instances use
 /// `PostgresGuard` or `RedisGuard`.
@@ -64,6 +67,8 @@ struct Shard {
     /// No entry expires before this (milliseconds since the epoch); `u64::MAX` when empty.
     next_expiry: u64,
     last_sweep: Option<u64>,
+    /// Entries the last sweep dropped.
+    freed: usize,
 }
 
 /// 16 bytes: the expiry in milliseconds since the guard's epoch, and the reservation's token
@@ -230,9 +235,10 @@ impl Shard {
         let recent = self
             .last_sweep
             .is_some_and(|at| now < at.saturating_add(SWEEP_EVERY_MS));
-        if now < self.next_expiry || recent {
+        if now < self.next_expiry || (recent && self.freed < per_shard / 16) {
             return false;
         }
+        let before = self.map.len();
         let mut next = u64::MAX;
         self.map.retain(|_, e| {
             let live = e.expires > now;
@@ -243,6 +249,7 @@ impl Shard {
         });
         self.next_expiry = next;
         self.last_sweep = Some(now);
+        self.freed = before - self.map.len();
         self.map.len() < per_shard
     }
 }
@@ -365,6 +372,21 @@ mod tests {
             );
         }
         assert_eq!(guard.len(), 4);
+    }
+
+    #[test]
+    fn a_productive_sweep_may_run_again_at_once() {
+        let guard = MemoryGuard::new(32);
+        for round in 0..4u64 {
+            for n in 0..32 {
+                let k = key(round * 100 + n);
+                let Ok(Claim::Reserved(token)) = guard.try_reserve(&k, LEASE) else {
+                    panic!("round {round}, {n}")
+                };
+                guard.try_complete(&k, token, Duration::ZERO);
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
     }
 
     #[test]
