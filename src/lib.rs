@@ -83,6 +83,7 @@ pub mod middleware;
 pub mod problem;
 mod projects;
 mod public_key;
+pub mod replay;
 pub mod scheme;
 mod secret;
 #[cfg(feature = "server")]

@@ -89,6 +89,12 @@ kinds! {
     /// 404: the request names no project the receiver serves.
     UNKNOWN_PROJECT = ("unknown-project", 404, "Unknown webhook project",
         "the request does not name a project this receiver serves");
+    /// 409: another copy of this delivery is being handled; retry after `Retry-After`.
+    DUPLICATE_IN_PROGRESS = ("duplicate-in-progress", 409, "Webhook delivery in progress",
+        "another copy of this delivery is being handled; retry after the time in Retry-After");
+    /// 503: the replay guard's backend cannot be reached; retry after `Retry-After`.
+    REPLAY_GUARD_UNAVAILABLE = ("replay-guard-unavailable", 503, "Duplicate check unavailable",
+        "the receiver cannot check for duplicates now; retry after the time in Retry-After");
     /// 408: the request took longer than the server allows.
     REQUEST_TIMEOUT = ("request-timeout", 408, "Request Timeout",
         "the request took longer than the server allows");

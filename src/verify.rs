@@ -114,6 +114,13 @@ impl Verifier {
         self
     }
 
+    /// How long one signed timestamp is accepted: from the future tolerance before it to the
+    /// past tolerance after it (600 s for most schemes). A delivery remembered this long after
+    /// it first arrived cannot be replayed while its timestamp still passes.
+    pub fn tolerance_window(&self) -> Duration {
+        self.past.saturating_add(self.future)
+    }
+
     /// The scheme.
     pub fn scheme(&self) -> &dyn Scheme {
         &*self.scheme
@@ -210,7 +217,7 @@ impl Verifier {
 
     /// The URL the sender used: the configured public base URL, or `https://` + `Host`, followed
     /// by the path and query as received.
-    fn public_url(&self, request: &Parts) -> Result<String, VerifyError> {
+    pub(crate) fn public_url(&self, request: &Parts) -> Result<String, VerifyError> {
         let path = request.uri.path_and_query().map_or("/", |p| p.as_str());
         if let Some(base) = &self.public_base_url {
             return Ok(format!("{base}{path}"));

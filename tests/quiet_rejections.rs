@@ -149,6 +149,8 @@ fn every_kind_has_its_own_generic_detail() {
             reason: "reset".into(),
         },
         Rejection::UnknownProject { id: None },
+        Rejection::DuplicateInProgress { retry_after: 3 },
+        Rejection::ReplayGuardUnavailable { retry_after: 5 },
     ];
     let kinds: Vec<&str> = rejections.iter().map(Rejection::kind).collect();
     assert_eq!(kinds, Rejection::KINDS);

@@ -14,6 +14,8 @@ use tower_service::Service;
 use super::budget::Reservation;
 use super::layer::Config;
 use super::{Rejection, ResponseBody};
+use crate::projects::ProjectId;
+use crate::replay::{Admission, Admitting, DeliveryKey, Finishing, GuardError, Ticket};
 use crate::verify::{BodyMac, Verifier};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -23,6 +25,9 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 /// 1 MiB uploads where 128 KiB gave 2.8 ms, and costs nothing measurable in the layer bench
 /// (BENCHMARKS.md, "Fairness").
 const MAC_WORK_PER_POLL: usize = 32 * 1024;
+
+/// `Retry-After` of a 503 from the replay guard (full, or its backend down).
+const GUARD_RETRY_AFTER_SECS: u64 = 5;
 
 pin_project! {
     /// Response future of [`WebhookService`](super::WebhookService): reads the body, verifies,
@@ -34,17 +39,20 @@ pin_project! {
         B::Error: Into<BoxError>,
     {
         #[pin]
-        state: State<S, S::Future, B>,
+        state: State<S, S::Future, B, Result<S::Response, S::Error>>,
         config: Arc<Config>,
         // This request's share of the layer's budget for buffered bodies, held until the
         // inner service is done with the body.
         reservation: Option<Reservation>,
+        // The delivery's reservation in the replay guard while the inner service handles it;
+        // dropped with the future (a panic, a cancelled request), it is released.
+        ticket: Option<Ticket>,
     }
 }
 
 pin_project! {
     #[project = StateProj]
-    enum State<S, F, B>
+    enum State<S, F, B, O>
     where
         B: Body,
         B::Error: Into<BoxError>,
@@ -61,9 +69,21 @@ pin_project! {
             // The request's verifier, looked up once when the request arrived.
             verifier: Arc<Verifier>,
         },
+        // Verified; the replay guard is asked whether the delivery is new.
+        Admitting {
+            admitting: Admitting,
+            request: Option<Request<Full<Bytes>>>,
+            inner: Option<S>,
+            verifier: Arc<Verifier>,
+        },
         Calling {
             #[pin]
             future: F,
+        },
+        // The inner service answered; the guard marks the delivery done or releases it.
+        Finishing {
+            finishing: Finishing,
+            outcome: Option<O>,
         },
         Rejected {
             response: Option<Response<Full<Bytes>>>,
@@ -102,6 +122,7 @@ where
             },
             config,
             reservation: Some(reservation),
+            ticket: None,
         }
     }
 
@@ -112,6 +133,7 @@ where
             },
             config,
             reservation: None,
+            ticket: None,
         }
     }
 }
@@ -138,6 +160,7 @@ where
                     verifier,
                 } => {
                     let config = &**this.config;
+                    let verifier_arc = &*verifier;
                     let verifier = &**verifier;
                     // MAC work done in this poll, in bytes times keys: past a slice, the task
                     // yields, so one large forged body cannot hold a worker thread for the
@@ -228,10 +251,45 @@ where
                                     return Poll::Ready(Ok(response.map(ResponseBody::own)));
                                 }
                             }
+                            // Only a verified delivery reaches the replay guard.
+                            let admitting = match &config.replay {
+                                None => None,
+                                Some(replay) => {
+                                    let project =
+                                        parts.extensions.get::<ProjectId>().map(ProjectId::as_str);
+                                    let namespace = replay.namespace_str();
+                                    match DeliveryKey::of_request_in(
+                                        verifier, &parts, &bytes, namespace, project,
+                                    ) {
+                                        Ok(key) => Some(replay.admit(key, verifier)),
+                                        Err(e) => {
+                                            let response =
+                                                config.reject(Some(verifier), Rejection::Verify(e));
+                                            this.reservation.take();
+                                            return Poll::Ready(
+                                                Ok(response.map(ResponseBody::own)),
+                                            );
+                                        }
+                                    }
+                                }
+                            };
                             parts.extensions.insert(verified);
                             let request = Request::from_parts(parts, Full::new(bytes));
-                            let future = inner.call(request);
-                            this.state.set(State::Calling { future });
+                            match admitting {
+                                None => {
+                                    let future = inner.call(request);
+                                    this.state.set(State::Calling { future });
+                                }
+                                Some(admitting) => {
+                                    let verifier = Arc::clone(verifier_arc);
+                                    this.state.set(State::Admitting {
+                                        admitting,
+                                        request: Some(request),
+                                        inner: Some(inner),
+                                        verifier,
+                                    });
+                                }
+                            }
                         }
                         Err(rejection) => {
                             let response = config.reject(Some(verifier), rejection);
@@ -240,10 +298,91 @@ where
                         }
                     }
                 }
-                StateProj::Calling { future } => {
-                    let response = ready!(future.poll(cx))?;
+                StateProj::Admitting {
+                    admitting,
+                    request,
+                    inner,
+                    verifier,
+                } => {
+                    let admission = ready!(Pin::new(admitting).poll(cx));
+                    let config = &**this.config;
+                    let rejection = match admission {
+                        Ok(Admission::Handle(ticket)) => {
+                            let (Some(request), Some(mut inner)) = (request.take(), inner.take())
+                            else {
+                                unreachable!("the admitting state is left once admitted")
+                            };
+                            if !ticket.is_guarded() {
+                                tracing::debug!(
+                                    scheme = verifier.scheme().name(),
+                                    "delivery handled without the duplicate check"
+                                );
+                            }
+                            *this.ticket = Some(ticket);
+                            let future = inner.call(request);
+                            this.state.set(State::Calling { future });
+                            continue;
+                        }
+                        Ok(Admission::Duplicate) => {
+                            tracing::debug!(
+                                scheme = verifier.scheme().name(),
+                                "duplicate delivery answered without calling the handler"
+                            );
+                            this.reservation.take();
+                            let mut response = Response::new(ResponseBody::own(Full::default()));
+                            response.headers_mut().insert(
+                                crate::replay::DUPLICATE_HEADER,
+                                http::HeaderValue::from_static("true"),
+                            );
+                            return Poll::Ready(Ok(response));
+                        }
+                        Ok(Admission::InProgress { retry_after }) => {
+                            Rejection::DuplicateInProgress {
+                                retry_after: retry_after.as_secs().max(1),
+                            }
+                        }
+                        Err(GuardError::Full { max }) => Rejection::ReplayGuardFull {
+                            max,
+                            retry_after: GUARD_RETRY_AFTER_SECS,
+                        },
+                        Err(e) => {
+                            tracing::debug!(error = %e, "replay guard unavailable");
+                            Rejection::ReplayGuardUnavailable {
+                                retry_after: GUARD_RETRY_AFTER_SECS,
+                            }
+                        }
+                    };
                     this.reservation.take();
-                    return Poll::Ready(Ok(response.map(ResponseBody::passed)));
+                    let response = config.reject(Some(verifier), rejection);
+                    return Poll::Ready(Ok(response.map(ResponseBody::own)));
+                }
+                StateProj::Calling { future } => {
+                    let outcome = ready!(future.poll(cx));
+                    let Some(ticket) = this.ticket.take() else {
+                        this.reservation.take();
+                        return Poll::Ready(outcome.map(|r| r.map(ResponseBody::passed)));
+                    };
+                    // Done only when the handler answered 2xx; otherwise the sender's retry
+                    // must be handled.
+                    let finishing = match &outcome {
+                        Ok(response) if response.status().is_success() => ticket.complete(),
+                        _ => ticket.release(),
+                    };
+                    this.state.set(State::Finishing {
+                        finishing,
+                        outcome: Some(outcome),
+                    });
+                }
+                StateProj::Finishing { finishing, outcome } => {
+                    if let Err(e) = ready!(Pin::new(finishing).poll(cx)) {
+                        // The handler's answer stands; the reservation ends with its lease.
+                        tracing::debug!(error = %e, "replay guard could not record the outcome");
+                    }
+                    this.reservation.take();
+                    let outcome = outcome
+                        .take()
+                        .unwrap_or_else(|| unreachable!("polled after completion"));
+                    return Poll::Ready(outcome.map(|r| r.map(ResponseBody::passed)));
                 }
                 StateProj::Rejected { response } => {
                     let response = response

@@ -13,6 +13,7 @@ use super::report::{RejectionReport, DEFAULT_REJECTION_SUMMARY_EVERY};
 use super::{ProjectSelector, Rejection, WebhookService};
 use crate::clock::{Clock, SystemClock};
 use crate::projects::{ProjectId, Projects};
+use crate::replay::ReplayProtection;
 use crate::verify::Verifier;
 
 /// Default body limit: 1 MiB. Most deliveries are a few KiB, but a GitHub push with many
@@ -44,6 +45,7 @@ pub(crate) struct Config {
     pub(crate) detailed_rejections: bool,
     pub(crate) report: RejectionReport,
     pub(crate) budget: Arc<Budget>,
+    pub(crate) replay: Option<ReplayProtection>,
 }
 
 /// Where a request's verifier comes from.
@@ -207,6 +209,7 @@ impl WebhookLayer {
                 detailed_rejections: false,
                 report: RejectionReport::new(DEFAULT_REJECTION_SUMMARY_EVERY),
                 budget: Budget::new(DEFAULT_MAX_BUFFERED_BYTES),
+                replay: None,
             }),
         }
     }
@@ -321,6 +324,37 @@ impl WebhookLayer {
         self
     }
 
+    /// Handles each verified delivery once: after the signature and timestamp verified, the
+    /// delivery's key is reserved in `protection`'s guard before the inner service is called,
+    /// marked done when it answers 2xx and released when it fails (non-2xx, an error, a panic,
+    /// its future dropped). A copy of a delivery already handled is answered 200 with
+    /// `webhook-guard-duplicate: true` without calling the inner service; one arriving while
+    /// another copy is being handled gets 409 `duplicate-in-progress` with `Retry-After`. With
+    /// [`for_projects`](WebhookLayer::for_projects), the project is part of the key. Handshake
+    /// answers (Twitch, Zoom, Discord) are not guarded. See [`crate::replay`]. Default: off.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_guard::middleware::WebhookLayer;
+    /// use webhook_guard::replay::{MemoryGuard, Outage, ReplayProtection};
+    /// use webhook_guard::{scheme::GitHub, Keyring, Secret, Verifier};
+    ///
+    /// let verifier = Verifier::new(GitHub, Keyring::new(Secret::from_bytes("s")?));
+    /// // GitHub signs no timestamp: remember deliveries for three days.
+    /// let protection = ReplayProtection::new(MemoryGuard::new(1_000_000))
+    ///     .retention(Duration::from_secs(72 * 3600))
+    ///     .lease(Duration::from_secs(30))
+    ///     .on_outage(Outage::FailClosed);
+    /// let layer = WebhookLayer::new(verifier).replay_protection(protection);
+    /// # Ok::<(), webhook_guard::SecretError>(())
+    /// ```
+    pub fn replay_protection(mut self, protection: ReplayProtection) -> Self {
+        self.config_mut().replay = Some(protection);
+        self
+    }
+
     fn config_mut(&mut self) -> &mut Config {
         // Builder methods run before the layer is shared; clone the config if it already is.
         if Arc::get_mut(&mut self.config).is_none() {
@@ -332,6 +366,7 @@ impl WebhookLayer {
                 detailed_rejections: self.config.detailed_rejections,
                 report: RejectionReport::new(self.config.report.every()),
                 budget: Budget::new(self.config.budget.max()),
+                replay: self.config.replay.clone(),
             });
         }
         Arc::get_mut(&mut self.config).unwrap_or_else(|| unreachable!("just made unique"))
@@ -358,6 +393,7 @@ impl fmt::Debug for WebhookLayer {
             .field("on_rejection", &self.config.on_rejection.is_some())
             .field("detailed_rejections", &self.config.detailed_rejections)
             .field("max_buffered_bytes", &self.config.budget.max())
+            .field("replay", &self.config.replay)
             .finish()
     }
 }

@@ -13,6 +13,11 @@
 //! | body over the limit | 413 Content Too Large |
 //! | the layer's budget for buffered bodies is in use | 503 Service Unavailable, `Retry-After` |
 //! | body could not be read | 400 Bad Request |
+//! | another copy of the delivery is being handled ([`WebhookLayer::replay_protection`]) | 409 Conflict, `Retry-After` |
+//! | the replay guard is full or its backend down (failing closed) | 503 Service Unavailable, `Retry-After` |
+//!
+//! With [`WebhookLayer::replay_protection`], a delivery already handled is answered 200 with
+//! `webhook-guard-duplicate: true` without calling the inner service ([`crate::replay`]).
 //!
 //! A request whose `Content-Length` exceeds the limit is refused before any of its body is read.
 //! A body without `Content-Length` (chunked) is read until it passes the limit and refused

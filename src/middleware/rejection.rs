@@ -60,6 +60,31 @@ pub enum Rejection {
         /// sender's, of any length).
         id: Option<ProjectId>,
     },
+    /// Another copy of this delivery is being handled now (the replay guard holds its
+    /// reservation): answered 409 with `Retry-After`, so the sender retries after it finished
+    /// or failed.
+    #[error("another copy of this delivery is being handled; retry in {retry_after}s")]
+    DuplicateInProgress {
+        /// Seconds the sender should wait (`Retry-After`).
+        retry_after: u64,
+    },
+    /// The memory replay guard holds its maximum of live entries: answered 503 `over-capacity`
+    /// with `Retry-After` rather than forgetting a delivery still within its window.
+    #[error("the replay guard holds its maximum of {max} live entries; retry in {retry_after}s")]
+    ReplayGuardFull {
+        /// The most entries the guard holds.
+        max: usize,
+        /// Seconds the sender should wait (`Retry-After`).
+        retry_after: u64,
+    },
+    /// The replay guard's backend is unavailable and the layer fails closed
+    /// ([`Outage::FailClosed`](crate::replay::Outage::FailClosed)): answered 503 with
+    /// `Retry-After`.
+    #[error("the replay guard is unavailable; retry in {retry_after}s")]
+    ReplayGuardUnavailable {
+        /// Seconds the sender should wait (`Retry-After`).
+        retry_after: u64,
+    },
 }
 
 /// The specific text of [`Rejection::UnknownProject`].
@@ -72,7 +97,7 @@ fn unknown_project(id: Option<&ProjectId>) -> String {
 
 /// The kinds the layer answers, in the order its rejection counts are kept; their titles,
 /// statuses and generic details are in the crate's one table ([`Kind`]).
-const LAYER_KINDS: [Kind; 12] = [
+const LAYER_KINDS: [Kind; 14] = [
     Kind::MISSING_HEADER,
     Kind::DUPLICATE_HEADER,
     Kind::MALFORMED_HEADER,
@@ -85,6 +110,8 @@ const LAYER_KINDS: [Kind; 12] = [
     Kind::OVER_CAPACITY,
     Kind::BODY_UNREADABLE,
     Kind::UNKNOWN_PROJECT,
+    Kind::DUPLICATE_IN_PROGRESS,
+    Kind::REPLAY_GUARD_UNAVAILABLE,
 ];
 
 /// Every [`Rejection::kind`], in the order of [`LAYER_KINDS`].
@@ -108,8 +135,9 @@ impl Rejection {
     pub const KINDS: &'static [&'static str] = &KINDS;
 
     /// The response status: 400 for malformed requests, 401 for failed authentication, 404 for
-    /// an unknown project, 413 for an oversized body, 500 for a misconfigured scheme, 503 when
-    /// the layer's budget for buffered bodies is in use.
+    /// an unknown project, 409 for a delivery another copy of which is being handled, 413 for an
+    /// oversized body, 500 for a misconfigured scheme, 503 when the layer's budget for buffered
+    /// bodies is in use or the replay guard is full or unavailable.
     pub fn status(&self) -> StatusCode {
         match self {
             Self::Verify(VerifyError::Misconfigured { .. }) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -119,6 +147,10 @@ impl Rejection {
             Self::OverCapacity { .. } => StatusCode::SERVICE_UNAVAILABLE,
             Self::BodyRead { .. } => StatusCode::BAD_REQUEST,
             Self::UnknownProject { .. } => StatusCode::NOT_FOUND,
+            Self::DuplicateInProgress { .. } => StatusCode::CONFLICT,
+            Self::ReplayGuardFull { .. } | Self::ReplayGuardUnavailable { .. } => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -141,6 +173,9 @@ impl Rejection {
             Self::OverCapacity { .. } => "over-capacity",
             Self::BodyRead { .. } => "body-unreadable",
             Self::UnknownProject { .. } => "unknown-project",
+            Self::DuplicateInProgress { .. } => "duplicate-in-progress",
+            Self::ReplayGuardFull { .. } => "over-capacity",
+            Self::ReplayGuardUnavailable { .. } => "replay-guard-unavailable",
         }
     }
 
@@ -183,7 +218,7 @@ impl Rejection {
 
     /// The default response: the status and the [problem document](Rejection::problem) as
     /// `application/problem+json`.
-    /// `503` answers carry `Retry-After`.
+    /// `409` and `503` answers carry `Retry-After`.
     pub fn into_response(self) -> Response<Full<Bytes>> {
         self.respond(&self.problem())
     }
@@ -195,7 +230,11 @@ impl Rejection {
 
     fn respond(&self, problem: &serde_json::Value) -> Response<Full<Bytes>> {
         let mut response = problem_response(self.status(), problem);
-        if let Self::OverCapacity { retry_after, .. } = self {
+        if let Self::OverCapacity { retry_after, .. }
+        | Self::DuplicateInProgress { retry_after }
+        | Self::ReplayGuardFull { retry_after, .. }
+        | Self::ReplayGuardUnavailable { retry_after } = self
+        {
             response
                 .headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*retry_after));

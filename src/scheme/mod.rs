@@ -37,6 +37,7 @@ use crate::error::{SignError, VerifyError};
 
 mod delivery;
 mod headers;
+mod identity;
 mod layout;
 
 mod custom;
@@ -86,6 +87,8 @@ pub(crate) use headers::{
     after_prefix, key_value, malformed, required, same, split_once_byte, value,
 };
 pub use headers::{header, headers, required_header};
+pub(crate) use identity::json_member;
+pub use identity::Identity;
 pub(crate) use layout::{
     answer, laid_out, out_joined, put_signature, put_timestamp, KeyedList, Layout, SignatureHeader,
     TimestampedSignature,
@@ -300,6 +303,18 @@ pub trait Scheme: fmt::Debug + Send + Sync + 'static {
         out(body);
     }
 
+    /// What identifies a verified delivery for [replay protection](crate::replay): an id the
+    /// signature covers, or else [`Identity::Content`], the signed content itself (timestamp
+    /// and URL included where signed). Never an unsigned header or a signature's text.
+    /// Default: the delivery's [id](Delivery::id) when [`parse`](Scheme::parse) set one (set
+    /// only what is signed), else [`Identity::Content`].
+    fn identity<'d>(&self, delivery: &Delivery<'d>) -> Identity<'d> {
+        match delivery.id() {
+            Some(id) => Identity::Id(std::borrow::Cow::Borrowed(id)),
+            None => Identity::Content,
+        }
+    }
+
     /// Writes the headers a sender sends: the signatures (one per live key, in the order
     /// given, each with the algorithm that made it), the timestamp and id where the scheme has
     /// them.
@@ -358,6 +373,9 @@ impl<S: Scheme + ?Sized> Scheme for Box<S> {
     }
     fn signed_content(&self, delivery: &Delivery<'_>, body: &[u8], out: &mut dyn FnMut(&[u8])) {
         (**self).signed_content(delivery, body, out)
+    }
+    fn identity<'d>(&self, delivery: &Delivery<'d>) -> Identity<'d> {
+        (**self).identity(delivery)
     }
     fn signature_headers(
         &self,

@@ -9,7 +9,7 @@
 
 use http::header::HeaderName;
 
-use super::{laid_out, KeyedList, Scheme};
+use super::{json_member, laid_out, Delivery, Identity, KeyedList, Scheme};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("paddle-signature");
 const LAYOUT: KeyedList = KeyedList {
@@ -44,6 +44,12 @@ impl Scheme for Paddle {
 
     fn name(&self) -> &'static str {
         "paddle"
+    }
+
+    /// Paddle's `event_id` in the signed body, kept across retries; the signed content when
+    /// the body has none.
+    fn identity<'d>(&self, delivery: &Delivery<'d>) -> Identity<'d> {
+        json_member(delivery.body(), "event_id").map_or(Identity::Content, Identity::Id)
     }
 
     laid_out!(LAYOUT);

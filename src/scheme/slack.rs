@@ -6,7 +6,7 @@
 
 use http::header::HeaderName;
 
-use super::{laid_out, Scheme, TimestampedSignature};
+use super::{json_member, laid_out, Delivery, Identity, Scheme, TimestampedSignature};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("x-slack-signature");
 const TIMESTAMP: HeaderName = HeaderName::from_static("x-slack-request-timestamp");
@@ -36,6 +36,12 @@ impl Scheme for Slack {
 
     fn name(&self) -> &'static str {
         "slack"
+    }
+
+    /// The Events API's `event_id` in the signed body, which Slack keeps when it retries with
+    /// a new timestamp; the signed content (timestamp included) for other payloads.
+    fn identity<'d>(&self, delivery: &Delivery<'d>) -> Identity<'d> {
+        json_member(delivery.body(), "event_id").map_or(Identity::Content, Identity::Id)
     }
 
     laid_out!(LAYOUT);

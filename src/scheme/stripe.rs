@@ -9,7 +9,7 @@
 
 use http::header::HeaderName;
 
-use super::{laid_out, KeyedList, Scheme};
+use super::{json_member, laid_out, Delivery, Identity, KeyedList, Scheme};
 use crate::secret::{Secret, SecretError};
 
 const SIGNATURE: HeaderName = HeaderName::from_static("stripe-signature");
@@ -61,6 +61,12 @@ impl Scheme for Stripe {
 
     fn name(&self) -> &'static str {
         "stripe"
+    }
+
+    /// Stripe's event `id` (`evt_…`) in the signed body, which Stripe keeps when it retries
+    /// with a new `t`; the signed content when the body has none.
+    fn identity<'d>(&self, delivery: &Delivery<'d>) -> Identity<'d> {
+        json_member(delivery.body(), "id").map_or(Identity::Content, Identity::Id)
     }
 
     laid_out!(LAYOUT);

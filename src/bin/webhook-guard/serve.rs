@@ -17,6 +17,9 @@ use webhook_guard::admin::{router, Admin, NewIntegrator};
 use webhook_guard::gateway::{marked_rejection, AccessLog, Gateway};
 use webhook_guard::metrics::Metrics;
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
+use webhook_guard::replay::{
+    MemoryGuard, Outage, PostgresGuard, RedisGuard, ReplayProtection, DEFAULT_MAX_ENTRIES,
+};
 use webhook_guard::server::{serve, Limits};
 use webhook_guard::store::crypt::{CryptError, MasterKeyId, MasterKeys, Sealer};
 use webhook_guard::store::{AuditRetention, SqliteStore, Store, StoreError};
@@ -345,6 +348,80 @@ pub struct ServeArgs {
     pub failed_login_burst: u32,
     #[command(flatten)]
     pub gateway: crate::gateway::GatewayArgs,
+    #[command(flatten)]
+    pub replay: ReplayArgs,
+}
+
+/// Where handled deliveries are remembered, so each is handled once (README, "Replays and
+/// duplicates").
+#[derive(Debug, clap::Args)]
+pub struct ReplayArgs {
+    /// Where handled deliveries are remembered: memory (this process; forgotten on restart),
+    /// postgres or redis (shared by every instance).
+    #[arg(long, value_enum, default_value = "memory")]
+    pub replay: ReplayBackend,
+    /// The Redis server of `--replay redis`.
+    #[arg(long, value_name = "URL", default_value = "redis://127.0.0.1:6379/")]
+    pub redis_url: String,
+    /// The PostgreSQL database of `--replay postgres` (a connection string or a URL).
+    #[arg(
+        long,
+        value_name = "CONNINFO",
+        default_value = "host=127.0.0.1 user=postgres dbname=postgres"
+    )]
+    pub replay_postgres_url: String,
+    /// Most deliveries `--replay memory` remembers; new ones are refused (503) beyond it.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ENTRIES,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
+    pub replay_max_entries: usize,
+    /// Seconds a handled delivery is remembered. Default: the scheme's tolerance window plus
+    /// a minute; longer (days) for schemes that sign no timestamp (GitHub, Shopify).
+    #[arg(long, value_name = "SECS", value_parser = clap::value_parser!(u64).range(1..))]
+    pub replay_retention_secs: Option<u64>,
+    /// Seconds a delivery being handled stays reserved if its handler never finishes.
+    #[arg(long, value_name = "SECS", default_value_t = 60,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub replay_lease_secs: u64,
+    /// While the replay backend is down, handle deliveries without the duplicate check
+    /// instead of answering 503.
+    #[arg(long)]
+    pub replay_fail_open: bool,
+}
+
+/// `--replay`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReplayBackend {
+    Memory,
+    Postgres,
+    Redis,
+}
+
+impl ReplayArgs {
+    /// The replay protection the flags ask for; within the runtime.
+    pub async fn protection(&self) -> Result<ReplayProtection, String> {
+        let protection = match self.replay {
+            ReplayBackend::Memory => {
+                ReplayProtection::new(MemoryGuard::new(self.replay_max_entries))
+            }
+            ReplayBackend::Redis => ReplayProtection::new(
+                RedisGuard::open(&self.redis_url).map_err(|e| format!("--redis-url: {e}"))?,
+            ),
+            ReplayBackend::Postgres => ReplayProtection::new(
+                PostgresGuard::connect(&self.replay_postgres_url)
+                    .await
+                    .map_err(|e| format!("--replay-postgres-url: {e}"))?,
+            ),
+        };
+        let protection = protection.lease(Duration::from_secs(self.replay_lease_secs));
+        let protection = match self.replay_retention_secs {
+            Some(secs) => protection.retention(Duration::from_secs(secs)),
+            None => protection,
+        };
+        Ok(match self.replay_fail_open {
+            true => protection.on_outage(Outage::FailOpen),
+            false => protection,
+        })
+    }
 }
 
 impl ServeArgs {
@@ -414,6 +491,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             .local_addr()
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let base = format!("http://{local}");
+        let replay = args.replay.protection().await?;
         if empty && args.bootstrap {
             let integrator = admin.create_integrator().map_err(|e| e.to_string())?;
             print_bootstrap(&admin, &integrator, &base, &args.store)?;
@@ -456,7 +534,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
                 }
             }
         });
-        let served = serve(listener, app(admin.clone(), gateway, Metrics::new()), limits, shutdown())
+        let app = app(admin.clone(), gateway, Metrics::new(), Some(replay));
+        let served = serve(listener, app, limits, shutdown())
             .await
             .map_err(|e| format!("server error: {e}"));
         if let Err(e) = admin.flush_last_uses() {
@@ -467,25 +546,34 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// The admin API, the verifying webhook route (forwarding to each project's upstream), the
-/// web console at `/console` and the metrics at `/metrics`.
-pub fn app(admin: Admin, gateway: Gateway, metrics: Metrics) -> Router {
+/// The admin API, the verifying webhook route (each delivery handled once when `replay` is
+/// given, then forwarded to its project's upstream), the web console at `/console` and the
+/// metrics at `/metrics`.
+pub fn app(
+    admin: Admin,
+    gateway: Gateway,
+    metrics: Metrics,
+    replay: Option<ReplayProtection>,
+) -> Router {
     let deliveries = crate::gateway::Deliveries {
         admin: admin.clone(),
         gateway,
+    };
+    let layer = WebhookLayer::for_projects(
+        admin.projects().clone(),
+        ProjectSelector::path_after("/webhooks/"),
+    )
+    .on_rejection(marked_rejection);
+    let layer = match replay {
+        Some(replay) => layer.replay_protection(replay),
+        None => layer,
     };
     let webhooks = Router::new()
         .route(
             "/webhooks/{project_id}",
             post(|state, request| crate::gateway::delivered(state, request, received)),
         )
-        .route_layer(
-            WebhookLayer::for_projects(
-                admin.projects().clone(),
-                ProjectSelector::path_after("/webhooks/"),
-            )
-            .on_rejection(marked_rejection),
-        )
+        .route_layer(layer)
         .layer(axum::middleware::from_fn_with_state(
             AccessLog::new().metrics(metrics.clone()),
             crate::gateway::observe,

@@ -1,0 +1,893 @@
+//! Replay and duplicate protection: each verified delivery is handled once, however often it
+//! is sent.
+//!
+//! Senders retry until they see a 2xx, so the same delivery arrives more than once, and an
+//! attacker who captured one can send it again within its timestamp's tolerance. A
+//! [`ReplayGuard`] remembers the deliveries already handled, as an idempotency record:
+//!
+//! 1. only after the signature and the timestamp verified (a forged delivery never touches the
+//!    guard), the delivery's [`DeliveryKey`] is **reserved** (`processing`, for a lease of
+//!    [`DEFAULT_LEASE`], 60 s, unless set with [`ReplayProtection::lease`]);
+//! 2. the handler runs; when it answers 2xx the key becomes **done** and is kept for the
+//!    retention window ([`ReplayProtection::retention`]; by default the verifier's whole
+//!    tolerance window, both ways, plus [`RETENTION_MARGIN`]: after that, the timestamp check
+//!    refuses the delivery anyway);
+//! 3. when it fails (non-2xx, an error, a panic, or its future dropped), the reservation is
+//!    released at once, so the sender's retry is handled. A holder that died without releasing
+//!    (a killed process) gives the key up when its lease ends.
+//!
+//! Through the [Tower layer](crate::middleware::WebhookLayer::replay_protection):
+//!
+//! | the key is | answer |
+//! |---|---|
+//! | new, or released, or its lease ended | the handler is called |
+//! | `done` | 200, empty body, `webhook-guard-duplicate: true`; the handler is not called |
+//! | `processing` (another copy is being handled) | 409 problem+json `duplicate-in-progress`, `Retry-After` |
+//! | the memory guard is full | 503 problem+json `over-capacity`, `Retry-After` |
+//! | the backend is down, [`Outage::FailClosed`] (default) | 503 problem+json `replay-guard-unavailable`, `Retry-After` |
+//! | the backend is down, [`Outage::FailOpen`] | the handler is called, unguarded |
+//!
+//! The layer's inner service is what "handled" means: put the layer around the handler
+//! (`route_layer`, actix's `WebhookGuard`). The axum and actix *extractors* run the layer around
+//! the extraction, so there a delivery is marked done once extracted, before the handler runs,
+//! and a failing handler does not give it back.
+//!
+//! Going from available to unavailable and back is logged once each way (`warn`), not per
+//! request. Library callers do the same with [`DeliveryKey::of`] and [`ReplayProtection::admit`].
+//!
+//! # What identifies a delivery
+//!
+//! The key is a SHA-256 over the layer's namespace ([`ReplayProtection::namespace`]), the
+//! project (with [`WebhookLayer::for_projects`](crate::middleware::WebhookLayer::for_projects)),
+//! the scheme's name, and the delivery's [`Identity`]: the id the sender **signed**, or where a
+//! scheme signs none, exactly the signed content (timestamp and URL included where signed). It
+//! is never made of the signature's text (ECDSA signatures are malleable, base64 padding is
+//! lenient, during a rotation a header carries several), of an unsigned header, or of the body
+//! alone when a timestamp is signed.
+//!
+//! | scheme | the delivery is identified by |
+//! |---|---|
+//! | Standard Webhooks | `webhook-id` (signed) |
+//! | Stripe | the event `id` in the signed body; else `{t}.{body}` |
+//! | GitHub | the body (nothing else is signed; `X-GitHub-Delivery` is not) |
+//! | Slack | the Events API `event_id` in the signed body; else `v0:{timestamp}:{body}` |
+//! | Shopify | the body (`X-Shopify-Webhook-Id` is not signed) |
+//! | Square | `{url}{body}` |
+//! | Twilio | `{url}{sorted form parameters}` |
+//! | Zoom | `v0:{timestamp}:{body}` |
+//! | Linear | the body, `webhookTimestamp` in it (`Linear-Delivery` is not signed) |
+//! | Dropbox | the body |
+//! | Paddle | `event_id` in the signed body; else `{ts}:{body}` |
+//! | Twitch | `Twitch-Eventsub-Message-Id` (signed) |
+//! | Discord | `{timestamp}{body}` |
+//! | SendGrid | `{timestamp}{body}` (never the ECDSA signature) |
+//! | PayPal | `PAYPAL-TRANSMISSION-ID` (signed) |
+//! | Custom | `{id}` when the template signs it; else the template's signed content |
+//!
+//! Where the key is the signed content and the sender signs each retry with a new timestamp
+//! (Zoom, Discord, SendGrid), a retry is a new delivery to the guard: deduplicate those by the
+//! event ids inside the body in the handler. Where nothing but the body is signed (GitHub,
+//! Shopify, Dropbox), there is no timestamp to stop an old delivery: keep the retention long
+//! (`retention(Duration::from_secs(72 * 3600))`).
+//!
+//! # Backends
+//!
+//! | guard | feature | shared by instances | on a restart |
+//! |---|---|---|---|
+//! | [`MemoryGuard`]: sharded, expiring, at most a set number of entries | none | no | forgets |
+//! | `PostgresGuard`: `INSERT … ON CONFLICT` with an expiry, periodic clean-up | `postgres` | yes | keeps |
+//! | `RedisGuard`: `SET NX PX`, a token-checked release | `redis` | yes | as Redis persists |
+//!
+//! # Examples
+//!
+//! ```
+//! use bytes::Bytes;
+//! use http::{Request, Response, StatusCode};
+//! use http_body_util::Full;
+//! use tower::{service_fn, Layer, ServiceExt};
+//! use webhook_guard::middleware::WebhookLayer;
+//! use webhook_guard::replay::{MemoryGuard, ReplayProtection};
+//! use webhook_guard::{scheme::StandardWebhooks, Keyring, Secret, Signer, Verifier};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = Secret::from_bytes("It's a Secret to Everybody")?;
+//! let verifier = Verifier::new(StandardWebhooks, Keyring::new(secret.clone()));
+//! let layer = WebhookLayer::new(verifier)
+//!     .replay_protection(ReplayProtection::new(MemoryGuard::new(100_000)));
+//! let service = layer.layer(service_fn(|_: Request<Full<Bytes>>| async {
+//!     Ok::<_, std::convert::Infallible>(Response::new(Full::new(Bytes::from("handled"))))
+//! }));
+//!
+//! let headers = Signer::new(StandardWebhooks, secret).sign(b"{}")?;
+//! let send = || {
+//!     let mut request = Request::post("/").body(Full::new(Bytes::from("{}"))).unwrap();
+//!     *request.headers_mut() = headers.clone();
+//!     request
+//! };
+//! let first = service.clone().oneshot(send()).await?;
+//! assert_eq!(first.status(), StatusCode::OK);
+//! assert!(first.headers().get("webhook-guard-duplicate").is_none());
+//!
+//! let again = service.oneshot(send()).await?;
+//! assert_eq!(again.status(), StatusCode::OK);
+//! assert_eq!(again.headers()["webhook-guard-duplicate"], "true");
+//! # Ok(())
+//! # }
+//! ```
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::request::Parts;
+use http::HeaderMap;
+use sha2::{Digest, Sha256};
+
+use crate::error::VerifyError;
+use crate::scheme::{Delivery, Identity, Scheme};
+use crate::verify::Verifier;
+
+mod memory;
+#[cfg(feature = "postgres")]
+mod postgres;
+#[cfg(feature = "redis")]
+mod redis;
+
+pub use memory::{MemoryGuard, DEFAULT_MAX_ENTRIES};
+#[cfg(feature = "postgres")]
+#[cfg_attr(docsrs, doc(cfg(feature = "postgres")))]
+pub use postgres::{PostgresGuard, DEFAULT_CLEAN_UP_EVERY};
+#[cfg(feature = "redis")]
+#[cfg_attr(docsrs, doc(cfg(feature = "redis")))]
+pub use redis::{RedisGuard, DEFAULT_REDIS_PREFIX};
+
+/// Default for [`ReplayProtection::lease`]: a reservation whose holder neither finished nor
+/// released it is given up after 60 s.
+pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
+
+/// Added to the verifier's tolerance window for the default retention
+/// ([`ReplayProtection::retention`]): 60 s, for clocks that drift.
+pub const RETENTION_MARGIN: Duration = Duration::from_secs(60);
+
+/// The header on the 200 answered for a delivery already handled.
+pub const DUPLICATE_HEADER: &str = "webhook-guard-duplicate";
+
+/// What identifies a verified delivery in a [`ReplayGuard`]: a SHA-256 over the namespace, the
+/// project, the scheme and the delivery's [`Identity`] (see the [module docs](self)).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DeliveryKey([u8; 32]);
+
+impl DeliveryKey {
+    /// The key of a delivery that [`Verifier::verify`] (or `verify_at`, `verify_url_at`)
+    /// accepted: `url` is the URL the sender signed, for schemes that sign it, and `namespace`
+    /// keeps apart receivers sharing a guard (a project id, say).
+    ///
+    /// Compute it only after the delivery verified: the key says nothing about whether it is
+    /// genuine.
+    ///
+    /// # Errors
+    ///
+    /// The [`VerifyError`] parsing the headers gives, as verifying them did.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::replay::DeliveryKey;
+    /// use webhook_guard::{scheme::StandardWebhooks, Keyring, Secret, Signer, Verifier};
+    ///
+    /// let secret = Secret::from_bytes("s")?;
+    /// let verifier = Verifier::new(StandardWebhooks, Keyring::new(secret.clone()));
+    /// let signer = Signer::new(StandardWebhooks, secret);
+    /// let first = signer.sign_at(b"{}", "msg_1", chrono::Utc::now())?;
+    /// verifier.verify(&first, b"{}")?;
+    /// // The sender's retry: the same id, signed again later.
+    /// let later = chrono::Utc::now() + chrono::Duration::seconds(30);
+    /// let retry = signer.sign_at(b"{}", "msg_1", later)?;
+    /// assert_eq!(
+    ///     DeliveryKey::of(&verifier, &first, None, b"{}", "prj_1")?,
+    ///     DeliveryKey::of(&verifier, &retry, None, b"{}", "prj_1")?,
+    /// );
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn of(
+        verifier: &Verifier,
+        headers: &HeaderMap,
+        url: Option<&str>,
+        body: &[u8],
+        namespace: &str,
+    ) -> Result<Self, VerifyError> {
+        Self::derive(verifier, headers, url, body, namespace, None)
+    }
+
+    /// The key of a request that [`Verifier::verify_request`] accepted, the URL found as it
+    /// finds it.
+    ///
+    /// # Errors
+    ///
+    /// As for [`of`](DeliveryKey::of), and [`VerifyError::UrlRequired`] as for
+    /// `verify_request`.
+    pub fn of_request(
+        verifier: &Verifier,
+        request: &Parts,
+        body: &[u8],
+        namespace: &str,
+    ) -> Result<Self, VerifyError> {
+        Self::of_request_in(verifier, request, body, namespace, None)
+    }
+
+    pub(crate) fn of_request_in(
+        verifier: &Verifier,
+        request: &Parts,
+        body: &[u8],
+        namespace: &str,
+        project: Option<&str>,
+    ) -> Result<Self, VerifyError> {
+        let url = match verifier.scheme().uses_url() {
+            true => Some(verifier.public_url(request)?),
+            false => None,
+        };
+        let headers = &request.headers;
+        Self::derive(verifier, headers, url.as_deref(), body, namespace, project)
+    }
+
+    fn derive(
+        verifier: &Verifier,
+        headers: &HeaderMap,
+        url: Option<&str>,
+        body: &[u8],
+        namespace: &str,
+        project: Option<&str>,
+    ) -> Result<Self, VerifyError> {
+        let scheme = verifier.scheme();
+        let mut delivery = Delivery::new();
+        delivery.set_request(url, body);
+        scheme.parse(headers, &mut delivery)?;
+        Ok(Self::hash(namespace, project, scheme, &delivery, body))
+    }
+
+    /// Every field but the last is prefixed with its length (LEB128), so no two inputs share a
+    /// key; a signed id of up to 30-odd bytes makes the whole input one SHA-256 block.
+    fn hash(
+        namespace: &str,
+        project: Option<&str>,
+        scheme: &dyn Scheme,
+        delivery: &Delivery<'_>,
+        body: &[u8],
+    ) -> Self {
+        let mut hash = Sha256::new();
+        let mut field = |bytes: &[u8]| {
+            let mut len = bytes.len();
+            let mut prefix = arrayvec::ArrayVec::<u8, 10>::new();
+            loop {
+                let low = (len & 0x7f) as u8;
+                len >>= 7;
+                if len == 0 {
+                    prefix.push(low);
+                    break;
+                }
+                prefix.push(low | 0x80);
+            }
+            hash.update(&prefix);
+            hash.update(bytes);
+        };
+        field(b"wg1");
+        field(namespace.as_bytes());
+        match project {
+            Some(project) => field(project.as_bytes()),
+            // No project id is empty (`ProjectId` refuses it): "none" cannot be confused.
+            None => field(b""),
+        }
+        field(scheme.name().as_bytes());
+        match scheme.identity(delivery) {
+            Identity::Id(id) => {
+                field(b"i");
+                hash.update(id.as_bytes());
+            }
+            Identity::Content => {
+                field(b"c");
+                scheme.signed_content(delivery, body, &mut |part| hash.update(part));
+            }
+        }
+        Self(hash.finalize().into())
+    }
+
+    /// A key made of these 32 bytes, as [`as_bytes`](DeliveryKey::as_bytes) gave them (a guard
+    /// reading its own records back).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Self(bytes)
+    }
+
+    /// The key's 32 bytes.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+
+    /// The key in lowercase hex, 64 characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The key's first 16 bytes as a number, for a guard that keeps 128 bits.
+    pub(crate) fn prefix(&self) -> u128 {
+        let mut first = [0u8; 16];
+        first.copy_from_slice(&self.0[..16]);
+        u128::from_le_bytes(first)
+    }
+}
+
+impl fmt::Debug for DeliveryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "DeliveryKey({})", hex::encode(&self.0[..8]))
+    }
+}
+
+/// Names one reservation, so only its holder releases it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Token(u128);
+
+impl Token {
+    /// A random token, for guards shared by several processes.
+    pub fn random() -> Self {
+        let mut bytes = [0u8; 16];
+        // An all-zero token only weakens the release check, which the lease backs up.
+        let _ = getrandom::fill(&mut bytes);
+        Self(u128::from_le_bytes(bytes))
+    }
+
+    /// The token with this value.
+    pub fn from_u128(value: u128) -> Self {
+        Self(value)
+    }
+
+    /// Its value.
+    pub fn as_u128(&self) -> u128 {
+        self.0
+    }
+}
+
+/// What [`ReplayGuard::reserve`] found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Claim {
+    /// The key was free and is now reserved under this token: handle the delivery.
+    Reserved(Token),
+    /// The delivery was handled already.
+    Done,
+    /// Another copy holds the reservation; its lease ends in about `retry_after`.
+    InProgress {
+        /// Until the lease ends, at most.
+        retry_after: Duration,
+    },
+}
+
+/// Why a [`ReplayGuard`] could not answer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum GuardError {
+    /// The guard holds as many entries as it may, none of them expired: new deliveries are
+    /// refused rather than forgetting deliveries still within their window.
+    #[error("the replay guard holds its maximum of {max} live entries")]
+    Full {
+        /// The most entries it holds.
+        max: usize,
+    },
+    /// The backend did not answer (connection refused or lost, timed out, an error reply).
+    #[error("the {backend} replay guard is unavailable: {reason}")]
+    Unavailable {
+        /// `"postgres"`, `"redis"`, ...
+        backend: &'static str,
+        /// The backend's error, for logs.
+        reason: String,
+    },
+}
+
+type BoxedGuardFuture<T> = Pin<Box<dyn Future<Output = Result<T, GuardError>> + Send + 'static>>;
+
+/// The answer of a [`ReplayGuard`] call: ready at once (the memory guard: no allocation) or a
+/// boxed future (a network round trip).
+#[must_use = "futures do nothing unless polled"]
+pub struct GuardFuture<T>(Inner<T>);
+
+enum Inner<T> {
+    Ready(Option<Result<T, GuardError>>),
+    Boxed(BoxedGuardFuture<T>),
+}
+
+impl<T> GuardFuture<T> {
+    /// An answer known now.
+    pub fn ready(result: Result<T, GuardError>) -> Self {
+        Self(Inner::Ready(Some(result)))
+    }
+
+    /// An answer `future` will give.
+    pub fn new<F>(future: F) -> Self
+    where
+        F: Future<Output = Result<T, GuardError>> + Send + 'static,
+    {
+        Self(Inner::Boxed(Box::pin(future)))
+    }
+}
+
+impl<T: Unpin> Future for GuardFuture<T> {
+    type Output = Result<T, GuardError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match &mut self.get_mut().0 {
+            Inner::Ready(result) => Poll::Ready(
+                result
+                    .take()
+                    .unwrap_or_else(|| unreachable!("polled after completion")),
+            ),
+            Inner::Boxed(future) => future.as_mut().poll(cx),
+        }
+    }
+}
+
+impl<T> fmt::Debug for GuardFuture<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let state = match &self.0 {
+            Inner::Ready(_) => "ready",
+            Inner::Boxed(_) => "pending",
+        };
+        f.debug_tuple("GuardFuture").field(&state).finish()
+    }
+}
+
+/// Remembers which deliveries were handled: reserve a key before handling, mark it done after,
+/// release it when handling failed. Implemented by [`MemoryGuard`], `PostgresGuard` and
+/// `RedisGuard`; see the [module docs](self).
+pub trait ReplayGuard: fmt::Debug + Send + Sync + 'static {
+    /// Reserves `key` for `lease` unless it is reserved or done: one atomic check-and-set.
+    fn reserve(&self, key: &DeliveryKey, lease: Duration) -> GuardFuture<Claim>;
+
+    /// Marks `key` done, kept for `retention`: the delivery was handled.
+    fn complete(&self, key: &DeliveryKey, token: Token, retention: Duration) -> GuardFuture<()>;
+
+    /// Gives up the reservation `token` holds on `key`, so a retry is handled; a reservation
+    /// another holder took since (after the lease ended) is left alone.
+    fn release(&self, key: &DeliveryKey, token: Token) -> GuardFuture<()>;
+
+    /// Releases without waiting, from a destructor (a handler's future dropped or panicked).
+    /// Default: nothing, and the reservation ends with its lease.
+    fn abandon(&self, key: &DeliveryKey, token: Token) {
+        let _ = (key, token);
+    }
+
+    /// A short name for logs: `"memory"`, `"postgres"`, `"redis"`.
+    fn name(&self) -> &'static str;
+}
+
+/// What to do with a verified delivery while the guard's backend is unavailable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Outage {
+    /// Refuse it with 503 and `Retry-After`: the sender retries later, and nothing is handled
+    /// twice. The default.
+    #[default]
+    FailClosed,
+    /// Handle it without the duplicate check: nothing is refused, but a copy may be handled
+    /// twice while the backend is down.
+    FailOpen,
+}
+
+/// Replay protection settings around a [`ReplayGuard`]: lease, retention, namespace and the
+/// outage policy. For [`WebhookLayer::replay_protection`](crate::middleware::WebhookLayer::replay_protection),
+/// or called directly with [`admit`](ReplayProtection::admit). Cloning is cheap; clones share
+/// the guard.
+#[derive(Clone)]
+pub struct ReplayProtection {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    guard: Arc<dyn ReplayGuard>,
+    lease: Duration,
+    retention: Option<Duration>,
+    outage: Outage,
+    namespace: String,
+    /// Whether the last call reached the backend, to log each change once.
+    available: AtomicBool,
+}
+
+impl ReplayProtection {
+    /// Protection with `guard`, a lease of [`DEFAULT_LEASE`], the default retention, no
+    /// namespace and [`Outage::FailClosed`].
+    pub fn new(guard: impl ReplayGuard) -> Self {
+        Self::shared(Arc::new(guard))
+    }
+
+    /// As [`new`](ReplayProtection::new), with a guard already shared.
+    pub fn shared(guard: Arc<dyn ReplayGuard>) -> Self {
+        Self {
+            shared: Arc::new(Shared {
+                guard,
+                lease: DEFAULT_LEASE,
+                retention: None,
+                outage: Outage::FailClosed,
+                namespace: String::new(),
+                available: AtomicBool::new(true),
+            }),
+        }
+    }
+
+    /// How long a reservation lasts when its holder neither finishes nor releases it (a killed
+    /// process): a copy arriving after that is handled. Longer than the slowest handler.
+    /// Default: [`DEFAULT_LEASE`] (60 s).
+    pub fn lease(mut self, lease: Duration) -> Self {
+        self.edit(|s| s.lease = lease);
+        self
+    }
+
+    /// How long a handled delivery is remembered. Default: the verifier's
+    /// [tolerance window](Verifier::tolerance_window) (past and future, 600 s for most schemes)
+    /// plus [`RETENTION_MARGIN`]. Set it longer (days) for schemes that sign no timestamp.
+    pub fn retention(mut self, retention: Duration) -> Self {
+        self.edit(|s| s.retention = Some(retention));
+        self
+    }
+
+    /// What to do while the backend is unavailable. Default: [`Outage::FailClosed`].
+    pub fn on_outage(mut self, outage: Outage) -> Self {
+        self.edit(|s| s.outage = outage);
+        self
+    }
+
+    /// Keeps this receiver's deliveries apart from others sharing the same backend (another
+    /// service, another environment). The project a request names is added to it. Default:
+    /// empty.
+    pub fn namespace(mut self, namespace: impl Into<String>) -> Self {
+        let namespace = namespace.into();
+        self.edit(|s| s.namespace = namespace);
+        self
+    }
+
+    fn edit(&mut self, change: impl FnOnce(&mut Shared)) {
+        if Arc::get_mut(&mut self.shared).is_none() {
+            let s = &self.shared;
+            self.shared = Arc::new(Shared {
+                guard: Arc::clone(&s.guard),
+                lease: s.lease,
+                retention: s.retention,
+                outage: s.outage,
+                namespace: s.namespace.clone(),
+                available: AtomicBool::new(s.available.load(Ordering::Relaxed)),
+            });
+        }
+        if let Some(shared) = Arc::get_mut(&mut self.shared) {
+            change(shared);
+        }
+    }
+
+    /// The namespace.
+    pub fn namespace_str(&self) -> &str {
+        &self.shared.namespace
+    }
+
+    /// The guard.
+    pub fn guard(&self) -> &dyn ReplayGuard {
+        &*self.shared.guard
+    }
+
+    /// How long a delivery verified by `verifier` is remembered once handled.
+    pub fn retention_for(&self, verifier: &Verifier) -> Duration {
+        self.shared
+            .retention
+            .unwrap_or_else(|| verifier.tolerance_window().saturating_add(RETENTION_MARGIN))
+    }
+
+    /// Reserves `key`, a delivery `verifier` accepted, before handling it. With
+    /// [`Admission::Handle`], handle the delivery, then [`Ticket::complete`] on success or
+    /// [`Ticket::release`] on failure (dropping the ticket releases too).
+    ///
+    /// # Errors
+    ///
+    /// [`GuardError::Full`]; [`GuardError::Unavailable`] under [`Outage::FailClosed`] (under
+    /// [`Outage::FailOpen`] an unguarded [`Admission::Handle`] instead).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::replay::{Admission, DeliveryKey, MemoryGuard, ReplayProtection};
+    /// use webhook_guard::{scheme::StandardWebhooks, Keyring, Secret, Signer, Verifier};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let secret = Secret::from_bytes("s")?;
+    /// let verifier = Verifier::new(StandardWebhooks, Keyring::new(secret.clone()));
+    /// let protection = ReplayProtection::new(MemoryGuard::new(1000));
+    /// let headers = Signer::new(StandardWebhooks, secret).sign(b"{}")?;
+    ///
+    /// for expected_first in [true, false] {
+    ///     verifier.verify(&headers, b"{}")?;
+    ///     let key = DeliveryKey::of(&verifier, &headers, None, b"{}", "")?;
+    ///     match protection.admit(key, &verifier).await? {
+    ///         Admission::Handle(ticket) => {
+    ///             assert!(expected_first);
+    ///             // ... handle it, then:
+    ///             ticket.complete().await?;
+    ///         }
+    ///         Admission::Duplicate => assert!(!expected_first),
+    ///         other => panic!("{other:?}"),
+    ///     }
+    /// }
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn admit(&self, key: DeliveryKey, verifier: &Verifier) -> Admitting {
+        let shared = &self.shared;
+        Admitting {
+            future: shared.guard.reserve(&key, shared.lease),
+            shared: Arc::clone(shared),
+            key,
+            retention: self.retention_for(verifier),
+        }
+    }
+}
+
+impl Shared {
+    /// Logs a change between reachable and unreachable, once each way.
+    fn observe<T>(&self, result: &Result<T, GuardError>) {
+        let backend = self.guard.name();
+        match result {
+            Err(GuardError::Unavailable { reason, .. }) => {
+                if self.available.swap(false, Ordering::Relaxed) {
+                    let policy = match self.outage {
+                        Outage::FailClosed => "failing closed: verified deliveries are answered 503 until it is back",
+                        Outage::FailOpen => "failing open: verified deliveries are handled without the duplicate check until it is back",
+                    };
+                    tracing::warn!(backend, reason = %reason, "replay guard unavailable; {policy}");
+                }
+            }
+            _ => {
+                if !self.available.load(Ordering::Relaxed)
+                    && !self.available.swap(true, Ordering::Relaxed)
+                {
+                    tracing::warn!(backend, "replay guard available again");
+                }
+            }
+        }
+    }
+}
+
+impl fmt::Debug for ReplayProtection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let s = &self.shared;
+        f.debug_struct("ReplayProtection")
+            .field("guard", &s.guard)
+            .field("lease", &s.lease)
+            .field("retention", &s.retention)
+            .field("outage", &s.outage)
+            .field("namespace", &s.namespace)
+            .finish()
+    }
+}
+
+/// What [`ReplayProtection::admit`] decided.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Admission {
+    /// Handle the delivery, then complete or release the ticket.
+    Handle(Ticket),
+    /// It was handled already: answer success without handling it again.
+    Duplicate,
+    /// Another copy is being handled: ask the sender to retry after `retry_after`.
+    InProgress {
+        /// About when the other copy's lease ends.
+        retry_after: Duration,
+    },
+}
+
+/// The future [`ReplayProtection::admit`] returns.
+#[must_use = "futures do nothing unless polled"]
+pub struct Admitting {
+    future: GuardFuture<Claim>,
+    shared: Arc<Shared>,
+    key: DeliveryKey,
+    retention: Duration,
+}
+
+impl fmt::Debug for Admitting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Admitting")
+            .field("key", &self.key)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for Admitting {
+    type Output = Result<Admission, GuardError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = std::task::ready!(Pin::new(&mut self.future).poll(cx));
+        let shared = &self.shared;
+        shared.observe(&result);
+        let ticket = |token| Ticket {
+            shared: Arc::clone(shared),
+            key: self.key,
+            token,
+            retention: self.retention,
+        };
+        Poll::Ready(match result {
+            Ok(Claim::Reserved(token)) => Ok(Admission::Handle(ticket(Some(token)))),
+            Ok(Claim::Done) => Ok(Admission::Duplicate),
+            Ok(Claim::InProgress { retry_after }) => Ok(Admission::InProgress { retry_after }),
+            Err(GuardError::Unavailable { .. }) if shared.outage == Outage::FailOpen => {
+                Ok(Admission::Handle(ticket(None)))
+            }
+            Err(e) => Err(e),
+        })
+    }
+}
+
+/// A reserved delivery: [`complete`](Ticket::complete) it once handled,
+/// [`release`](Ticket::release) it when handling failed. Dropped unused, it is released
+/// ([`ReplayGuard::abandon`]).
+pub struct Ticket {
+    shared: Arc<Shared>,
+    key: DeliveryKey,
+    /// `None`: admitted unguarded while the backend was down ([`Outage::FailOpen`]).
+    token: Option<Token>,
+    retention: Duration,
+}
+
+impl Ticket {
+    /// The delivery's key.
+    pub fn key(&self) -> &DeliveryKey {
+        &self.key
+    }
+
+    /// False when the delivery was admitted without a reservation, the backend being down
+    /// under [`Outage::FailOpen`].
+    pub fn is_guarded(&self) -> bool {
+        self.token.is_some()
+    }
+
+    /// Marks the delivery handled: copies arriving within the retention window are duplicates.
+    pub fn complete(mut self) -> Finishing {
+        // An unguarded ticket reached no backend: it says nothing of its health.
+        match self.token.take() {
+            Some(token) => Finishing {
+                future: self.shared.guard.complete(&self.key, token, self.retention),
+                shared: Some(Arc::clone(&self.shared)),
+            },
+            None => Finishing {
+                future: GuardFuture::ready(Ok(())),
+                shared: None,
+            },
+        }
+    }
+
+    /// Gives the reservation up: the sender's retry is handled.
+    pub fn release(mut self) -> Finishing {
+        // An unguarded ticket reached no backend: it says nothing of its health.
+        match self.token.take() {
+            Some(token) => Finishing {
+                future: self.shared.guard.release(&self.key, token),
+                shared: Some(Arc::clone(&self.shared)),
+            },
+            None => Finishing {
+                future: GuardFuture::ready(Ok(())),
+                shared: None,
+            },
+        }
+    }
+}
+
+impl Drop for Ticket {
+    fn drop(&mut self) {
+        if let Some(token) = self.token.take() {
+            self.shared.guard.abandon(&self.key, token);
+        }
+    }
+}
+
+impl fmt::Debug for Ticket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ticket")
+            .field("key", &self.key)
+            .field("guarded", &self.token.is_some())
+            .finish()
+    }
+}
+
+/// The future of [`Ticket::complete`] and [`Ticket::release`].
+#[must_use = "futures do nothing unless polled"]
+pub struct Finishing {
+    future: GuardFuture<()>,
+    shared: Option<Arc<Shared>>,
+}
+
+impl fmt::Debug for Finishing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Finishing")
+            .field("future", &self.future)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Future for Finishing {
+    type Output = Result<(), GuardError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let result = std::task::ready!(Pin::new(&mut self.future).poll(cx));
+        if let Some(shared) = &self.shared {
+            shared.observe(&result);
+        }
+        Poll::Ready(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheme::{GitHub, StandardWebhooks, Stripe};
+    use crate::{Keyring, Secret, Signer};
+
+    fn key(verifier: &Verifier, headers: &HeaderMap, body: &[u8], ns: &str) -> DeliveryKey {
+        DeliveryKey::of(verifier, headers, None, body, ns).unwrap()
+    }
+
+    #[test]
+    fn namespace_project_and_scheme_keep_keys_apart() {
+        let secret = Secret::from_bytes("s").unwrap();
+        let verifier = Verifier::new(StandardWebhooks, Keyring::new(secret.clone()));
+        let headers = Signer::new(StandardWebhooks, secret).sign(b"{}").unwrap();
+        let a = key(&verifier, &headers, b"{}", "a");
+        assert_eq!(a, key(&verifier, &headers, b"{}", "a"));
+        assert_ne!(a, key(&verifier, &headers, b"{}", "b"));
+        let parts = |headers: &HeaderMap| {
+            let mut r = http::Request::post("/").body(()).unwrap();
+            *r.headers_mut() = headers.clone();
+            r.into_parts().0
+        };
+        let p = |ns, project| {
+            DeliveryKey::of_request_in(&verifier, &parts(&headers), b"{}", ns, project).unwrap()
+        };
+        assert_eq!(p("a", None), a);
+        assert_ne!(p("a", Some("b")), a);
+        assert_ne!(p("", Some("a")), p("a", None));
+        assert_ne!(p("a", Some("b")), p("ab", None));
+    }
+
+    #[test]
+    fn stripe_is_identified_by_its_event_id_across_timestamps() {
+        let secret = Secret::from_bytes("s").unwrap();
+        let verifier = Verifier::new(Stripe, Keyring::new(secret.clone()));
+        let signer = Signer::new(Stripe, secret);
+        let body = br#"{"id":"evt_1","object":"event"}"#;
+        let at = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let first = signer.sign_at(body, "", at).unwrap();
+        let retry = signer
+            .sign_at(body, "", at + chrono::Duration::seconds(60))
+            .unwrap();
+        assert_eq!(
+            key(&verifier, &first, body, ""),
+            key(&verifier, &retry, body, "")
+        );
+        // No event id: the timestamp is part of the key.
+        let first = signer.sign_at(b"{}", "", at).unwrap();
+        let retry = signer
+            .sign_at(b"{}", "", at + chrono::Duration::seconds(60))
+            .unwrap();
+        assert_ne!(
+            key(&verifier, &first, b"{}", ""),
+            key(&verifier, &retry, b"{}", "")
+        );
+    }
+
+    #[test]
+    fn github_ignores_the_unsigned_delivery_header() {
+        let secret = Secret::from_bytes("s").unwrap();
+        let verifier = Verifier::new(GitHub, Keyring::new(secret.clone()));
+        let mut headers = Signer::new(GitHub, secret).sign(b"{}").unwrap();
+        let a = key(&verifier, &headers, b"{}", "");
+        headers.insert("x-github-delivery", "two".parse().unwrap());
+        assert_eq!(a, key(&verifier, &headers, b"{}", ""));
+        assert_ne!(a, key(&verifier, &headers, b"{ }", ""));
+    }
+}
