@@ -40,7 +40,7 @@ const MAX_TRACKED_ADDRESSES: usize = 65_536;
 /// puts in each request; requests without one are not counted): past
 /// [`DEFAULT_FAILURE_BURST`] failures, refilled at [`DEFAULT_FAILURES_PER_SECOND`], the
 /// address is answered `429` with `Retry-After` before its credentials are looked at. Other
-/// addresses are not slowed. See the [module docs](self) for an example.
+/// addresses are not slowed. See the [credentials](super) docs for an example.
 #[derive(Debug, Clone)]
 pub struct ApiKeyLayer {
     config: Arc<Config>,

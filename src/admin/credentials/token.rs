@@ -89,7 +89,7 @@ pub fn generate_api_key() -> Result<(ApiKeyId, Zeroizing<String>, [u8; 32]), Api
 
 /// A new integrator API secret (the Basic `clientSecret`, `wgs_` + 43 + 6 characters): the
 /// token to show once and its SHA-256 digest, which becomes a key of the integrator's
-/// [`Keyring`] (`Secret::from_bytes(digest)`), so it rotates with the keyring's grace periods.
+/// [`Keyring`](crate::Keyring) (`Secret::from_bytes(digest)`), so it rotates with the keyring's grace periods.
 ///
 /// # Errors
 ///
