@@ -29,7 +29,8 @@ work=$(mktemp -d)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 "$BIN" serve --data-dir "$work/data" --bootstrap --listen "127.0.0.1:$port" \
     --admin-writes-per-second 100000 --admin-write-burst 100000 \
-    --failed-logins-per-second 100000 --failed-login-burst 100000 >"$work/out" 2>"$work/err" &
+    --failed-logins-per-second 100000 --failed-login-burst 100000 \
+    --upstream-allow 0.0.0.0/0 --upstream-allow ::/0 >"$work/out" 2>"$work/err" &
 server=$!
 trap 'kill $server 2>/dev/null; wait $server 2>/dev/null; rm -rf "$work"' EXIT
 for _ in $(seq 1 100); do

@@ -23,6 +23,9 @@ pub fn document() -> serde_json::Value {
     // The schemes a project takes, from the one list of them.
     document["components"]["schemas"]["CreateProjectIn"]["properties"]["scheme"]["enum"] =
         serde_json::Value::from(SCHEMES.to_vec());
+    // An upstream is a URL (utoipa's formats have no `uri`).
+    document["components"]["schemas"]["CreateProjectIn"]["properties"]["upstreamUrl"]["format"] =
+        serde_json::Value::from("uri");
     // Names as `Admin` checks them (an attribute takes only a literal).
     for body in ["CreateProjectIn", "CreateApiKeyIn"] {
         document["components"]["schemas"][body]["properties"]["name"]["pattern"] =

@@ -99,8 +99,11 @@ pub(crate) struct CreateProjectIn {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = String, example = "github")]
     pub scheme: Option<String>,
-    /// Where its verified deliveries are forwarded; answered by the gateway when absent.
+    /// Where its verified deliveries are forwarded (an `http` or `https` URL without
+    /// credentials, to a destination the operator allows: `--upstream-allow`); answered by the
+    /// gateway when absent.
     #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = String)]
     pub upstream_url: Option<String>,
 }
 

@@ -323,9 +323,22 @@ impl UpstreamPolicy {
         Ok(addrs)
     }
 
+    /// Whether every address, IPv4 and IPv6, is in an allowed range (`0.0.0.0/0` and `::/0`):
+    /// then no name needs resolving to be judged (the addresses never allowed are still refused
+    /// when connecting).
+    fn allows_every_address(&self) -> bool {
+        let all = |v4: bool| {
+            self.ranges
+                .iter()
+                .any(|r| r.prefix == 0 && r.base.is_ipv4() == v4)
+        };
+        all(true) && all(false)
+    }
+
     /// Checks a URL when it is set: its address, or every address its name resolves to now
-    /// (this blocks on DNS). A name on the allow list that does not resolve yet is accepted;
-    /// any other name must resolve.
+    /// (this blocks on DNS). A name that does not resolve yet is accepted when it is on the
+    /// allow list or every address is allowed (either way it is checked again, resolved, when
+    /// connecting); any other name must resolve.
     ///
     /// # Errors
     ///
@@ -334,7 +347,7 @@ impl UpstreamPolicy {
         if let Some(ip) = url.ip() {
             return self.check_address(url.host(), ip);
         }
-        let listed = self.hosts.iter().any(|h| h == url.host());
+        let listed = self.hosts.iter().any(|h| h == url.host()) || self.allows_every_address();
         match (url.host(), url.port()).to_socket_addrs() {
             Ok(addrs) => self
                 .check_resolved(url.host(), addrs.collect())
