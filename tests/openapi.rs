@@ -42,6 +42,8 @@ async fn the_document_is_served_without_credentials_and_describes_every_route() 
         ("get", "/v1/api-keys", "200"),
         ("delete", "/v1/api-keys/{id}", "204"),
         ("get", "/v1/audit", "200"),
+        ("put", "/v1/projects/{projectId}/upstream", "200"),
+        ("delete", "/v1/projects/{projectId}/upstream", "204"),
     ];
     let paths = document["paths"].as_object().unwrap();
     let count: usize = paths.values().map(|p| p.as_object().unwrap().len()).sum();

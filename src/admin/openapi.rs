@@ -24,8 +24,12 @@ pub fn document() -> serde_json::Value {
     document["components"]["schemas"]["CreateProjectIn"]["properties"]["scheme"]["enum"] =
         serde_json::Value::from(SCHEMES.to_vec());
     // An upstream is a URL (utoipa's formats have no `uri`).
-    document["components"]["schemas"]["CreateProjectIn"]["properties"]["upstreamUrl"]["format"] =
-        serde_json::Value::from("uri");
+    for body in ["CreateProjectIn", "SetUpstreamIn"] {
+        let url = &mut document["components"]["schemas"][body]["properties"]["upstreamUrl"];
+        url["format"] = serde_json::Value::from("uri");
+        // What `UpstreamUrl` takes: http or https, no credentials, no fragment.
+        url["pattern"] = serde_json::Value::from("^https?://[^/?#@\\s]+([/?][^#\\s]*)?$");
+    }
     // Names as `Admin` checks them (an attribute takes only a literal).
     for body in ["CreateProjectIn", "CreateApiKeyIn"] {
         document["components"]["schemas"][body]["properties"]["name"]["pattern"] =
@@ -54,6 +58,8 @@ pub fn document() -> serde_json::Value {
         routes::list_api_keys,
         routes::delete_api_key,
         routes::audit,
+        routes::set_upstream,
+        routes::remove_upstream,
     ),
     modifiers(&Security)
 )]

@@ -809,6 +809,27 @@ async fn audit(
 }
 
 /// `PUT /v1/projects/{projectId}/upstream`: forward the project's verified deliveries.
+#[utoipa::path(
+    put,
+    path = "/v1/projects/{projectId}/upstream",
+    tag = "projects",
+    summary = "Forward a project's verified deliveries to an upstream URL",
+    description = "The URL must be http or https, without credentials, to a destination the operator allows. With `resign`, a gateway-to-upstream secret is made and shown once.",
+    params(("projectId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The project id, as sent (never percent-decoded)")),
+    request_body(content = SetUpstreamIn, content_type = "application/json"),
+    responses(
+        (status = 200, description = "The project, with the re-signing secret once when made", body = ProjectOut<'_>),
+        (status = 400, description = "The body is not what the endpoint takes, or the URL is not allowed; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 413, description = "The body is larger than 16 KiB", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 415, description = "A body not sent as application/json", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn set_upstream(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,
@@ -828,6 +849,22 @@ async fn set_upstream(
 }
 
 /// `DELETE /v1/projects/{projectId}/upstream`: answer the project's deliveries again.
+#[utoipa::path(
+    delete,
+    path = "/v1/projects/{projectId}/upstream",
+    tag = "projects",
+    summary = "Stop forwarding a project's deliveries",
+    params(("projectId" = String, Path, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "The project id, as sent (never percent-decoded)")),
+    responses(
+        (status = 204, description = "Deliveries are answered by the gateway again"),
+        (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
+        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
+    ),
+    security(("apiKey" = []), ("basic" = []))
+)]
 async fn remove_upstream(
     State(admin): State<Admin>,
     Extension(caller): Extension<Caller>,

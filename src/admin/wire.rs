@@ -108,11 +108,10 @@ pub(crate) struct CreateProjectIn {
 }
 
 /// `PUT /v1/projects/{projectId}/upstream`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub(crate) struct SetUpstreamIn {
     /// Where the project's verified deliveries are forwarded.
-    #[serde(default)]
     pub upstream_url: String,
     /// Re-sign forwarded deliveries (Standard Webhooks) with a new gateway-to-upstream secret.
     #[serde(default)]
