@@ -30,12 +30,46 @@ pub fn document() -> serde_json::Value {
         // What `UpstreamUrl` takes: http or https, no credentials, no fragment.
         url["pattern"] = serde_json::Value::from("^https?://[^/?#@\\s]+([/?][^#\\s]*)?$");
     }
+    // What every operation shares, written once: who may call it, and the answers any
+    // authenticated route can give.
+    if let Some(paths) = document["paths"].as_object_mut() {
+        for operation in paths
+            .values_mut()
+            .filter_map(|p| p.as_object_mut())
+            .flat_map(|p| p.values_mut())
+        {
+            shared_by_every_operation(operation);
+        }
+    }
     // Names as `Admin` checks them (an attribute takes only a literal).
     for body in ["CreateProjectIn", "CreateApiKeyIn"] {
         document["components"]["schemas"][body]["properties"]["name"]["pattern"] =
             serde_json::Value::from(NAME_PATTERN);
     }
     document
+}
+
+/// Adds to `operation` the security requirement (`x-api-key` or Basic) and the problem
+/// answers of every route behind the API-key layer: 401, 429 and 500.
+fn shared_by_every_operation(operation: &mut serde_json::Value) {
+    let problem = |description: &str| {
+        serde_json::json!({
+            "description": description,
+            "content": {
+                "application/problem+json": {
+                    "schema": { "$ref": "#/components/schemas/ProblemOut" }
+                }
+            }
+        })
+    };
+    let responses = &mut operation["responses"];
+    responses["401"] = problem("No valid credentials");
+    responses["429"] = problem(
+        "Too many changes from this credential, or failed logins from this address; see \
+         Retry-After",
+    );
+    responses["500"] = problem("The store failed; nothing changed");
+    operation["security"] = serde_json::json!([{ "apiKey": [] }, { "basic": [] }]);
 }
 
 #[derive(OpenApi)]

@@ -396,11 +396,7 @@ fn page_params(
         (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
         (status = 409, description = "The change would pass a cap (live keys, projects, API keys)", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn regenerate_project_secret(
     State(admin): State<Admin>,
@@ -428,11 +424,7 @@ async fn regenerate_project_secret(
         (status = 200, description = "The grace keys ended", body = EndedOut),
         (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn end_previous_secrets(
     State(admin): State<Admin>,
@@ -461,11 +453,7 @@ async fn end_previous_secrets(
         (status = 415, description = "A body not sent as application/json", body = ProblemOut, content_type = "application/problem+json"),
         (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
         (status = 409, description = "The change would pass a cap (live keys, projects, API keys)", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn regenerate_integrator_secret(
     State(admin): State<Admin>,
@@ -494,11 +482,7 @@ async fn regenerate_integrator_secret(
         (status = 415, description = "A body not sent as application/json", body = ProblemOut, content_type = "application/problem+json"),
         (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
         (status = 409, description = "The change would pass a cap (live keys, projects, API keys)", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn create_project(
     State(admin): State<Admin>,
@@ -528,11 +512,7 @@ async fn create_project(
     responses(
         (status = 200, description = "A page of projects", body = ProjectsOut<'_>),
         (status = 400, description = "A parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn list_projects(
     State(admin): State<Admin>,
@@ -576,11 +556,7 @@ fn json_bytes(bytes: Vec<u8>) -> Response {
         (status = 200, description = "The project", body = ProjectOut<'_>),
         (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn show_project(
     State(admin): State<Admin>,
@@ -604,11 +580,7 @@ async fn show_project(
         (status = 204, description = "Deleted"),
         (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn delete_project(
     State(admin): State<Admin>,
@@ -637,11 +609,7 @@ async fn delete_project(
         (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
         (status = 409, description = "The change would pass a cap (live keys, projects, API keys)", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn create_api_key(
     State(admin): State<Admin>,
@@ -688,11 +656,7 @@ async fn create_api_key(
         (status = 200, description = "A page of API keys", body = ApiKeysOut<'_>),
         (status = 400, description = "A parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
         (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn list_api_keys(
     State(admin): State<Admin>,
@@ -722,11 +686,7 @@ async fn list_api_keys(
         (status = 204, description = "Deleted"),
         (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn delete_api_key(
     State(admin): State<Admin>,
@@ -787,11 +747,7 @@ fn audit_query(
         (status = 400, description = "A parameter is not what the endpoint takes; `field` names it", body = ProblemOut, content_type = "application/problem+json"),
         (status = 403, description = "The key is limited to other projects", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn audit(
     State(admin): State<Admin>,
@@ -824,11 +780,7 @@ async fn audit(
         (status = 415, description = "A body not sent as application/json", body = ProblemOut, content_type = "application/problem+json"),
         (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn set_upstream(
     State(admin): State<Admin>,
@@ -859,11 +811,7 @@ async fn set_upstream(
         (status = 204, description = "Deliveries are answered by the gateway again"),
         (status = 403, description = "A key limited to some projects may not", body = ProblemOut, content_type = "application/problem+json"),
         (status = 404, description = "No such resource among the caller's", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 401, description = "No valid credentials", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 429, description = "Too many changes from this credential, or failed logins from this address; see Retry-After", body = ProblemOut, content_type = "application/problem+json"),
-        (status = 500, description = "The store failed; nothing changed", body = ProblemOut, content_type = "application/problem+json"),
     ),
-    security(("apiKey" = []), ("basic" = []))
 )]
 async fn remove_upstream(
     State(admin): State<Admin>,
