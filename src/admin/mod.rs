@@ -26,4 +26,4 @@ pub use plane::{
     MAX_API_KEY_LIFETIME, MAX_AUDIT_PAGE, MAX_GRACE, MAX_KEY_PROJECTS, MAX_NAME_CHARS, MAX_PAGE,
     MAX_PROJECTS, SCHEMES,
 };
-pub use routes::{router, MAX_ADMIN_BODY, MAX_CONCURRENT_ADMIN_REQUESTS};
+pub use routes::{max_concurrent_admin_requests, router, MAX_ADMIN_BODY};

@@ -29,9 +29,21 @@ pub const MAX_ADMIN_BODY: usize = 16 * 1024;
 /// Audit events on a page when the caller does not say.
 const DEFAULT_AUDIT_PAGE: usize = 50;
 
-/// Admin requests handled at once; more wait their turn, so admin work cannot take every core
-/// from webhook verification.
-pub const MAX_CONCURRENT_ADMIN_REQUESTS: usize = 4;
+/// Admin requests handled at once: half the CPUs the process may use, at least one. More wait
+/// their turn, so admin work (a listing, an audit page, a commit) cannot take every core from
+/// webhook verification. With 32 clients listing 10 000 projects on 2 CPUs, a webhook's p99
+/// was 3.8 ms with 4 admin requests at once and 1.5 ms with 1, the listings answered 9 % slower
+/// (BENCHMARKS.md, run N).
+///
+/// # Examples
+///
+/// ```
+/// let at_once = webhook_guard::admin::max_concurrent_admin_requests();
+/// assert!(at_once >= 1);
+/// ```
+pub fn max_concurrent_admin_requests() -> usize {
+    std::thread::available_parallelism().map_or(1, |cpus| (cpus.get() / 2).max(1))
+}
 
 /// The admin API as an axum [`Router`]: every endpoint under `/v1` behind
 /// [`ApiKeyLayer`], plus unauthenticated `GET /healthz` and `GET /readyz`.
@@ -52,7 +64,7 @@ pub const MAX_CONCURRENT_ADMIN_REQUESTS: usize = 4;
 /// [`MAX_AUDIT_PAGE`](super::MAX_AUDIT_PAGE)) and `nextCursor`, `null` on the last page.
 /// Every error is `application/problem+json`; bodies are capped at [`MAX_ADMIN_BODY`] and
 /// strictly typed (unknown fields are refused); every answer carries `Cache-Control: no-store`.
-/// At most [`MAX_CONCURRENT_ADMIN_REQUESTS`] requests under `/v1` are handled at once.
+/// At most [`max_concurrent_admin_requests`] requests under `/v1` are handled at once.
 ///
 /// # Examples
 ///
@@ -110,7 +122,7 @@ pub fn router(admin: Admin) -> Router {
         .route("/v1/audit", get(audit))
         .route_layer(ApiKeyLayer::new(credentials).failed_attempts(per_second, burst))
         .route_layer(tower::limit::GlobalConcurrencyLimitLayer::new(
-            MAX_CONCURRENT_ADMIN_REQUESTS,
+            max_concurrent_admin_requests(),
         ))
         .route("/v1/openapi.json", get(openapi_json))
         .route("/healthz", get(|| async { "ok" }))

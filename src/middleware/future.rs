@@ -11,7 +11,7 @@ use http_body_util::{Full, LengthLimitError, Limited};
 use pin_project_lite::pin_project;
 use tower_service::Service;
 
-use super::budget::Reservation;
+use super::budget::{LargeTurn, Reservation, LARGE_BODY};
 use super::layer::Config;
 use super::{Rejection, ResponseBody};
 use crate::projects::ProjectId;
@@ -47,6 +47,9 @@ pin_project! {
         // The delivery's reservation in the replay guard while the inner service handles it;
         // dropped with the future (a panic, a cancelled request), it is released.
         ticket: Option<Ticket>,
+        // A large body's turn among the layer's large bodies, held while it is read and
+        // verified.
+        large: LargeTurn,
     }
 }
 
@@ -123,6 +126,7 @@ where
             config,
             reservation: Some(reservation),
             ticket: None,
+            large: LargeTurn::Idle,
         }
     }
 
@@ -134,6 +138,7 @@ where
             config,
             reservation: None,
             ticket: None,
+            large: LargeTurn::Idle,
         }
     }
 }
@@ -167,6 +172,19 @@ where
                     // whole of its MACs (with 8 keys, 8 MiB of MAC for a 1 MiB body).
                     let mut worked = 0;
                     let collected = loop {
+                        // A large body is read and MACed only in its turn: a few at a time,
+                        // so forged uploads cannot take every worker.
+                        if received.is_large() {
+                            ready!(this.large.poll_hold(&config.large, cx));
+                            // Its announced length, reserved now that it is read.
+                            let reserved = this
+                                .reservation
+                                .as_mut()
+                                .is_none_or(|r| r.grow_to(received.announced()));
+                            if !reserved {
+                                break Err(config.over_capacity());
+                            }
+                        }
                         if let Some(body_mac) = body_mac.as_deref_mut() {
                             if !unmaced.is_empty() {
                                 if worked >= MAC_WORK_PER_POLL {
@@ -224,6 +242,7 @@ where
                         };
                         verified.map(|v| (v, bytes)).map_err(Rejection::Verify)
                     });
+                    this.large.release();
                     match outcome {
                         Ok((verified, bytes)) => {
                             tracing::debug!(
@@ -404,6 +423,7 @@ pub(crate) struct Received {
     first: Option<Bytes>,
     rest: BytesMut,
     expected: usize,
+    announced: usize,
 }
 
 /// Most buffer reserved ahead of the bytes received.
@@ -415,7 +435,18 @@ impl Received {
             first: None,
             rest: BytesMut::new(),
             expected: expected.min(PREALLOCATE_MAX),
+            announced: expected,
         }
+    }
+
+    /// The length announced (`Content-Length`, capped at the body limit), 0 if none.
+    fn announced(&self) -> usize {
+        self.announced
+    }
+
+    /// Announced or received as [`LARGE_BODY`] bytes or more.
+    fn is_large(&self) -> bool {
+        self.announced.max(self.len()) >= LARGE_BODY
     }
 
     fn push(&mut self, data: Bytes) {

@@ -8,7 +8,7 @@ use http::Response;
 use http_body_util::Full;
 use tower_layer::Layer;
 
-use super::budget::{Budget, DEFAULT_MAX_BUFFERED_BYTES};
+use super::budget::{Budget, LargeBodies, DEFAULT_MAX_BUFFERED_BYTES};
 use super::report::{RejectionReport, DEFAULT_REJECTION_SUMMARY_EVERY};
 use super::{ProjectSelector, Rejection, WebhookService};
 use crate::clock::{Clock, SystemClock};
@@ -45,6 +45,7 @@ pub(crate) struct Config {
     pub(crate) detailed_rejections: bool,
     pub(crate) report: RejectionReport,
     pub(crate) budget: Arc<Budget>,
+    pub(crate) large: Arc<LargeBodies>,
     pub(crate) replay: Option<ReplayProtection>,
 }
 
@@ -209,6 +210,7 @@ impl WebhookLayer {
                 detailed_rejections: false,
                 report: RejectionReport::new(DEFAULT_REJECTION_SUMMARY_EVERY),
                 budget: Budget::new(DEFAULT_MAX_BUFFERED_BYTES),
+                large: LargeBodies::per_cpu(),
                 replay: None,
             }),
         }
@@ -216,12 +218,13 @@ impl WebhookLayer {
 
     /// Most bytes of request bodies that all requests through this layer (and its clones) may
     /// hold at once. A request reserves its announced `Content-Length` before reading (refused at
-    /// once when it does not fit) and every frame as it arrives; what it holds is given back
-    /// when the inner service is done. A request that finds the budget used up is answered 503
-    /// with `Retry-After` ([`Rejection::OverCapacity`]), so a flood of large or held bodies costs
-    /// at most this much memory instead of exhausting the process. It also caps how many large
-    /// verifications run at once: `max / max_body_size` bodies of the largest size. Default:
-    /// [`DEFAULT_MAX_BUFFERED_BYTES`] (64 MiB).
+    /// once when it does not fit; a large body when its turn to be read comes, see
+    /// [`max_large_bodies`](Self::max_large_bodies)) and every frame as it arrives; what it
+    /// holds is given back when the inner service is done. A request that finds the budget used
+    /// up is answered 503 with `Retry-After` ([`Rejection::OverCapacity`]), so a flood of large
+    /// or held bodies costs at most this much memory instead of exhausting the process. Large
+    /// bodies waiting their turn hold none of it, so they cannot crowd small deliveries out.
+    /// Default: [`DEFAULT_MAX_BUFFERED_BYTES`] (64 MiB).
     ///
     /// # Examples
     ///
@@ -237,6 +240,31 @@ impl WebhookLayer {
     /// ```
     pub fn max_buffered_bytes(mut self, max: usize) -> Self {
         self.config_mut().budget = Budget::new(max);
+        self
+    }
+
+    /// How many large bodies ([`LARGE_BODY`](super::LARGE_BODY) bytes or more, announced or received) requests
+    /// through this layer (and its clones) read and verify at once. The others wait their turn
+    /// in arrival order with their bytes unread, so TCP pauses their senders and they cost no
+    /// CPU and no [`max_buffered_bytes`](Self::max_buffered_bytes): a flood of large forged
+    /// deliveries takes at most `max` workers' worth of HMAC and, while `max` bodies of the
+    /// largest size fit in it, never fills the budget small deliveries need (BENCHMARKS.md,
+    /// "Fairness"). How long one waits is bounded by the
+    /// server's request timeout. Default: one per CPU (`std::thread::available_parallelism`);
+    /// at least 1.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::{middleware::WebhookLayer, scheme::GitHub, Keyring, Secret, Verifier};
+    ///
+    /// let verifier = Verifier::new(GitHub, Keyring::new(Secret::from_bytes("s")?));
+    /// // One large body at a time, whatever the machine.
+    /// let layer = WebhookLayer::new(verifier).max_large_bodies(1);
+    /// # Ok::<(), webhook_guard::SecretError>(())
+    /// ```
+    pub fn max_large_bodies(mut self, max: usize) -> Self {
+        self.config_mut().large = LargeBodies::new(max);
         self
     }
 
@@ -366,6 +394,7 @@ impl WebhookLayer {
                 detailed_rejections: self.config.detailed_rejections,
                 report: RejectionReport::new(self.config.report.every()),
                 budget: Budget::new(self.config.budget.max()),
+                large: LargeBodies::new(self.config.large.max()),
                 replay: self.config.replay.clone(),
             });
         }
@@ -390,6 +419,7 @@ impl fmt::Debug for WebhookLayer {
             .field("verifier", &self.config.verifiers)
             .field("max_body_size", &self.config.max_body_size)
             .field("stream_from", &self.config.stream_from)
+            .field("max_large_bodies", &self.config.large.max())
             .field("on_rejection", &self.config.on_rejection.is_some())
             .field("detailed_rejections", &self.config.detailed_rejections)
             .field("max_buffered_bytes", &self.config.budget.max())

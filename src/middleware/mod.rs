@@ -46,7 +46,10 @@
 //! `Content-Length` before reading and each frame as it arrives, and one that does not fit is
 //! answered 503 with `Retry-After`, so held or slow bodies cannot exhaust memory. While a body
 //! streams in, the MACs run a slice per poll (32 KiB of MAC input times keys), so one large
-//! forged body does not hold a worker thread away from other requests.
+//! forged body does not hold a worker thread away from other requests, and at most one large
+//! body per CPU ([`LARGE_BODY`] bytes or more; [`WebhookLayer::max_large_bodies`]) is read and
+//! verified at a time: the others wait their turn with their bytes unread, so a flood of large
+//! forged uploads keeps at most that much HMAC work in the run queues beside small deliveries.
 //!
 //! The problem document's `detail` is one sentence per problem type
 //! ([`Rejection::generic_detail`]): the specific reason (how many live keys were tried, the
@@ -124,7 +127,7 @@ mod select;
 mod service;
 
 pub use body::ResponseBody;
-pub use budget::DEFAULT_MAX_BUFFERED_BYTES;
+pub use budget::{DEFAULT_MAX_BUFFERED_BYTES, LARGE_BODY};
 pub use future::ResponseFuture;
 pub use layer::{WebhookLayer, DEFAULT_MAX_BODY_SIZE, DEFAULT_STREAM_FROM};
 pub use rejection::Rejection;

@@ -8,7 +8,7 @@ use http_body::Body;
 use http_body_util::{Full, Limited};
 use tower_service::Service;
 
-use super::budget::Reservation;
+use super::budget::{Reservation, LARGE_BODY};
 use super::future::ResponseFuture;
 use super::layer::Config;
 use super::{Rejection, ResponseBody, WebhookLayer};
@@ -109,9 +109,10 @@ where
         };
         // Announced lengths are only a hint for the buffer, and never above the limit.
         let expected = usize::try_from(declared).unwrap_or(limit).min(limit);
-        // The announced length is reserved before any of the body is read.
+        // The announced length is reserved before any of the body is read; a large body's
+        // when its turn to be read comes (waiting, it holds no bytes).
         let mut reservation = Reservation::new(&config.budget);
-        if !reservation.grow_to(expected) {
+        if expected < LARGE_BODY && !reservation.grow_to(expected) {
             return answered(config.reject(Some(&verifier), config.over_capacity()));
         }
         let body = Limited::new(body, limit);

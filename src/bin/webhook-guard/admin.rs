@@ -1,5 +1,6 @@
 //! `webhook-guard admin …`: one-off steps on a data directory while no server has it open
-//! (the store's lock refuses them otherwise, and says what to do instead).
+//! (the store's lock refuses them otherwise, and says what to do instead), or on a shared
+//! PostgreSQL database while servers run (they follow its changes).
 
 use std::process::ExitCode;
 
@@ -36,9 +37,9 @@ pub fn run(command: AdminCommand) -> Result<ExitCode, String> {
                 store, generated, ..
             } = args.open(Opener::CreateIntegrator)?;
             if let Some(path) = &generated {
-                print_generated(path, &args.data_dir);
+                print_generated(path, &args);
             }
-            let admin = Admin::builder().open(store).map_err(|e| e.to_string())?;
+            let (admin, _) = store.admin(Admin::builder())?;
             let created = admin.create_integrator().map_err(|e| e.to_string())?;
             println!(
                 "clientId:     {}\nclientSecret: {}\napiKey:       {}\n\
@@ -55,7 +56,7 @@ pub fn run(command: AdminCommand) -> Result<ExitCode, String> {
                     "rekey needs a master key: pass --master-key-file or set {MASTER_KEYS_ENV}"
                 ));
             }
-            let count = store.rekey().map_err(|e| e.to_string())?;
+            let count = store.rekey()?;
             println!("re-encrypted {count} secrets under the first master key");
         }
         AdminCommand::GenMasterKey { id } => {

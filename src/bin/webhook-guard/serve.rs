@@ -1,5 +1,5 @@
 //! `webhook-guard serve`: the admin API and a verifying webhook route per project, on a SQLite
-//! data directory.
+//! data directory or a PostgreSQL database several instances share.
 
 use std::fs;
 use std::io::Write as _;
@@ -13,7 +13,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use chrono::Utc;
 use serde_json::json;
-use webhook_guard::admin::{router, Admin, NewIntegrator};
+use webhook_guard::admin::{router, Admin, AdminBuilder, NewIntegrator};
 use webhook_guard::gateway::{marked_rejection, AccessLog, Gateway};
 use webhook_guard::metrics::Metrics;
 use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
@@ -22,7 +22,10 @@ use webhook_guard::replay::{
 };
 use webhook_guard::server::{serve, Limits};
 use webhook_guard::store::crypt::{CryptError, MasterKeyId, MasterKeys, Sealer};
-use webhook_guard::store::{AuditRetention, SqliteStore, Store, StoreError};
+use webhook_guard::store::feed::{FeedOptions, FeedSource};
+use webhook_guard::store::{
+    AuditRetention, PostgresOptions, PostgresStore, SqliteStore, Store, StoreError,
+};
 use webhook_guard::{ProjectId, Verified};
 
 use crate::sign::shell_quote;
@@ -33,6 +36,10 @@ pub const DATABASE: &str = "webhook-guard.db";
 /// The environment variable master keys are read from (`id:base64,…`; the first encrypts).
 pub const MASTER_KEYS_ENV: &str = "WEBHOOK_GUARD_MASTER_KEYS";
 
+/// The environment variable the shared database's URL is read from when neither `--data-dir`
+/// nor `--database-url` is given.
+pub const DATABASE_URL_ENV: &str = "DATABASE_URL";
+
 /// What the key file generated beside a data directory is called: `<data-dir>.master-key`.
 const KEY_FILE_SUFFIX: &str = ".master-key";
 
@@ -40,10 +47,20 @@ const KEY_FILE_SUFFIX: &str = ".master-key";
 pub struct StoreArgs {
     /// The data directory (created with mode 0700; the database is created with mode 0600).
     #[arg(long, value_name = "DIR")]
-    pub data_dir: PathBuf,
+    pub data_dir: Option<PathBuf>,
+    /// A PostgreSQL database several instances share (`postgres://user@host:5432/db`, or
+    /// key=value settings), in place of a data directory; without either flag, DATABASE_URL is
+    /// used. README: "Running several instances".
+    #[arg(long, value_name = "URL", conflicts_with = "data_dir")]
+    pub database_url: Option<String>,
+    /// Most connections to the database one instance opens (with --database-url).
+    #[arg(long, value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u16).range(1..))]
+    pub database_pool_size: u16,
     /// A file of master keys (`id:base64` lines; the first encrypts, all decrypt), kept apart
     /// from the data directory; or set WEBHOOK_GUARD_MASTER_KEYS. Without either, the key file
     /// beside the data directory (`<DIR>.master-key`) is used, and created for a new store.
+    /// With --database-url, every instance needs the same keys (this flag or the variable).
     #[arg(long, value_name = "PATH")]
     pub master_key_file: Option<PathBuf>,
     /// Store secrets in plaintext when no master key is given, instead of generating one:
@@ -60,9 +77,47 @@ pub enum Opener {
     Rekey,
 }
 
+/// The store the flags name.
+pub enum Backend {
+    /// A SQLite file in the data directory, held by this process alone.
+    Sqlite(SqliteStore),
+    /// A PostgreSQL database several instances share.
+    Postgres(Box<PostgresStore>),
+}
+
+impl Backend {
+    pub fn store(&self) -> &dyn Store {
+        match self {
+            Self::Sqlite(store) => store,
+            Self::Postgres(store) => &**store,
+        }
+    }
+
+    /// Re-seals every secret under the first master key, in one transaction.
+    pub fn rekey(&self) -> Result<usize, String> {
+        match self {
+            Self::Sqlite(store) => store.rekey(),
+            Self::Postgres(store) => store.rekey(),
+        }
+        .map_err(|e| e.to_string())
+    }
+
+    /// An `Admin` over the store, and the change feed it follows (PostgreSQL).
+    pub fn admin(self, builder: AdminBuilder) -> Result<(Admin, Option<FeedSource>), String> {
+        match self {
+            Self::Sqlite(store) => Ok((builder.open(store).map_err(|e| e.to_string())?, None)),
+            Self::Postgres(store) => {
+                let feed = store.feed();
+                let admin = builder.open(*store).map_err(|e| e.to_string())?;
+                Ok((admin, Some(feed)))
+            }
+        }
+    }
+}
+
 /// A store opened from the command line.
 pub struct Opened {
-    pub store: SqliteStore,
+    pub store: Backend,
     /// Whether secrets are sealed under a master key.
     pub sealed: bool,
     /// The key file generated for this new store, if one was.
@@ -70,18 +125,54 @@ pub struct Opened {
 }
 
 impl StoreArgs {
+    /// The shared database's URL: `--database-url`, else DATABASE_URL unless `--data-dir` is
+    /// given (a DATABASE_URL set for something else never overrides a data directory).
+    fn database_url(&self) -> Option<String> {
+        self.database_url.clone().or_else(|| {
+            self.data_dir
+                .is_none()
+                .then(|| std::env::var(DATABASE_URL_ENV).ok())
+                .flatten()
+                .filter(|url| !url.is_empty())
+        })
+    }
+
+    /// The data directory, when the store is one.
+    fn data_dir(&self) -> Result<&Path, String> {
+        self.data_dir.as_deref().ok_or_else(|| {
+            format!("--data-dir or --database-url (or {DATABASE_URL_ENV}) is required")
+        })
+    }
+
+    /// Where the data lives, for people: the data directory, or the database (never its URL,
+    /// which may hold a password).
+    pub fn location(&self) -> String {
+        match &self.data_dir {
+            Some(dir) => dir.display().to_string(),
+            None => "the PostgreSQL database of --database-url".into(),
+        }
+    }
+
+    /// The flag that names the store again, for the commands printed.
+    pub fn flag(&self) -> String {
+        match &self.data_dir {
+            Some(dir) => format!("--data-dir {}", shell_quote(&dir.display().to_string())),
+            None => format!("--database-url \"${DATABASE_URL_ENV}\""),
+        }
+    }
+
     /// The database file.
-    pub fn database(&self) -> PathBuf {
-        self.data_dir.join(DATABASE)
+    pub fn database(&self) -> Result<PathBuf, String> {
+        Ok(self.data_dir()?.join(DATABASE))
     }
 
     /// `<data-dir>.master-key`, beside the data directory; `None` when the directory has no
-    /// name to put beside (`/`, a path ending in `..`).
+    /// name to put beside (`/`, a path ending in `..`) or the store is PostgreSQL.
     pub fn default_key_file(&self) -> Option<PathBuf> {
-        let dir = self
-            .data_dir
+        let data_dir = self.data_dir.as_deref()?;
+        let dir = data_dir
             .canonicalize()
-            .or_else(|_| std::path::absolute(&self.data_dir))
+            .or_else(|_| std::path::absolute(data_dir))
             .ok()?;
         let mut name = dir.file_name()?.to_owned();
         name.push(KEY_FILE_SUFFIX);
@@ -91,9 +182,48 @@ impl StoreArgs {
     /// Opens the store with the configured master keys: `--master-key-file`, else
     /// WEBHOOK_GUARD_MASTER_KEYS, else the key file beside the data directory. With none, a
     /// store holding no secret yet gets a new key file there (`serve` and `create-integrator`);
-    /// plaintext only with `--insecure-plaintext-secrets`.
+    /// plaintext only with `--insecure-plaintext-secrets`. On PostgreSQL, the keys must be
+    /// given (every instance needs the same ones): nothing is generated.
     pub fn open(&self, opener: Opener) -> Result<Opened, String> {
-        let database = self.database();
+        match self.database_url() {
+            Some(url) => self.open_postgres(&url),
+            None => self.open_sqlite(opener),
+        }
+    }
+
+    fn open_postgres(&self, url: &str) -> Result<Opened, String> {
+        let (sealer, sealed) = match self.configured_keys()? {
+            Some(keys) => (Sealer::encrypting(keys), true),
+            None if self.insecure_plaintext_secrets => {
+                eprintln!(
+                    "warning: --insecure-plaintext-secrets: secrets are stored in plaintext in {}",
+                    self.location()
+                );
+                (Sealer::plaintext(), false)
+            }
+            None => {
+                return Err(format!(
+                    "no master key for the shared database: pass --master-key-file (the same \
+                     file on every instance) or set {MASTER_KEYS_ENV}; create one with `{} admin \
+                     gen-master-key --id k1 > KEYFILE && chmod 600 KEYFILE` (or pass \
+                     --insecure-plaintext-secrets to store secrets in plaintext)",
+                    exe()
+                ))
+            }
+        };
+        let options = PostgresOptions::default().pool_size(usize::from(self.database_pool_size));
+        let store = PostgresStore::connect(url, sealer, options)
+            .map_err(|e| format!("database (--database-url): {e}"))?;
+        Ok(Opened {
+            store: Backend::Postgres(Box::new(store)),
+            sealed,
+            generated: None,
+        })
+    }
+
+    fn open_sqlite(&self, opener: Opener) -> Result<Opened, String> {
+        let database = self.database()?;
+        let data_dir = self.data_dir()?;
         if let Some(keys) = self.configured_keys()? {
             let store = self.open_with(Sealer::encrypting(keys), opener)?;
             return Ok(Opened {
@@ -136,7 +266,7 @@ impl StoreArgs {
             Err(_) => None,
         };
         if let Some(probe) = &probe {
-            match probe.load() {
+            match probe.store().load() {
                 Ok(state) if state.integrators.is_empty() && state.projects.is_empty() => {}
                 Ok(_) => {
                     return Err(format!(
@@ -145,7 +275,7 @@ impl StoreArgs {
                          gen-master-key --id k1 > KEYFILE && chmod 600 KEYFILE`, then `{exe} admin \
                          rekey --data-dir {} --master-key-file KEYFILE`",
                         database.display(),
-                        shell_quote(&self.data_dir.display().to_string()),
+                        shell_quote(&data_dir.display().to_string()),
                         exe = exe(),
                     ))
                 }
@@ -168,13 +298,13 @@ impl StoreArgs {
         #[cfg(unix)]
         std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
         builder
-            .create(&self.data_dir)
-            .map_err(|e| format!("cannot create {}: {e}", self.data_dir.display()))?;
+            .create(data_dir)
+            .map_err(|e| format!("cannot create {}: {e}", data_dir.display()))?;
         let path = self.default_key_file().ok_or_else(|| {
             format!(
                 "no master key given, and no place beside --data-dir {} for a new key file: pass \
                  --master-key-file, set {MASTER_KEYS_ENV}, or pass --insecure-plaintext-secrets",
-                self.data_dir.display()
+                data_dir.display()
             )
         })?;
         let keys = generate_key_file(&path)?;
@@ -190,7 +320,8 @@ impl StoreArgs {
 
     fn configured_keys(&self) -> Result<Option<MasterKeys>, String> {
         if let Some(path) = &self.master_key_file {
-            if let (Ok(file), Ok(dir)) = (path.canonicalize(), self.data_dir.canonicalize()) {
+            let dir = self.data_dir.as_deref().map(Path::canonicalize);
+            if let (Ok(file), Some(Ok(dir))) = (path.canonicalize(), dir) {
                 if file.starts_with(&dir) {
                     eprintln!(
                         "warning: the master key file is inside the data directory; a copy of \
@@ -215,16 +346,18 @@ impl StoreArgs {
         }
     }
 
-    fn open_with(&self, sealer: Sealer, opener: Opener) -> Result<SqliteStore, String> {
-        SqliteStore::open(self.database(), sealer).map_err(|e| match e {
-            StoreError::Locked { pid, .. } => self.held(pid, opener),
-            e => e.to_string(),
-        })
+    fn open_with(&self, sealer: Sealer, opener: Opener) -> Result<Backend, String> {
+        SqliteStore::open(self.database()?, sealer)
+            .map(Backend::Sqlite)
+            .map_err(|e| match e {
+                StoreError::Locked { pid, .. } => self.held(pid, opener),
+                e => e.to_string(),
+            })
     }
 
     /// What to do instead, when a running server holds the data directory.
     fn held(&self, pid: Option<u32>, opener: Opener) -> String {
-        let dir = self.data_dir.display();
+        let dir = self.location();
         let who = match pid {
             Some(pid) => format!("a webhook-guard server (pid {pid})"),
             None => "another webhook-guard process".to_owned(),
@@ -273,9 +406,9 @@ fn generate_key_file(path: &Path) -> Result<MasterKeys, String> {
 }
 
 /// Tells where a generated key file is and how to rotate it.
-pub fn print_generated(path: &Path, data_dir: &Path) {
+pub fn print_generated(path: &Path, store: &StoreArgs) {
     let key_file = shell_quote(&path.display().to_string());
-    let data_dir = shell_quote(&data_dir.display().to_string());
+    let data_dir = shell_quote(&store.location());
     println!(
         "Generated master key file {key_file} (mode 0600, beside the data directory, never \
          inside it):\n\
@@ -334,6 +467,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::DEFAULT_WRITES_PER_SECOND,
           value_parser = clap::value_parser!(u32).range(1..))]
     pub admin_writes_per_second: u32,
+    /// Milliseconds between two reads of the changes other instances made, when no
+    /// notification came (with --database-url): the staleness bound while the database answers.
+    #[arg(long, value_name = "MS", default_value_t = 500,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub feed_poll_ms: u64,
     /// Admin changes one credential may make at once, before the rate applies.
     #[arg(long, value_name = "N", default_value_t = webhook_guard::admin::DEFAULT_WRITE_BURST,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -453,7 +591,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     if sealed {
         // After a master key rotation (new key first in the file): every secret moves to it
         // now, in one transaction, so the old key can be dropped once this start succeeded.
-        let resealed = store.rekey().map_err(|e| e.to_string())?;
+        let resealed = store.rekey()?;
         if resealed > 0 {
             tracing::info!(
                 count = resealed,
@@ -462,13 +600,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         }
     }
     if let Some(path) = &generated {
-        print_generated(path, &args.store.data_dir);
+        print_generated(path, &args.store);
     }
-    let empty = store
-        .load()
-        .map_err(|e| e.to_string())?
-        .integrators
-        .is_empty();
     let mut builder = Admin::builder()
         .write_rate(args.admin_writes_per_second, args.admin_write_burst)
         .failed_logins(args.failed_logins_per_second, args.failed_login_burst)
@@ -477,7 +610,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
     if let Some(base) = &args.public_base_url {
         builder = builder.public_base_url(base.clone());
     }
-    let admin = builder.open(store).map_err(|e| e.to_string())?;
+    let (admin, feed) = store.admin(builder)?;
+    let feed_options = FeedOptions::default().poll(Duration::from_millis(args.feed_poll_ms));
     let limits = args.limits();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -492,17 +626,30 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
             .map_err(|e| format!("cannot read the listening address: {e}"))?;
         let base = format!("http://{local}");
         let replay = args.replay.protection().await?;
+        // This instance follows what the others change, and they it (PostgreSQL).
+        let _following = feed.map(|source| admin.follow(source, feed_options));
+        // Held while deciding to bootstrap: instances starting together on one shared store
+        // bootstrap once.
+        let writes = admin.store().lock_writes().map_err(|e| e.to_string())?;
+        let empty = admin
+            .store()
+            .load()
+            .map_err(|e| e.to_string())?
+            .integrators
+            .is_empty();
         if empty && args.bootstrap {
             let integrator = admin.create_integrator().map_err(|e| e.to_string())?;
             print_bootstrap(&admin, &integrator, &base, &args.store)?;
-        } else if empty {
+        }
+        drop(writes);
+        if empty && !args.bootstrap {
             println!(
-                "No integrator yet: create one with\n  {} admin create-integrator --data-dir {}\n\
+                "No integrator yet: create one with\n  {} admin create-integrator {}\n\
                  or start with --bootstrap.",
                 exe(),
-                shell_quote(&args.store.data_dir.display().to_string())
+                args.store.flag()
             );
-        } else {
+        } else if !empty {
             print_next_steps(&base);
         }
         println!("webhook-guard serving on {base} (admin API under /v1, webhooks at /webhooks/{{projectId}}, console at {base}/console)");
@@ -648,7 +795,7 @@ fn print_bootstrap(
         .map_err(|e| e.to_string())?;
     let project = demo.project.id.as_str();
     let exe = exe();
-    let data_dir = shell_quote(&store.data_dir.display().to_string());
+    let (location, flag) = (store.location(), store.flag());
     println!(
         "Created integrator {id} with a demo project. These secrets are shown once:\n\
          \n\
@@ -679,7 +826,7 @@ fn print_bootstrap(
          curl -s -w '\\n' -X POST \"$WG_URL/v1/integrator/regenerate-secret\" -u \"$WG_CLIENT_ID:$WG_CLIENT_SECRET\" -H 'content-type: application/json' -d '{{\"oldSecretValidForSeconds\": 60}}'\n\
          curl -s -w '\\n' \"$WG_URL/v1/audit?limit=20\" -H \"x-api-key: $WG_API_KEY\"\n\
          \n\
-         The data lives in {data_dir}; restart with the same --data-dir to keep it.\n",
+         The data lives in {location}; restart with the same {flag} to keep it.\n",
         id = integrator.id,
         secret = integrator.client_secret.as_str(),
         signing = demo.signing_secret.as_str(),
