@@ -82,14 +82,14 @@ pub enum Backend {
     /// A SQLite file in the data directory, held by this process alone.
     Sqlite(SqliteStore),
     /// A PostgreSQL database several instances share.
-    Postgres(Box<PostgresStore>),
+    Postgres(PostgresStore),
 }
 
 impl Backend {
     pub fn store(&self) -> &dyn Store {
         match self {
             Self::Sqlite(store) => store,
-            Self::Postgres(store) => &**store,
+            Self::Postgres(store) => store,
         }
     }
 
@@ -108,7 +108,7 @@ impl Backend {
             Self::Sqlite(store) => Ok((builder.open(store).map_err(|e| e.to_string())?, None)),
             Self::Postgres(store) => {
                 let feed = store.feed();
-                let admin = builder.open(*store).map_err(|e| e.to_string())?;
+                let admin = builder.open(store).map_err(|e| e.to_string())?;
                 Ok((admin, Some(feed)))
             }
         }
@@ -215,7 +215,7 @@ impl StoreArgs {
         let store = PostgresStore::connect(url, sealer, options)
             .map_err(|e| format!("database (--database-url): {e}"))?;
         Ok(Opened {
-            store: Backend::Postgres(Box::new(store)),
+            store: Backend::Postgres(store),
             sealed,
             generated: None,
         })
