@@ -12,6 +12,7 @@ use http::HeaderMap;
 use pg_support::TestDb;
 use webhook_guard::admin::credentials::Caller;
 use webhook_guard::admin::{Admin, NewIntegrator};
+use webhook_guard::gateway::UpstreamPolicy;
 use webhook_guard::scheme::GitHub;
 use webhook_guard::store::crypt::Sealer;
 use webhook_guard::store::feed::{FeedOptions, Listener, LISTENER_APPLICATION_NAME};
@@ -35,6 +36,7 @@ fn instance_with(db: &TestDb, options: PostgresOptions) -> Instance {
     let source = store.feed();
     let admin = Admin::builder()
         .write_rate(100_000, 100_000)
+        .upstream_policy(UpstreamPolicy::default().allow("127.0.0.0/8").unwrap())
         .open(store)
         .unwrap();
     let listener = admin.follow(source, FeedOptions::default());
@@ -134,6 +136,49 @@ fn a_regeneration_without_grace_ends_the_old_secret_on_the_other_instance_within
         !accepts(&b.admin, &project, &old)
     });
     assert!(accepts(&b.admin, &project, &new));
+}
+
+/// Issue 21: upstream URLs (the gateway) were kept by the SQLite store only; on PostgreSQL,
+/// setting one answered 500. Set on one instance, every other forwards there (re-signing with
+/// the same sealed secret, loaded by an instance started later); removed, none does.
+#[test]
+fn an_upstream_set_on_one_instance_is_followed_by_the_others_and_kept_in_the_database() {
+    let db = TestDb::new();
+    let (a, b, who, project, _) = two_with_a_project(&db);
+    let url = "http://127.0.0.1:9/hooks";
+    let forwards = |admin: &Admin, resigns: bool| {
+        admin
+            .upstream(&project)
+            .is_some_and(|u| u.url().as_str() == url && u.resigns() == resigns)
+    };
+    let shown = a
+        .admin
+        .set_project_upstream(&caller(&a.admin, &who), &project, url, true)
+        .unwrap();
+    assert!(shown.is_some_and(|secret| secret.starts_with("whsec_")));
+    assert!(forwards(&a.admin, true));
+    within(BOUND, "B forwards, re-signed", || forwards(&b.admin, true));
+    let c = instance(&db);
+    assert!(forwards(&c.admin, true), "loaded with its sealed secret");
+
+    // Passed on as received now: the change of secret reaches the others too.
+    a.admin
+        .set_project_upstream(&caller(&a.admin, &who), &project, url, false)
+        .unwrap();
+    within(BOUND, "B forwards unsigned", || forwards(&b.admin, false));
+    within(BOUND, "C forwards unsigned", || forwards(&c.admin, false));
+
+    b.admin
+        .remove_project_upstream(&caller(&b.admin, &who), &project)
+        .unwrap();
+    within(BOUND, "A stops forwarding", || {
+        a.admin.upstream(&project).is_none()
+    });
+    within(BOUND, "C stops forwarding", || {
+        c.admin.upstream(&project).is_none()
+    });
+    // The signing keys were not touched by any of it.
+    assert!(c.admin.project(&caller(&c.admin, &who), &project).is_ok());
 }
 
 #[test]

@@ -283,16 +283,9 @@ impl Admin {
         let mut stored = BTreeSet::new();
         for row in state.projects {
             stored.insert(row.id.clone());
-            match owned.by_id.get(&row.id) {
-                Some(project) => {
-                    self.replace_keys(
-                        Row::Project(row.id.clone()),
-                        &project.keyring,
-                        row.keys,
-                        row.version,
-                    )?;
-                }
-                None => self.reload_project(&row.id)?,
+            match owned.by_id.contains_key(&row.id) {
+                true => self.put_project(row)?,
+                false => self.reload_project(&row.id)?,
             }
         }
         // Gone from the snapshot: deleted elsewhere, or created here after it; a fresh read
@@ -382,6 +375,7 @@ impl Admin {
 
     /// Under the writers' turn.
     fn put_project(&self, row: ProjectRow) -> Result<(), AdminError> {
+        let upstream = upstream_of(&row);
         if let Some(project) = self.inner.owned.load().by_id.get(&row.id) {
             self.replace_keys(
                 Row::Project(row.id.clone()),
@@ -389,6 +383,19 @@ impl Admin {
                 row.keys,
                 row.version,
             )?;
+            // The upstream (the gateway's) as stored: set, changed or removed elsewhere. A
+            // re-signing secret cannot be compared, so a forwarding project's is taken as read.
+            if upstream.is_some() || project.upstream.is_some() {
+                self.inner.owned.rcu(|owned| {
+                    let mut owned = Owned::clone(owned);
+                    if let Some(current) = owned.by_id.get(&row.id) {
+                        let mut changed = Project::clone(current);
+                        changed.upstream = upstream.clone();
+                        owned.insert(Arc::new(changed));
+                    }
+                    owned
+                });
+            }
             return Ok(());
         }
         let scheme = crate::scheme::by_name(&row.scheme).ok_or_else(|| {
@@ -410,11 +417,7 @@ impl Admin {
             scheme: row.scheme,
             created_at: row.created_at,
             keyring,
-            upstream: row
-                .upstream
-                .as_ref()
-                .and_then(|u| super::plane::upstream_from(u).ok())
-                .map(Arc::new),
+            upstream,
         });
         self.inner.owned.rcu(|owned| {
             let mut owned = Owned::clone(owned);
@@ -461,6 +464,14 @@ impl crate::store::feed::Follow for Admin {
 }
 
 #[cfg(feature = "postgres")]
+/// The upstream a stored project row names, as the gateway serves it.
+fn upstream_of(row: &ProjectRow) -> Option<Arc<crate::gateway::Upstream>> {
+    row.upstream
+        .as_ref()
+        .and_then(|u| super::plane::upstream_from(u).ok())
+        .map(Arc::new)
+}
+
 fn into_store(e: AdminError) -> StoreError {
     match e {
         AdminError::Store(e) => e,

@@ -27,6 +27,7 @@ pub use model::{
     ApiKeyId, ApiKeyRow, IdError, IntegratorId, IntegratorRow, ProjectRow, State, UpstreamRow,
     API_KEY_ID_LEN,
 };
+pub(crate) use model::{INTEGRATOR_KEYS, PROJECT_KEYS, UPSTREAM_KEYS};
 
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresOptions, PostgresStore, CHANGES_CHANNEL, PG_SCHEMA_VERSION};

@@ -7,8 +7,9 @@ use std::fmt;
 use arrayvec::ArrayString;
 use chrono::{DateTime, Utc};
 
-use crate::keyring::{random_u64, KeyRecord};
+use crate::keyring::{random_u64, KeyId, KeyRecord, KeyRole};
 use crate::projects::ProjectId;
+use crate::public_key::KeyMaterial;
 use crate::secret::Secret;
 use crate::text::ShortStr;
 
@@ -273,7 +274,44 @@ impl UpstreamRow {
     pub fn new(url: String, secret: Option<Secret>) -> Self {
         Self { url, secret }
     }
+
+    /// The re-signing secret as the one key a store keeps for it (owner kind
+    /// [`UPSTREAM_KEYS`], key id [`UPSTREAM_KEY`]); none without re-signing.
+    pub(crate) fn secret_records(upstream: Option<&Self>) -> Vec<KeyRecord> {
+        upstream
+            .and_then(|u| u.secret.clone())
+            .map(|secret| {
+                KeyRecord::new(
+                    KeyId::new(UPSTREAM_KEY),
+                    KeyRole::Current,
+                    Utc::now(),
+                    None,
+                    secret,
+                )
+            })
+            .into_iter()
+            .collect()
+    }
+
+    /// The upstream a stored `url` and its stored keys name.
+    pub(crate) fn from_stored(url: String, keys: Vec<KeyRecord>) -> Self {
+        let secret = keys.into_iter().find_map(|record| match record.material {
+            KeyMaterial::Secret(secret) => Some(secret),
+            _ => None,
+        });
+        Self::new(url, secret)
+    }
 }
+
+/// `keys.owner_kind` of a project's signing keys, in every store and in the sealed values'
+/// associated data.
+pub(crate) const PROJECT_KEYS: &str = "project";
+/// `keys.owner_kind` of an integrator's API secrets.
+pub(crate) const INTEGRATOR_KEYS: &str = "integrator";
+/// `keys.owner_kind` of a project's re-signing secret (key id [`UPSTREAM_KEY`]).
+pub(crate) const UPSTREAM_KEYS: &str = "upstream";
+/// The key id of a project's re-signing secret.
+pub(crate) const UPSTREAM_KEY: &str = "resign";
 
 /// Everything a store holds but the audit log, as read at startup.
 #[derive(Debug, Clone, Default)]

@@ -22,7 +22,7 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 use super::crypt::{self, Sealer};
 use super::{
     ApiKeyId, ApiKeyRow, AuditEvent, AuditQuery, AuditRetention, Change, IntegratorId,
-    IntegratorRow, ProjectRow, State, Store, StoreError, WriteLock,
+    IntegratorRow, ProjectRow, State, Store, StoreError, UpstreamRow, WriteLock,
 };
 use crate::keyring::{KeyId, KeyRecord, KeyRole};
 use crate::projects::ProjectId;
@@ -31,7 +31,10 @@ use crate::secret::Secret;
 
 /// Migration `i` takes the schema from version `i` to `i + 1`. Append only; never edit one that
 /// shipped.
-const MIGRATIONS: &[&str] = &[include_str!("postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("postgres/0001_schema.sql"),
+    include_str!("postgres/0002_upstream.sql"),
+];
 
 /// The newest schema version this build writes (`webhook_guard_schema`).
 pub const PG_SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -48,8 +51,7 @@ const WRITE_LOCK: i64 = 0x7767_7264_0001;
 /// them once.
 const SETUP_LOCK: i64 = 0x7767_7264_0002;
 
-const PROJECT: &str = "project";
-const INTEGRATOR: &str = "integrator";
+use super::{INTEGRATOR_KEYS as INTEGRATOR, PROJECT_KEYS as PROJECT, UPSTREAM_KEYS as UPSTREAM};
 
 /// Settings of a [`PostgresStore`]: the pool's size and how long to wait for a connection.
 #[derive(Debug, Clone)]
@@ -459,10 +461,35 @@ impl PostgresStore {
         expected: Option<i64>,
     ) -> Result<Option<i64>, StoreError> {
         match change {
-            // Upstreams (the gateway) are kept by the SQLite store only, so far.
-            Change::SetProjectUpstream { .. } => Err(StoreError::Unsupported {
-                what: "a project's upstream URL",
-            }),
+            // The project's version guards its key set only: the upstream is a setting, the
+            // last one written wins.
+            Change::SetProjectUpstream {
+                integrator,
+                project,
+                upstream,
+            } => {
+                let sealed = self.seal_keys(
+                    UPSTREAM,
+                    project.as_str(),
+                    &UpstreamRow::secret_records(upstream),
+                )?;
+                affected(
+                    "project",
+                    exec(
+                        tx,
+                        "UPDATE projects SET upstream_url = $1 WHERE id = $2 AND integrator = $3",
+                        &[
+                            &upstream.map(|u| u.url.as_str()),
+                            &project.as_str(),
+                            &integrator.as_str(),
+                        ],
+                    )
+                    .await
+                    .map_err(pg)?,
+                )?;
+                write_keys(tx, UPSTREAM, project.as_str(), &sealed).await?;
+                Ok(None)
+            }
             Change::CreateIntegrator(row) => {
                 let sealed = self.seal_keys(INTEGRATOR, row.id.as_str(), &row.secrets)?;
                 insert_new(
@@ -496,24 +523,32 @@ impl PostgresStore {
             }
             Change::CreateProject(row) => {
                 let sealed = self.seal_keys(PROJECT, row.id.as_str(), &row.keys)?;
+                let upstream = row.upstream.as_ref();
+                let resign = self.seal_keys(
+                    UPSTREAM,
+                    row.id.as_str(),
+                    &UpstreamRow::secret_records(upstream),
+                )?;
                 integrator_exists(tx, &row.integrator).await?;
                 insert_new(
                     "project",
                     exec(
                         tx,
-                        "INSERT INTO projects (id, integrator, name, scheme, created_at)
-                         VALUES ($1, $2, $3, $4, $5)",
+                        "INSERT INTO projects (id, integrator, name, scheme, created_at, upstream_url)
+                         VALUES ($1, $2, $3, $4, $5, $6)",
                         &[
                             &row.id.as_str(),
                             &row.integrator.as_str(),
                             &row.name,
                             &row.scheme,
                             &nanos(row.created_at),
+                            &upstream.map(|u| u.url.as_str()),
                         ],
                     )
                     .await,
                 )?;
                 write_keys(tx, PROJECT, row.id.as_str(), &sealed).await?;
+                write_keys(tx, UPSTREAM, row.id.as_str(), &resign).await?;
                 Ok(Some(1))
             }
             Change::SetProjectKeys {
@@ -551,8 +586,8 @@ impl PostgresStore {
                 )?;
                 exec(
                     tx,
-                    "DELETE FROM keys WHERE owner_kind = $1 AND owner = $2",
-                    &[&PROJECT, &project.as_str()],
+                    "DELETE FROM keys WHERE owner_kind IN ($1, $2) AND owner = $3",
+                    &[&PROJECT, &UPSTREAM, &project.as_str()],
                 )
                 .await
                 .map_err(pg)?;
@@ -662,7 +697,8 @@ impl PostgresStore {
         }
         for row in tx
             .query(
-                "SELECT id, integrator, name, scheme, created_at, version FROM projects ORDER BY id",
+                "SELECT id, integrator, name, scheme, created_at, version, upstream_url
+                 FROM projects ORDER BY id",
                 &[],
             )
             .await
@@ -670,6 +706,10 @@ impl PostgresStore {
         {
             let id: String = row.get(0);
             let keys = keys_of(PROJECT, &id)?;
+            let upstream = match row.get::<_, Option<String>>(6) {
+                Some(url) => Some(UpstreamRow::from_stored(url, keys_of(UPSTREAM, &id)?)),
+                None => None,
+            };
             let mut project = ProjectRow::new(
                 parse_project(&id)?,
                 IntegratorId::new(row.get(1)),
@@ -677,7 +717,8 @@ impl PostgresStore {
                 row.get(3),
                 from_nanos(row.get(4)),
                 keys,
-            );
+            )
+            .upstream(upstream);
             project.version = row.get::<_, i64>(5) as u64;
             state.projects.push(project);
         }
@@ -1050,25 +1091,36 @@ impl Store for PostgresStore {
                     let tx = snapshot(client).await?;
                     let row = tx
                         .query_opt(
-                            "SELECT id, integrator, name, scheme, created_at, version
+                            "SELECT id, integrator, name, scheme, created_at, version, upstream_url
                              FROM projects WHERE id = $1",
                             &[&id],
                         )
                         .await
                         .map_err(pg)?;
                     let keys = keys_in(&tx, PROJECT, &id).await?;
+                    let resign = keys_in(&tx, UPSTREAM, &id).await?;
                     tx.commit().await.map_err(pg)?;
-                    Ok(row.map(|row| (row, keys)))
+                    Ok(row.map(|row| (row, keys, resign)))
                 })
             }
         })?;
-        let Some((row, keys)) = rows else {
+        let Some((row, keys, resign)) = rows else {
             return Ok(None);
         };
         let keys = keys
             .iter()
             .map(|key| self.open_key(PROJECT, id.as_str(), key))
             .collect::<Result<_, _>>()?;
+        let upstream = match row.get::<_, Option<String>>(6) {
+            Some(url) => {
+                let resign = resign
+                    .iter()
+                    .map(|key| self.open_key(UPSTREAM, id.as_str(), key))
+                    .collect::<Result<_, _>>()?;
+                Some(UpstreamRow::from_stored(url, resign))
+            }
+            None => None,
+        };
         let mut project = ProjectRow::new(
             id.clone(),
             IntegratorId::new(row.get(1)),
@@ -1076,7 +1128,8 @@ impl Store for PostgresStore {
             row.get(3),
             from_nanos(row.get(4)),
             keys,
-        );
+        )
+        .upstream(upstream);
         project.version = row.get::<_, i64>(5) as u64;
         Ok(Some(project))
     }

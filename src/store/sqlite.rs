@@ -92,11 +92,7 @@ const MIGRATIONS: &[&str] = &[
 ",
 ];
 
-const PROJECT: &str = "project";
-const INTEGRATOR: &str = "integrator";
-/// `keys.owner_kind` of a project's re-signing secret (key id [`UPSTREAM_KEY`]).
-const UPSTREAM: &str = "upstream";
-const UPSTREAM_KEY: &str = "resign";
+use super::{INTEGRATOR_KEYS as INTEGRATOR, PROJECT_KEYS as PROJECT, UPSTREAM_KEYS as UPSTREAM};
 
 /// The embedded [`Store`]: one SQLite file, opened in WAL mode with `synchronous=FULL`, so a
 /// change [`apply`](Store::apply) returned from survives a crash or power loss.
@@ -310,19 +306,7 @@ impl SqliteStore {
         project: &str,
         upstream: Option<&UpstreamRow>,
     ) -> Result<(), StoreError> {
-        let records: Vec<KeyRecord> = upstream
-            .and_then(|u| u.secret.clone())
-            .map(|secret| {
-                KeyRecord::new(
-                    KeyId::new(UPSTREAM_KEY),
-                    KeyRole::Current,
-                    Utc::now(),
-                    None,
-                    secret,
-                )
-            })
-            .into_iter()
-            .collect();
+        let records = UpstreamRow::secret_records(upstream);
         self.write_keys(tx, UPSTREAM, project, &records)
     }
 
@@ -546,16 +530,10 @@ impl Store for SqliteStore {
         for (id, integrator, name, scheme, created_at, upstream_url) in projects {
             let keys = self.read_keys(&conn, PROJECT, &id)?;
             let upstream = match upstream_url {
-                Some(url) => {
-                    let secret =
-                        self.read_keys(&conn, UPSTREAM, &id)?
-                            .into_iter()
-                            .find_map(|record| match record.material {
-                                KeyMaterial::Secret(secret) => Some(secret),
-                                _ => None,
-                            });
-                    Some(UpstreamRow::new(url, secret))
-                }
+                Some(url) => Some(UpstreamRow::from_stored(
+                    url,
+                    self.read_keys(&conn, UPSTREAM, &id)?,
+                )),
                 None => None,
             };
             state.projects.push(
