@@ -110,3 +110,8 @@ pub use secret::{RevealedSecret, Secret, SecretError, GENERATED_SECRET_LEN, MAX_
 pub use sign::Signer;
 pub use verified::Verified;
 pub use verify::Verifier;
+
+/// The README's Rust snippets, compiled as doctests (they need the features they show).
+#[cfg(all(doctest, feature = "axum", feature = "actix"))]
+#[doc = include_str!("../README.md")]
+struct ReadmeSnippets;
