@@ -72,9 +72,10 @@ impl Server {
         // The default cap of 8 live keys would stop a long loop with grace; grace 0 keeps one.
         let admin = Admin::builder().open(store).unwrap();
         let integrator = admin.create_integrator().unwrap();
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-api-key", integrator.api_key.key.parse().unwrap());
-        let caller = admin.credentials().authenticate(&headers).unwrap();
+        let caller = admin
+            .credentials()
+            .authenticate_api_key(&integrator.api_key.key)
+            .unwrap();
         let project = admin
             .create_project(&caller, None, "github")
             .unwrap()

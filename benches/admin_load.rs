@@ -73,9 +73,10 @@ async fn start() -> Setup {
         .open(store)
         .unwrap();
     let integrator = admin.create_integrator().unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-api-key", integrator.api_key.key.parse().unwrap());
-    let caller = admin.credentials().authenticate(&headers).unwrap();
+    let caller = admin
+        .credentials()
+        .authenticate_api_key(&integrator.api_key.key)
+        .unwrap();
     let first = admin.create_project(&caller, None, "github").unwrap();
     for i in 1..PROJECTS {
         admin

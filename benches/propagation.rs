@@ -21,7 +21,6 @@ mod pg_support;
 
 use std::time::{Duration, Instant};
 
-use http::HeaderMap;
 use pg_support::TestDb;
 use webhook_guard::admin::credentials::Caller;
 use webhook_guard::admin::Admin;
@@ -107,11 +106,7 @@ fn main() {
     let (a, _a_listener) = instance(&db);
     let (b, _b_listener) = instance(&db);
     let who = a.create_integrator().unwrap();
-    let caller: Caller = {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", who.api_key.key.parse().unwrap());
-        a.credentials().authenticate(&headers).unwrap()
-    };
+    let caller: Caller = a.credentials().authenticate_api_key(&who.api_key.key).unwrap();
     let created = a.create_project(&caller, None, "github").unwrap();
     let project = created.project.id.to_string();
     let mut secret = created.signing_secret.to_string();

@@ -45,9 +45,10 @@ fn world() -> &'static World {
             .open(store)
             .unwrap();
         let alice = admin.create_integrator().unwrap();
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-api-key", alice.api_key.key.parse().unwrap());
-        let caller = admin.credentials().authenticate(&headers).unwrap();
+        let caller = admin
+            .credentials()
+            .authenticate_api_key(&alice.api_key.key)
+            .unwrap();
         let project = admin
             .create_project(&caller, None, "github")
             .unwrap()

@@ -27,11 +27,7 @@ async fn concurrent_regenerations_are_serialized_and_none_is_lost() {
         .unwrap();
     let alice = admin.create_integrator().unwrap();
     let key = alice.api_key.key.to_string();
-    let caller = {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-api-key", key.parse().unwrap());
-        admin.credentials().authenticate(&headers).unwrap()
-    };
+    let caller = admin.credentials().authenticate_api_key(&key).unwrap();
     let project = admin
         .create_project(&caller, None, "github")
         .unwrap()

@@ -171,9 +171,10 @@ fn library_callers_meet_the_write_rate_too() {
     let dir = TempDir::new("write-rate-lib");
     let (admin, _clock) = slow_admin(&dir);
     let alice = admin.create_integrator().unwrap();
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-api-key", alice.api_key.key.parse().unwrap());
-    let caller = admin.credentials().authenticate(&headers).unwrap();
+    let caller = admin
+        .credentials()
+        .authenticate_api_key(&alice.api_key.key)
+        .unwrap();
     let project = admin.create_project(&caller, None, "github").unwrap();
     let id = project.project.id.as_str();
     for _ in 0..2 {

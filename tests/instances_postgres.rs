@@ -67,7 +67,7 @@ fn api_key_headers(key: &str) -> HeaderMap {
 fn caller(admin: &Admin, who: &NewIntegrator) -> Caller {
     admin
         .credentials()
-        .authenticate(&api_key_headers(&who.api_key.key))
+        .authenticate_api_key(&who.api_key.key)
         .unwrap()
 }
 

@@ -335,9 +335,12 @@ async fn a_limited_key_reads_only_its_projects_audit_events() {
 #[test]
 fn the_rules_hold_for_library_callers_too() {
     let w = World::new("permissions-library");
-    let mut headers = http::HeaderMap::new();
-    headers.insert("x-api-key", w.limited.parse().unwrap());
-    let limited = w.f.admin.credentials().authenticate(&headers).unwrap();
+    let limited = w
+        .f
+        .admin
+        .credentials()
+        .authenticate_api_key(&w.limited)
+        .unwrap();
     let forbidden = |r: Result<(), AdminError>| {
         assert!(matches!(r, Err(AdminError::Forbidden { .. })), "{r:?}");
     };

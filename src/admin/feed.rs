@@ -464,14 +464,6 @@ impl crate::store::feed::Follow for Admin {
 }
 
 #[cfg(feature = "postgres")]
-/// The upstream a stored project row names, as the gateway serves it.
-fn upstream_of(row: &ProjectRow) -> Option<Arc<crate::gateway::Upstream>> {
-    row.upstream
-        .as_ref()
-        .and_then(|u| super::plane::upstream_from(u).ok())
-        .map(Arc::new)
-}
-
 fn into_store(e: AdminError) -> StoreError {
     match e {
         AdminError::Store(e) => e,
@@ -497,4 +489,12 @@ impl Admin {
     ) -> crate::store::feed::Listener {
         crate::store::feed::Listener::start(source, options, Arc::new(self.clone()))
     }
+}
+
+/// The upstream a stored project row names, as the gateway serves it.
+fn upstream_of(row: &ProjectRow) -> Option<Arc<crate::gateway::Upstream>> {
+    row.upstream
+        .as_ref()
+        .and_then(|u| super::plane::upstream_from(u).ok())
+        .map(Arc::new)
 }

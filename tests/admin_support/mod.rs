@@ -145,9 +145,10 @@ impl Fixture {
     }
 
     pub fn caller(&self, who: &NewIntegrator) -> Caller {
-        let mut headers = HeaderMap::new();
-        headers.insert("x-api-key", who.api_key.key.parse().unwrap());
-        self.admin.credentials().authenticate(&headers).unwrap()
+        self.admin
+            .credentials()
+            .authenticate_api_key(&who.api_key.key)
+            .unwrap()
     }
 
     /// A project of `who` verified with GitHub's scheme; its id and signing secret.

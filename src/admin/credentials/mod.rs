@@ -386,8 +386,39 @@ impl Credentials {
     }
 
     fn api_key(&self, value: &HeaderValue) -> Result<Caller, AuthFailure> {
+        let token = value.to_str().map_err(|_| AuthFailure::ApiKey {
+            reason: "not visible ASCII",
+        })?;
+        self.authenticate_api_key(token)
+    }
+
+    /// Who an API key (`wgk_…`) belongs to, as [`authenticate`](Self::authenticate) finds it in
+    /// an `x-api-key` header: for a library caller that has the key itself.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthFailure::ApiKey`] for a malformed, unknown, wrong or expired key.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::admin::Admin;
+    /// use webhook_guard::store::{crypt::Sealer, SqliteStore};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("wg-auth-doc-{}", std::process::id()));
+    /// let admin = Admin::builder().open(SqliteStore::open(dir.join("wg.db"), Sealer::plaintext())?)?;
+    /// let created = admin.create_integrator()?;
+    /// let caller = admin.credentials().authenticate_api_key(&created.api_key.key)?;
+    /// assert_eq!(caller.integrator(), &created.id);
+    /// assert!(admin.credentials().authenticate_api_key("wgk_not-a-key").is_err());
+    /// # drop(admin);
+    /// # std::fs::remove_dir_all(dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn authenticate_api_key(&self, token: &str) -> Result<Caller, AuthFailure> {
         let refuse = |reason| AuthFailure::ApiKey { reason };
-        let token = value.to_str().map_err(|_| refuse("not visible ASCII"))?;
         let (id, digest) = check_api_key(token).map_err(|e| {
             tracing::debug!(error = %e, "api key malformed");
             refuse("malformed or mistyped")
@@ -439,7 +470,44 @@ impl Credentials {
             .ok_or_else(|| refuse("no colon between clientId and clientSecret"))?;
         let (client_id, secret) = (&decoded[..colon], &decoded[colon + 1..]);
         let client_id = std::str::from_utf8(client_id).map_err(|_| refuse("not UTF-8"))?;
-        std::str::from_utf8(secret).map_err(|_| refuse("not UTF-8"))?;
+        let secret = std::str::from_utf8(secret).map_err(|_| refuse("not UTF-8"))?;
+        self.authenticate_basic(client_id, secret)
+    }
+
+    /// Who `client_id` with its API secret is, as [`authenticate`](Self::authenticate) finds
+    /// them in an `Authorization: Basic` header: for a library caller that has both.
+    ///
+    /// # Errors
+    ///
+    /// [`AuthFailure::Basic`] for an unknown `client_id` or a secret that is none of its live
+    /// API secrets (compared in constant time).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use webhook_guard::admin::Admin;
+    /// use webhook_guard::store::{crypt::Sealer, SqliteStore};
+    ///
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let dir = std::env::temp_dir().join(format!("wg-basic-doc-{}", std::process::id()));
+    /// let admin = Admin::builder().open(SqliteStore::open(dir.join("wg.db"), Sealer::plaintext())?)?;
+    /// let created = admin.create_integrator()?;
+    /// let credentials = admin.credentials();
+    /// let caller = credentials.authenticate_basic(created.id.as_str(), &created.client_secret)?;
+    /// assert!(caller.projects().is_none(), "the API secret is not limited to projects");
+    /// assert!(credentials.authenticate_basic(created.id.as_str(), "wrong").is_err());
+    /// # drop(admin);
+    /// # std::fs::remove_dir_all(dir)?;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn authenticate_basic(
+        &self,
+        client_id: &str,
+        client_secret: &str,
+    ) -> Result<Caller, AuthFailure> {
+        let refuse = |reason| AuthFailure::Basic { reason };
+        let secret = client_secret.as_bytes();
         let integrator = IntegratorId::new(client_id);
         let integrators = self.shared.integrators.load();
         let keyring = integrators

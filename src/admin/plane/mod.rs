@@ -172,11 +172,7 @@ pub struct NewIntegrator {
 /// let dir = std::env::temp_dir().join(format!("wg-admin-doc-{}", std::process::id()));
 /// let admin = Admin::builder().open(SqliteStore::open(dir.join("wg.db"), Sealer::plaintext())?)?;
 /// let integrator = admin.create_integrator()?;
-/// let caller = admin.credentials().authenticate(&{
-///     let mut headers = http::HeaderMap::new();
-///     headers.insert("x-api-key", integrator.api_key.key.parse()?);
-///     headers
-/// }).unwrap();
+/// let caller = admin.credentials().authenticate_api_key(&integrator.api_key.key)?;
 ///
 /// let created = admin.create_project(&caller, Some("shop".into()), "github")?;
 /// let regenerated = admin.regenerate_project_secret(&caller, created.project.id.as_str(),

@@ -780,15 +780,9 @@ fn print_bootstrap(
     store: &StoreArgs,
 ) -> Result<(), String> {
     let key = integrator.api_key.key.as_str();
-    let mut headers = http::HeaderMap::new();
-    headers.insert(
-        "x-api-key",
-        key.parse()
-            .map_err(|_| "generated key is not a header value")?,
-    );
     let caller = admin
         .credentials()
-        .authenticate(&headers)
+        .authenticate_api_key(key)
         .map_err(|_| "the new API key does not authenticate".to_owned())?;
     let demo = admin
         .create_project(&caller, Some("demo".into()), "standard-webhooks")
