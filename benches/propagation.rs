@@ -106,7 +106,10 @@ fn main() {
     let (a, _a_listener) = instance(&db);
     let (b, _b_listener) = instance(&db);
     let who = a.create_integrator().unwrap();
-    let caller: Caller = a.credentials().authenticate_api_key(&who.api_key.key).unwrap();
+    let caller: Caller = a
+        .credentials()
+        .authenticate_api_key(&who.api_key.key)
+        .unwrap();
     let created = a.create_project(&caller, None, "github").unwrap();
     let project = created.project.id.to_string();
     let mut secret = created.signing_secret.to_string();

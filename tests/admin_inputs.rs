@@ -185,6 +185,11 @@ async fn every_400_about_a_field_names_it() {
         assert_problem(status, &headers, &answer, 400, "bad-request");
         assert_eq!(answer["field"], field, "{body}: {answer}");
     }
+    // Audit actions are one list (issue 20): a name that is none of them is a 400, not an
+    // empty page that looks like "nothing happened".
+    let (status, headers, answer) = f.send(get("/v1/audit?action=project.renamed", key)).await;
+    assert_problem(status, &headers, &answer, 400, "bad-request");
+    assert_eq!(answer["field"], "action", "{answer}");
     assert_eq!(f.digest(), before);
 }
 

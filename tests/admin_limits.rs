@@ -284,7 +284,10 @@ async fn the_audit_log_is_pruned_by_age_and_count_and_the_pruning_is_audited() {
     assert_eq!(body["events"][0]["count"], 3);
     let page = f
         .admin
-        .audit(&caller, AuditQuery::page(None, 10).action("audit.pruned"))
+        .audit(
+            &caller,
+            AuditQuery::page(None, 10).action(webhook_guard::store::AuditAction::AuditPruned),
+        )
         .unwrap();
     assert_eq!(page.items.len(), 2);
 }

@@ -276,7 +276,8 @@ fn concurrent_regenerations_on_two_instances_form_one_chain_and_converge() {
     let mut events = store
         .audit_matching(
             &who.id,
-            &webhook_guard::store::AuditQuery::page(None, 200).action("project.secret.regenerated"),
+            &webhook_guard::store::AuditQuery::page(None, 200)
+                .action(webhook_guard::store::AuditAction::ProjectSecretRegenerated),
         )
         .unwrap();
     events.reverse();

@@ -335,12 +335,11 @@ async fn a_limited_key_reads_only_its_projects_audit_events() {
 #[test]
 fn the_rules_hold_for_library_callers_too() {
     let w = World::new("permissions-library");
-    let limited = w
-        .f
-        .admin
-        .credentials()
-        .authenticate_api_key(&w.limited)
-        .unwrap();
+    let limited =
+        w.f.admin
+            .credentials()
+            .authenticate_api_key(&w.limited)
+            .unwrap();
     let forbidden = |r: Result<(), AdminError>| {
         assert!(matches!(r, Err(AdminError::Forbidden { .. })), "{r:?}");
     };

@@ -92,6 +92,7 @@ fn project(id: &ProjectId, owner: &IntegratorId, clock: &ManualClock) -> Project
 }
 
 fn event(owner: &IntegratorId, action: &str) -> AuditEvent {
+    let action = action.parse().expect("a known audit action");
     AuditEvent::new(at(1_700_000_002), owner.clone(), "cli", action)
 }
 

@@ -226,15 +226,15 @@ impl Admin {
         let mut projects = BTreeSet::new();
         let mut api_keys = BTreeSet::new();
         for event in events {
-            if event.action.starts_with("integrator.") {
+            if event.action.subject() == "integrator" {
                 integrators.insert(event.integrator.clone());
             }
             if let Some(project) = &event.project {
-                if event.action.starts_with("project.") {
+                if event.action.subject() == "project" {
                     projects.insert(project.clone());
                 }
             }
-            if event.action.starts_with("api-key.") {
+            if event.action.subject() == "api-key" {
                 api_keys.extend(
                     event
                         .new_key

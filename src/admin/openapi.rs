@@ -7,6 +7,7 @@ use utoipa::{Modify, OpenApi};
 use super::routes;
 use super::wire::NAME_PATTERN;
 use super::SCHEMES;
+use crate::store::AuditAction;
 
 /// The document: every route under `/v1`, its statuses, bodies and problem documents, and both
 /// security schemes (`x-api-key`, Basic `clientId:clientSecret`).
@@ -39,6 +40,12 @@ pub fn document() -> serde_json::Value {
             .flat_map(|p| p.values_mut())
         {
             shared_by_every_operation(operation);
+        }
+    }
+    // The audit actions, from the one list of them.
+    if let Some(parameters) = document["paths"]["/v1/audit"]["get"]["parameters"].as_array_mut() {
+        for action in parameters.iter_mut().filter(|p| p["name"] == "action") {
+            action["schema"]["enum"] = AuditAction::ALL.iter().map(|a| a.as_str()).collect();
         }
     }
     // Names as `Admin` checks them (an attribute takes only a literal).

@@ -737,7 +737,10 @@ fn audit_query(
                 let id = ProjectId::parse(value).map_err(|_| bad("a project id"))?;
                 audit = audit.projects(vec![id]);
             }
-            _ => audit = audit.action(value.clone()),
+            _ => {
+                let action = value.parse().map_err(|_| bad("one of the audit actions"))?;
+                audit = audit.action(action);
+            }
         }
     }
     Ok(audit)
@@ -752,7 +755,7 @@ fn audit_query(
         ("limit" = Option<u32>, Query, minimum = 1, maximum = 200, description = "Events on the page (default 50)"),
         ("cursor" = Option<u64>, Query, minimum = 0, description = "The nextCursor of the previous page (`before` is the same parameter's older name)"),
         ("projectId" = Option<String>, Query, pattern = "^[A-Za-z0-9_-]{1,64}$", description = "Only this project's events"),
-        ("action" = Option<String>, Query, description = "Only events of this action"),
+        ("action" = Option<String>, Query, description = "Only events of this action (one of the names listed; another is refused with 400)"),
     ),
     responses(
         (status = 200, description = "A page of events", body = AuditOut<'_>),

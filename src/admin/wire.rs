@@ -334,7 +334,7 @@ impl<'a> From<&'a AuditEvent> for AuditEventOut<'a> {
             seq: event.seq,
             at: time(event.at),
             actor: &event.actor,
-            action: &event.action,
+            action: event.action.as_str(),
             project_id: event.project.as_ref().map(|id| id.as_str()),
             old_key_ids: &event.old_keys,
             new_key_id: event.new_key.as_deref(),

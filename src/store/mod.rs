@@ -10,6 +10,8 @@
 //!
 //! The verify path never touches a store: it reads the in-memory keyrings only.
 
+use std::fmt;
+
 use chrono::{DateTime, Utc};
 
 use crate::keyring::KeyRecord;
@@ -84,6 +86,124 @@ pub enum Change<'a> {
     },
 }
 
+/// What an audit event records. [`as_str`](Self::as_str) is what the stores keep, the admin
+/// API shows and `GET /v1/audit?action=` filters on.
+///
+/// # Examples
+///
+/// ```
+/// use webhook_guard::store::AuditAction;
+///
+/// let action: AuditAction = "project.secret.regenerated".parse()?;
+/// assert_eq!(action, AuditAction::ProjectSecretRegenerated);
+/// assert_eq!(action.as_str(), "project.secret.regenerated");
+/// assert!("project.renamed".parse::<AuditAction>().is_err());
+/// # Ok::<(), webhook_guard::store::UnknownAction>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuditAction {
+    /// `integrator.created`: by `admin create-integrator` or `serve --bootstrap`.
+    IntegratorCreated,
+    /// `integrator.secret.regenerated`: a new API secret (`clientSecret`).
+    IntegratorSecretRegenerated,
+    /// `project.created`.
+    ProjectCreated,
+    /// `project.deleted`.
+    ProjectDeleted,
+    /// `project.secret.regenerated`: a new signing secret, the old one kept for its grace.
+    ProjectSecretRegenerated,
+    /// `project.secret.previous-ended`: every grace key ended at once.
+    ProjectSecretPreviousEnded,
+    /// `project.upstream.set`: verified deliveries forwarded there from now on.
+    ProjectUpstreamSet,
+    /// `project.upstream.removed`.
+    ProjectUpstreamRemoved,
+    /// `api-key.created`.
+    ApiKeyCreated,
+    /// `api-key.deleted`.
+    ApiKeyDeleted,
+    /// `audit.pruned`: older events removed by the retention rule, `count` of them.
+    AuditPruned,
+}
+
+impl AuditAction {
+    /// Every action, in the order above.
+    pub const ALL: [Self; 11] = [
+        Self::IntegratorCreated,
+        Self::IntegratorSecretRegenerated,
+        Self::ProjectCreated,
+        Self::ProjectDeleted,
+        Self::ProjectSecretRegenerated,
+        Self::ProjectSecretPreviousEnded,
+        Self::ProjectUpstreamSet,
+        Self::ProjectUpstreamRemoved,
+        Self::ApiKeyCreated,
+        Self::ApiKeyDeleted,
+        Self::AuditPruned,
+    ];
+
+    /// The action's name, as stored and shown.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::IntegratorCreated => "integrator.created",
+            Self::IntegratorSecretRegenerated => "integrator.secret.regenerated",
+            Self::ProjectCreated => "project.created",
+            Self::ProjectDeleted => "project.deleted",
+            Self::ProjectSecretRegenerated => "project.secret.regenerated",
+            Self::ProjectSecretPreviousEnded => "project.secret.previous-ended",
+            Self::ProjectUpstreamSet => "project.upstream.set",
+            Self::ProjectUpstreamRemoved => "project.upstream.removed",
+            Self::ApiKeyCreated => "api-key.created",
+            Self::ApiKeyDeleted => "api-key.deleted",
+            Self::AuditPruned => "audit.pruned",
+        }
+    }
+
+    /// What kind of row it changed: `"integrator"`, `"project"`, `"api-key"` or `"audit"`.
+    pub fn subject(self) -> &'static str {
+        let name = self.as_str();
+        &name[..name.find('.').unwrap_or(name.len())]
+    }
+}
+
+impl fmt::Display for AuditAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl PartialEq<&str> for AuditAction {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+/// A name that is no [`AuditAction`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("no such audit action: {0:?}")]
+pub struct UnknownAction(pub String);
+
+impl std::str::FromStr for AuditAction {
+    type Err = UnknownAction;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|action| action.as_str() == text)
+            .ok_or_else(|| UnknownAction(text.to_owned()))
+    }
+}
+
+/// An action read back from a store; one this build does not know is an invalid row.
+pub(crate) fn stored_action(text: &str) -> Result<AuditAction, StoreError> {
+    text.parse()
+        .map_err(|e: UnknownAction| StoreError::Invalid {
+            what: "audit event",
+            reason: e.to_string(),
+        })
+}
+
 /// What happened, for the audit log. Never a secret: key ids, times and who did it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
@@ -97,7 +217,7 @@ pub struct AuditEvent {
     /// The credential that made the change: `api-key:<id>`, `client-secret:<key id>` or `cli`.
     pub actor: String,
     /// What was done, such as `project.secret.regenerated` or `api-key.deleted`.
-    pub action: String,
+    pub action: AuditAction,
     /// The project it concerns, if any.
     pub project: Option<ProjectId>,
     /// The key (or API key) ids that stopped being current or were removed.
@@ -119,14 +239,14 @@ impl AuditEvent {
         at: DateTime<Utc>,
         integrator: IntegratorId,
         actor: impl Into<String>,
-        action: &str,
+        action: AuditAction,
     ) -> Self {
         Self {
             seq: 0,
             at,
             integrator,
             actor: actor.into(),
-            action: action.into(),
+            action,
             project: None,
             old_keys: Vec::new(),
             new_key: None,
@@ -169,7 +289,9 @@ impl AuditEvent {
 /// ```
 /// use webhook_guard::store::AuditQuery;
 ///
-/// let query = AuditQuery::page(None, 50).action("project.secret.regenerated");
+/// use webhook_guard::store::AuditAction;
+///
+/// let query = AuditQuery::page(None, 50).action(AuditAction::ProjectSecretRegenerated);
 /// assert_eq!(query.limit, 50);
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -182,7 +304,7 @@ pub struct AuditQuery {
     /// Only events of these projects (events of no project are left out too); `None` for all.
     pub projects: Option<Vec<ProjectId>>,
     /// Only events of this action.
-    pub action: Option<String>,
+    pub action: Option<AuditAction>,
 }
 
 impl AuditQuery {
@@ -203,8 +325,8 @@ impl AuditQuery {
     }
 
     /// Only events of `action`.
-    pub fn action(mut self, action: impl Into<String>) -> Self {
-        self.action = Some(action.into());
+    pub fn action(mut self, action: AuditAction) -> Self {
+        self.action = Some(action);
         self
     }
 }

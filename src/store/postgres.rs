@@ -21,8 +21,9 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::crypt::{self, Sealer};
 use super::{
-    ApiKeyId, ApiKeyRow, AuditEvent, AuditQuery, AuditRetention, Change, IntegratorId,
-    IntegratorRow, ProjectRow, State, Store, StoreError, UpstreamRow, WriteLock,
+    stored_action, ApiKeyId, ApiKeyRow, AuditAction, AuditEvent, AuditQuery, AuditRetention,
+    Change, IntegratorId, IntegratorRow, ProjectRow, State, Store, StoreError, UpstreamRow,
+    WriteLock,
 };
 use crate::keyring::{KeyId, KeyRecord, KeyRole};
 use crate::projects::ProjectId;
@@ -957,7 +958,7 @@ async fn append_event(
                 &nanos(event.at),
                 &event.integrator.as_str(),
                 &event.actor,
-                &event.action,
+                &event.action.as_str(),
                 &event.project.as_ref().map(ProjectId::as_str),
                 &event.old_keys,
                 &event.new_key,
@@ -974,12 +975,12 @@ async fn append_event(
 }
 
 fn audit_event(row: &Row) -> Result<AuditEvent, StoreError> {
-    let action: String = row.get("action");
+    let action = stored_action(row.get("action"))?;
     let mut event = AuditEvent::new(
         from_nanos(row.get("at")),
         IntegratorId::new(row.get("integrator")),
         row.get::<_, String>("actor"),
-        &action,
+        action,
     );
     event.seq = row.get::<_, i64>("seq") as u64;
     event.project = row
@@ -1212,7 +1213,7 @@ impl Store for PostgresStore {
                         &before,
                         &limit,
                         &projects,
-                        &query.action,
+                        &query.action.map(AuditAction::as_str),
                     ],
                 )
                 .await

@@ -13,8 +13,8 @@ use rusqlite::{
 
 use super::crypt::{self, Sealer};
 use super::{
-    ApiKeyId, ApiKeyRow, AuditEvent, AuditQuery, AuditRetention, Change, IntegratorId,
-    IntegratorRow, ProjectRow, State, Store, StoreError, UpstreamRow,
+    stored_action, ApiKeyId, ApiKeyRow, AuditAction, AuditEvent, AuditQuery, AuditRetention,
+    Change, IntegratorId, IntegratorRow, ProjectRow, State, Store, StoreError, UpstreamRow,
 };
 use crate::keyring::{KeyId, KeyRecord, KeyRole};
 use crate::projects::ProjectId;
@@ -663,7 +663,7 @@ impl Store for SqliteStore {
                 query.before.map(|b| b.min(i64::MAX as u64) as i64),
                 query.limit.min(i64::MAX as usize) as i64,
                 projects,
-                query.action,
+                query.action.map(AuditAction::as_str),
             ],
             |r| {
                 Ok((
@@ -690,7 +690,8 @@ impl Store for SqliteStore {
                 (seq, at, actor, action, project),
                 (old_keys, new_key, grace_secs, expires_at, count),
             ) = row?;
-            let mut event = AuditEvent::new(from_nanos(at), integrator.clone(), actor, &action);
+            let action = stored_action(&action)?;
+            let mut event = AuditEvent::new(from_nanos(at), integrator.clone(), actor, action);
             event.seq = seq as u64;
             event.project = project.as_deref().map(parse_project).transpose()?;
             event.old_keys = serde_json::from_str(&old_keys).map_err(|_| StoreError::Invalid {
@@ -1006,7 +1007,7 @@ fn append_event(tx: &Transaction<'_>, event: &AuditEvent) -> Result<u64, StoreEr
         nanos(event.at),
         event.integrator.as_str(),
         event.actor,
-        event.action,
+        event.action.as_str(),
         event.project.as_ref().map(ProjectId::as_str),
         old_keys,
         event.new_key,

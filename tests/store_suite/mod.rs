@@ -12,8 +12,8 @@ use chrono::{DateTime, Utc};
 use webhook_guard::admin::IntegratorId;
 use webhook_guard::store::crypt::{MasterKeys, Sealer};
 use webhook_guard::store::{
-    ApiKeyId, ApiKeyRow, AuditEvent, AuditQuery, AuditRetention, Change, IntegratorRow, ProjectRow,
-    Store, StoreError,
+    ApiKeyId, ApiKeyRow, AuditAction, AuditEvent, AuditQuery, AuditRetention, Change,
+    IntegratorRow, ProjectRow, Store, StoreError,
 };
 use webhook_guard::{KeyMaterial, KeyRecord, Keyring, ManualClock, ProjectId, Secret};
 
@@ -82,6 +82,7 @@ pub fn project(id: &ProjectId, owner: &IntegratorId, clock: &ManualClock) -> Pro
 }
 
 pub fn event(owner: &IntegratorId, action: &str) -> AuditEvent {
+    let action = action.parse().expect("a known audit action");
     AuditEvent::new(at(1_700_000_002), owner.clone(), "cli", action)
 }
 
@@ -400,20 +401,24 @@ pub fn audit_pages_and_filters<B: Backend>(backend: &B) {
             &owner,
             &AuditQuery::page(None, 100)
                 .projects(vec![other.clone()])
-                .action("project.secret.regenerated"),
+                .action(AuditAction::ProjectSecretRegenerated),
         )
         .unwrap();
     assert_eq!(regenerated_b.len(), 2);
     let paged = store
         .audit_matching(
             &owner,
-            &AuditQuery::page(Some(regenerated_b[0].seq), 100).action("project.secret.regenerated"),
+            &AuditQuery::page(Some(regenerated_b[0].seq), 100)
+                .action(AuditAction::ProjectSecretRegenerated),
         )
         .unwrap();
     assert!(paged.iter().all(|e| e.seq < regenerated_b[0].seq));
     assert_eq!(paged.len(), 3, "the regenerations before b's newest");
     assert!(store
-        .audit_matching(&owner, &AuditQuery::page(None, 100).action("nothing"))
+        .audit_matching(
+            &owner,
+            &AuditQuery::page(None, 100).action(AuditAction::ProjectUpstreamRemoved)
+        )
         .unwrap()
         .is_empty());
 }
@@ -449,7 +454,7 @@ pub fn prune_audit_removes_what_retention_selects_and_says_how_many<B: Backend>(
         at(1_700_002_000),
         owner.clone(),
         "retention",
-        "audit.pruned",
+        AuditAction::AuditPruned,
     );
     let removed = store
         .prune_audit(

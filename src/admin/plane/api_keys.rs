@@ -12,7 +12,7 @@ use super::{
 };
 use crate::admin::credentials::{generate_api_key, ApiKeyId, ApiKeyRow, Caller};
 use crate::projects::ProjectId;
-use crate::store::{AuditEvent, Change, IntegratorId};
+use crate::store::{AuditAction, AuditEvent, Change, IntegratorId};
 
 impl Admin {
     /// Creates an API key for the caller's integrator, limited to `projects` when given (1 to
@@ -99,7 +99,7 @@ impl Admin {
             last_used: None,
         };
         let mut event =
-            AuditEvent::new(now, integrator.clone(), actor, "api-key.created").new_key(id);
+            AuditEvent::new(now, integrator.clone(), actor, AuditAction::ApiKeyCreated).new_key(id);
         event.expires_at = expires_at;
         let _turn = self.turn();
         // Expired keys are kept for their history but do not count: they work no more.
@@ -178,7 +178,7 @@ impl Admin {
             self.now(),
             caller.integrator().clone(),
             actor(caller),
-            "api-key.deleted",
+            AuditAction::ApiKeyDeleted,
         )
         .old_keys([&id]);
         self.inner

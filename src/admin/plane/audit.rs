@@ -4,7 +4,7 @@
 use super::rules::page_size;
 use super::{Admin, AdminError, Page, MAX_AUDIT_PAGE};
 use crate::admin::credentials::Caller;
-use crate::store::{AuditEvent, AuditQuery, AuditRetention};
+use crate::store::{AuditAction, AuditEvent, AuditQuery, AuditRetention};
 
 impl Admin {
     /// A page of the caller's integrator's audit events, newest first, as `query` asks; the
@@ -48,8 +48,12 @@ impl Admin {
     pub fn prune_audit(&self, retention: AuditRetention) -> Result<u64, AdminError> {
         let mut removed = 0;
         for integrator in self.inner.credentials.integrator_ids() {
-            let event =
-                AuditEvent::new(self.now(), integrator.clone(), "retention", "audit.pruned");
+            let event = AuditEvent::new(
+                self.now(),
+                integrator.clone(),
+                "retention",
+                AuditAction::AuditPruned,
+            );
             let n = self
                 .inner
                 .store

@@ -29,7 +29,9 @@ use crate::keyring::{CommitError, KeyId, KeyInfo, Keyring, KeyringBuilder};
 use crate::projects::{ProjectId, Projects};
 use crate::scheme::Scheme;
 use crate::secret::Secret;
-use crate::store::{AuditEvent, Change, IntegratorRow, ProjectRow, Store, StoreError, UpstreamRow};
+use crate::store::{
+    AuditAction, AuditEvent, Change, IntegratorRow, ProjectRow, Store, StoreError, UpstreamRow,
+};
 use crate::verify::Verifier;
 
 /// Most projects one integrator may hold.
@@ -494,7 +496,7 @@ impl Admin {
         let keyring = self.keyring().build(digest_secret(&digest)?);
         let now = self.now();
         let row = IntegratorRow::new(id.clone(), now, keyring.export());
-        let event = AuditEvent::new(now, id.clone(), "cli", "integrator.created")
+        let event = AuditEvent::new(now, id.clone(), "cli", AuditAction::IntegratorCreated)
             .new_key(keyring.current_id());
         self.inner
             .store
@@ -541,7 +543,7 @@ impl Admin {
             self.now(),
             id.clone(),
             actor(caller),
-            "integrator.secret.regenerated",
+            AuditAction::IntegratorSecretRegenerated,
         );
         self.regenerate(
             &keyring,
@@ -745,7 +747,7 @@ impl Admin {
             now,
             caller.integrator().clone(),
             actor(caller),
-            "project.created",
+            AuditAction::ProjectCreated,
         )
         .project(&id)
         .new_key(project.keyring.current_id());
@@ -790,7 +792,7 @@ impl Admin {
             self.now(),
             caller.integrator().clone(),
             actor(caller),
-            "project.deleted",
+            AuditAction::ProjectDeleted,
         )
         .project(&project.id)
         .old_keys(project.keys().iter().map(|k| &k.id));
@@ -835,7 +837,7 @@ impl Admin {
             self.now(),
             caller.integrator().clone(),
             actor(caller),
-            "project.secret.regenerated",
+            AuditAction::ProjectSecretRegenerated,
         )
         .project(&project.id);
         self.regenerate(
@@ -869,7 +871,7 @@ impl Admin {
                 self.now(),
                 caller.integrator().clone(),
                 actor(caller),
-                "project.secret.previous-ended",
+                AuditAction::ProjectSecretPreviousEnded,
             )
             .project(&project.id)
             .old_keys(pending.ended());
@@ -938,7 +940,7 @@ impl Admin {
             self.now(),
             caller.integrator().clone(),
             actor(caller),
-            "project.upstream.set",
+            AuditAction::ProjectUpstreamSet,
         )
         .project(&project.id);
         if resign {
@@ -963,7 +965,7 @@ impl Admin {
             self.now(),
             caller.integrator().clone(),
             actor(caller),
-            "project.upstream.removed",
+            AuditAction::ProjectUpstreamRemoved,
         )
         .project(&project.id);
         self.replace_upstream(caller, &project, None, &event)
