@@ -18,7 +18,7 @@ mod wire;
 
 pub use crate::problem::Problem;
 pub use crate::store::{ApiKeyId, ApiKeyRow, IntegratorId};
-pub use app::app;
+pub use app::{app, App};
 pub use openapi::document as openapi_document;
 pub use plane::{
     Admin, AdminBuilder, AdminError, NewApiKey, NewIntegrator, NewProject, Page, Project,

@@ -1,18 +1,8 @@
-//! `serve` as a verifying gateway: its flags, the webhook route's handler (forward to the
-//! project's upstream or answer), the access log and `/metrics`.
+//! `serve` as a verifying gateway: its flags (the route itself is `admin::App`'s).
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use axum::body::Body;
-use axum::extract::{Request, State};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
-use axum::Extension;
-use http::{header, HeaderValue, StatusCode};
-use webhook_guard::admin::Admin;
-use webhook_guard::gateway::{AccessLog, Delivered, Gateway, UpstreamPolicy};
-use webhook_guard::metrics::Metrics;
-use webhook_guard::{ProjectId, Verified};
+use webhook_guard::gateway::{Gateway, UpstreamPolicy};
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct GatewayArgs {
@@ -71,78 +61,4 @@ impl GatewayArgs {
             .build()
             .map_err(|e| format!("--upstream-ca-file: {e}"))
     }
-}
-
-/// What the webhook route's handler needs.
-#[derive(Debug, Clone)]
-pub struct Deliveries {
-    pub admin: Admin,
-    pub gateway: Gateway,
-}
-
-/// `POST /webhooks/{projectId}` once verified: forwarded to the project's upstream, or
-/// answered as `received` answers when it has none.
-pub async fn delivered<F, R>(
-    State(deliveries): State<Deliveries>,
-    request: Request,
-    answer: F,
-) -> Response
-where
-    F: FnOnce(Extension<ProjectId>, Extension<Verified>) -> R,
-    R: std::future::Future,
-    R::Output: IntoResponse,
-{
-    let (parts, body) = request.into_parts();
-    let (Some(project), Some(verified)) = (
-        parts.extensions.get::<ProjectId>().cloned(),
-        parts.extensions.get::<Verified>().cloned(),
-    ) else {
-        // The route is only reached through the verifying layer.
-        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
-    };
-    match deliveries.admin.upstream(project.as_str()) {
-        Some(upstream) => {
-            // The layer passes the verified bytes on whole (a `Full` body).
-            let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {
-                return StatusCode::BAD_REQUEST.into_response();
-            };
-            deliveries
-                .gateway
-                .forward(&upstream, &project, &verified, &parts.headers, body)
-                .await
-                .map(Body::new)
-        }
-        None => {
-            let delivered = Delivered::answered(&verified);
-            let mut response = answer(Extension(project), Extension(verified))
-                .await
-                .into_response();
-            response.extensions_mut().insert(delivered);
-            response
-        }
-    }
-}
-
-/// Around the webhook route: the access log line and the metrics of each delivery.
-pub async fn observe(State(log): State<AccessLog>, request: Request, next: Next) -> Response {
-    let started = Instant::now();
-    let project = request
-        .uri()
-        .path()
-        .strip_prefix("/webhooks/")
-        .unwrap_or("")
-        .to_owned();
-    let response = next.run(request).await;
-    log.record(&project, &response, started.elapsed());
-    response
-}
-
-/// `GET /metrics`: the Prometheus (OpenMetrics) text.
-pub async fn metrics(State(metrics): State<Metrics>) -> Response {
-    let mut response = metrics.render().into_response();
-    response.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
-    );
-    response
 }

@@ -8,15 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use axum::extract::Extension;
-use axum::routing::{get, post};
-use axum::{Json, Router};
 use chrono::Utc;
-use serde_json::json;
-use webhook_guard::admin::{router, Admin, AdminBuilder, NewIntegrator};
-use webhook_guard::gateway::{marked_rejection, AccessLog, Gateway};
+use webhook_guard::admin::{Admin, AdminBuilder, App, NewIntegrator};
 use webhook_guard::metrics::Metrics;
-use webhook_guard::middleware::{ProjectSelector, WebhookLayer};
 use webhook_guard::replay::{
     MemoryGuard, Outage, PostgresGuard, RedisGuard, ReplayProtection, DEFAULT_MAX_ENTRIES,
 };
@@ -26,7 +20,6 @@ use webhook_guard::store::feed::{FeedOptions, FeedSource};
 use webhook_guard::store::{
     AuditRetention, PostgresOptions, PostgresStore, SqliteStore, Store, StoreError,
 };
-use webhook_guard::{ProjectId, Verified};
 
 use crate::sign::shell_quote;
 
@@ -681,7 +674,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
                 }
             }
         });
-        let app = app(admin.clone(), gateway, Metrics::new(), Some(replay));
+        let app = App::new(admin.clone())
+            .gateway(gateway)
+            .replay(replay)
+            .metrics(Metrics::new())
+            .router();
         let served = serve(listener, app, limits, shutdown())
             .await
             .map_err(|e| format!("server error: {e}"));
@@ -691,60 +688,6 @@ pub fn run(args: ServeArgs) -> Result<ExitCode, String> {
         served
     })?;
     Ok(ExitCode::SUCCESS)
-}
-
-/// The admin API, the verifying webhook route (each delivery handled once when `replay` is
-/// given, then forwarded to its project's upstream), the web console at `/console` and the
-/// metrics at `/metrics`.
-pub fn app(
-    admin: Admin,
-    gateway: Gateway,
-    metrics: Metrics,
-    replay: Option<ReplayProtection>,
-) -> Router {
-    let deliveries = crate::gateway::Deliveries {
-        admin: admin.clone(),
-        gateway,
-    };
-    let layer = WebhookLayer::for_projects(
-        admin.projects().clone(),
-        ProjectSelector::path_after("/webhooks/"),
-    )
-    .on_rejection(marked_rejection);
-    let layer = match replay {
-        Some(replay) => layer.replay_protection(replay),
-        None => layer,
-    };
-    let webhooks = Router::new()
-        .route(
-            "/webhooks/{project_id}",
-            post(|state, request| crate::gateway::delivered(state, request, received)),
-        )
-        .route_layer(layer)
-        .layer(axum::middleware::from_fn_with_state(
-            AccessLog::new().metrics(metrics.clone()),
-            crate::gateway::observe,
-        ))
-        .with_state(deliveries);
-    let metrics = Router::new()
-        .route("/metrics", get(crate::gateway::metrics))
-        .with_state(metrics);
-    router(admin)
-        .merge(webhooks)
-        .merge(metrics)
-        .merge(webhook_guard::admin::console::router())
-}
-
-async fn received(
-    Extension(project): Extension<ProjectId>,
-    Extension(verified): Extension<Verified>,
-) -> Json<serde_json::Value> {
-    tracing::info!(project = %project, key = %verified.key_id(), "webhook verified");
-    Json(json!({
-        "verified": true,
-        "projectId": project.as_str(),
-        "keyId": verified.key_id().as_str(),
-    }))
 }
 
 async fn shutdown() {
