@@ -18,7 +18,7 @@ use serde_json::Value;
 use tower::{service_fn, Layer, ServiceExt};
 use webhook_guard::admin::credentials::{
     check_api_key, generate_api_key, generate_client_secret, mask_api_key, ApiKeyError, ApiKeyId,
-    ApiKeyLayer, ApiKeyRow, ApiKeyService, AuthFailure, Caller, Credential, Credentials,
+    ApiKeyLayer, ApiKeyRow, ApiKeyService, AuthFailure, Caller, CredentialId, Credentials,
 };
 use webhook_guard::admin::IntegratorId;
 use webhook_guard::{Clock, Keyring, ManualClock, ProjectId, Secret};
@@ -351,7 +351,7 @@ async fn good_key_is_let_through_with_its_integrator_and_credential() {
     let (id, token) = setup.key(&integrator);
     let caller = setup.caller(&[("x-api-key", &token)]).await;
     assert_eq!(caller.integrator(), &integrator);
-    assert_eq!(caller.credential(), &Credential::ApiKey(id));
+    assert_eq!(caller.credential(), &CredentialId::ApiKey(id));
     assert_eq!(caller.projects(), None);
 }
 
@@ -491,7 +491,7 @@ async fn an_api_key_goes_before_basic() {
     let caller = setup
         .caller(&[("x-api-key", &token), ("authorization", &basic)])
         .await;
-    assert_eq!(caller.credential(), &Credential::ApiKey(id));
+    assert_eq!(caller.credential(), &CredentialId::ApiKey(id));
 }
 
 // ---- the layer: Basic with the integrator's API secret ----
@@ -506,7 +506,7 @@ async fn basic_with_the_api_secret_is_let_through() {
     assert_eq!(caller.integrator(), &integrator);
     assert_eq!(
         caller.credential(),
-        &Credential::ClientSecret(keyring.current_id())
+        &CredentialId::ClientSecret(keyring.current_id())
     );
     assert_eq!(caller.projects(), None);
 }
@@ -617,11 +617,11 @@ async fn a_rotated_api_secret_keeps_the_old_one_during_the_grace_period_only() {
     let old_basic = basic(integrator.as_str(), &old);
     let new_basic = basic(integrator.as_str(), &new);
     let caller = setup.caller(&[("authorization", &old_basic)]).await;
-    assert_eq!(caller.credential(), &Credential::ClientSecret(old_key));
+    assert_eq!(caller.credential(), &CredentialId::ClientSecret(old_key));
     let caller = setup.caller(&[("authorization", &new_basic)]).await;
     assert_eq!(
         caller.credential(),
-        &Credential::ClientSecret(rotation.new_key.clone())
+        &CredentialId::ClientSecret(rotation.new_key.clone())
     );
     setup.clock.advance(Duration::from_secs(601));
     let (headers, _) = setup
@@ -631,7 +631,7 @@ async fn a_rotated_api_secret_keeps_the_old_one_during_the_grace_period_only() {
     let caller = setup.caller(&[("authorization", &new_basic)]).await;
     assert_eq!(
         caller.credential(),
-        &Credential::ClientSecret(rotation.new_key)
+        &CredentialId::ClientSecret(rotation.new_key)
     );
     assert!(setup.credentials.integrator(&integrator).is_some());
     assert!(setup.credentials.remove_integrator(&integrator));

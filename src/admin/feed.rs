@@ -11,7 +11,7 @@ use std::collections::{BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
 
-use super::plane::{verifier_for, Admin, AdminError, Owned, Owner, Project};
+use super::plane::{verifier_for, Admin, AdminError, Catalog, Owner, Project};
 use crate::keyring::{KeyRecord, Keyring};
 use crate::projects::ProjectId;
 use crate::store::{
@@ -31,17 +31,17 @@ pub(super) enum Row {
 /// One writer of a row at a time in this instance, held by its guard (it owns its lock, so it
 /// outlives the map it was found in).
 #[derive(Debug, Default)]
-pub(super) struct Turn {
+pub(super) struct RowLock {
     busy: Mutex<bool>,
     free: Condvar,
 }
 
 /// This instance's turn to write a row; the next writer's when dropped.
 #[derive(Debug)]
-pub(super) struct RowTurn(Arc<Turn>);
+pub(super) struct RowGuard(Arc<RowLock>);
 
-impl RowTurn {
-    fn take(turn: Arc<Turn>) -> Self {
+impl RowGuard {
+    fn take(turn: Arc<RowLock>) -> Self {
         let mut busy = turn.busy.lock().unwrap_or_else(PoisonError::into_inner);
         while *busy {
             busy = turn.free.wait(busy).unwrap_or_else(PoisonError::into_inner);
@@ -52,7 +52,7 @@ impl RowTurn {
     }
 }
 
-impl Drop for RowTurn {
+impl Drop for RowGuard {
     fn drop(&mut self) {
         *self.0.busy.lock().unwrap_or_else(PoisonError::into_inner) = false;
         self.0.free.notify_one();
@@ -63,7 +63,7 @@ impl Drop for RowTurn {
 #[derive(Debug)]
 pub(super) struct Followed {
     versions: Mutex<HashMap<Row, u64>>,
-    turns: Mutex<HashMap<Row, Arc<Turn>>>,
+    turns: Mutex<HashMap<Row, Arc<RowLock>>>,
     applied: AtomicU64,
     /// Whether the last readiness probe found the store answering.
     ready: AtomicBool,
@@ -143,7 +143,7 @@ impl Admin {
     /// held across a retry, so the retry can hold the other instances off
     /// ([`Store::lock_writes`](crate::store::Store::lock_writes)) without waiting for a local
     /// writer that waits for them.
-    pub(super) fn row_turn(&self, owner: &Owner<'_>) -> RowTurn {
+    pub(super) fn lock_row(&self, owner: &Owner<'_>) -> RowGuard {
         let turn = Arc::clone(
             self.inner
                 .followed
@@ -153,7 +153,7 @@ impl Admin {
                 .entry(owner.row())
                 .or_default(),
         );
-        RowTurn::take(turn)
+        RowGuard::take(turn)
     }
 
     /// Reloads `owner`'s keys into memory, after a write found them changed by another
@@ -169,7 +169,7 @@ impl Admin {
                 }
             }
             Owner::Project(_, id) => {
-                let held = self.inner.owned.load().by_id.get(id).cloned();
+                let held = self.inner.catalog.load().by_id.get(id).cloned();
                 if let (Some(row), Some(project)) = (self.inner.store.load_project(id)?, held) {
                     self.replace_keys(owner.row(), &project.keyring, row.keys, row.version)?;
                 }
@@ -279,18 +279,18 @@ impl Admin {
         for row in state.integrators {
             self.put_integrator(row)?;
         }
-        let owned = self.inner.owned.load_full();
+        let catalog = self.inner.catalog.load_full();
         let mut stored = BTreeSet::new();
         for row in state.projects {
             stored.insert(row.id.clone());
-            match owned.by_id.contains_key(&row.id) {
+            match catalog.by_id.contains_key(&row.id) {
                 true => self.put_project(row)?,
                 false => self.reload_project(&row.id)?,
             }
         }
         // Gone from the snapshot: deleted elsewhere, or created here after it; a fresh read
         // under the writers' turn tells which.
-        for id in owned.by_id.keys().filter(|id| !stored.contains(*id)) {
+        for id in catalog.by_id.keys().filter(|id| !stored.contains(*id)) {
             self.reload_project(id)?;
         }
         let stored_keys: BTreeSet<ApiKeyId> = state.api_keys.iter().map(|k| k.id).collect();
@@ -343,7 +343,7 @@ impl Admin {
             )?;
             return Ok(());
         }
-        let _turn = self.turn();
+        let _turn = self.write_lock();
         if credentials.integrator(&row.id).is_none() {
             let keyring = self.keyring().import(row.secrets)?;
             self.inner
@@ -356,16 +356,16 @@ impl Admin {
 
     /// Reads project `id` under the writers' turn and makes memory match it.
     fn reload_project(&self, id: &ProjectId) -> Result<(), AdminError> {
-        let _turn = self.turn();
+        let _turn = self.write_lock();
         match self.inner.store.load_project(id)? {
             Some(row) => self.put_project(row),
             None => {
-                if self.inner.owned.load().by_id.contains_key(id) {
+                if self.inner.catalog.load().by_id.contains_key(id) {
                     self.inner.projects.remove(id);
-                    self.inner.owned.rcu(|owned| {
-                        let mut owned = Owned::clone(owned);
-                        owned.remove(id);
-                        owned
+                    self.inner.catalog.rcu(|catalog| {
+                        let mut catalog = Catalog::clone(catalog);
+                        catalog.remove(id);
+                        catalog
                     });
                 }
                 Ok(())
@@ -376,7 +376,7 @@ impl Admin {
     /// Under the writers' turn.
     fn put_project(&self, row: ProjectRow) -> Result<(), AdminError> {
         let upstream = upstream_of(&row);
-        if let Some(project) = self.inner.owned.load().by_id.get(&row.id) {
+        if let Some(project) = self.inner.catalog.load().by_id.get(&row.id) {
             self.replace_keys(
                 Row::Project(row.id.clone()),
                 &project.keyring,
@@ -386,14 +386,14 @@ impl Admin {
             // The upstream (the gateway's) as stored: set, changed or removed elsewhere. A
             // re-signing secret cannot be compared, so a forwarding project's is taken as read.
             if upstream.is_some() || project.upstream.is_some() {
-                self.inner.owned.rcu(|owned| {
-                    let mut owned = Owned::clone(owned);
-                    if let Some(current) = owned.by_id.get(&row.id) {
+                self.inner.catalog.rcu(|catalog| {
+                    let mut catalog = Catalog::clone(catalog);
+                    if let Some(current) = catalog.by_id.get(&row.id) {
                         let mut changed = Project::clone(current);
                         changed.upstream = upstream.clone();
-                        owned.insert(Arc::new(changed));
+                        catalog.insert(Arc::new(changed));
                     }
-                    owned
+                    catalog
                 });
             }
             return Ok(());
@@ -419,10 +419,10 @@ impl Admin {
             keyring,
             upstream,
         });
-        self.inner.owned.rcu(|owned| {
-            let mut owned = Owned::clone(owned);
-            owned.insert(Arc::clone(&project));
-            owned
+        self.inner.catalog.rcu(|catalog| {
+            let mut catalog = Catalog::clone(catalog);
+            catalog.insert(Arc::clone(&project));
+            catalog
         });
         self.inner.projects.insert(row.id, verifier);
         Ok(())
@@ -430,7 +430,7 @@ impl Admin {
 
     /// Reads API key `id` under the writers' turn and makes memory match it.
     fn reload_api_key(&self, id: &ApiKeyId) -> Result<(), AdminError> {
-        let _turn = self.turn();
+        let _turn = self.write_lock();
         match self.inner.store.load_api_key(id)? {
             Some(row) => {
                 let held = self

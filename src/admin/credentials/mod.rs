@@ -120,7 +120,7 @@ const NEVER: i64 = i64::MIN;
 /// Which credential authenticated a request, for the audit log.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 #[non_exhaustive]
-pub enum Credential {
+pub enum CredentialId {
     /// An API key (`x-api-key`).
     ApiKey(ApiKeyId),
     /// The integrator's API secret (Basic), by the id of its key in the integrator's keyring.
@@ -131,7 +131,7 @@ pub enum Credential {
 #[derive(Debug, Clone)]
 pub struct Caller {
     integrator: IntegratorId,
-    credential: Credential,
+    credential: CredentialId,
     projects: Option<Arc<[ProjectId]>>,
 }
 
@@ -142,7 +142,7 @@ impl Caller {
     }
 
     /// The credential that authenticated the request.
-    pub fn credential(&self) -> &Credential {
+    pub fn credential(&self) -> &CredentialId {
         &self.credential
     }
 
@@ -443,7 +443,7 @@ impl Credentials {
         }
         Ok(Caller {
             integrator: entry.record.integrator.clone(),
-            credential: Credential::ApiKey(id),
+            credential: CredentialId::ApiKey(id),
             projects: entry.projects.clone(),
         })
     }
@@ -520,7 +520,7 @@ impl Credentials {
         })?;
         Ok(Caller {
             integrator,
-            credential: Credential::ClientSecret(key),
+            credential: CredentialId::ClientSecret(key),
             projects: None,
         })
     }

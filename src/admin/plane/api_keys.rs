@@ -101,7 +101,7 @@ impl Admin {
         let mut event =
             AuditEvent::new(now, integrator.clone(), actor, AuditAction::ApiKeyCreated).new_key(id);
         event.expires_at = expires_at;
-        let _turn = self.turn();
+        let _turn = self.write_lock();
         // Expired keys are kept for their history but do not count: they work no more.
         let live = self
             .inner
@@ -164,7 +164,7 @@ impl Admin {
         };
         let id = ApiKeyId::parse(id).map_err(|_| not_found())?;
         self.admit(caller)?;
-        let _turn = self.turn();
+        let _turn = self.write_lock();
         if !self
             .inner
             .credentials

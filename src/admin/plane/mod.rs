@@ -11,7 +11,7 @@ use chrono::{DateTime, Utc};
 use zeroize::Zeroizing;
 
 use super::credentials::{
-    generate_client_secret, ApiKeyId, ApiKeyRow, Caller, Credential, Credentials,
+    generate_client_secret, ApiKeyId, ApiKeyRow, Caller, CredentialId, Credentials,
 };
 mod api_keys;
 mod audit;
@@ -191,12 +191,12 @@ pub struct Admin {
 
 /// The projects the management plane knows, by id and by owner (in id order, for pages).
 #[derive(Clone, Default)]
-pub(super) struct Owned {
+pub(super) struct Catalog {
     pub(super) by_id: HashMap<ProjectId, Arc<Project>>,
     by_integrator: HashMap<IntegratorId, BTreeSet<ProjectId>>,
 }
 
-impl Owned {
+impl Catalog {
     pub(super) fn insert(&mut self, project: Arc<Project>) {
         self.by_integrator
             .entry(project.integrator.clone())
@@ -245,7 +245,7 @@ impl<T> Page<T> {
 pub(super) struct Inner {
     pub(super) store: Arc<dyn Store>,
     pub(super) projects: Projects,
-    pub(super) owned: ArcSwap<Owned>,
+    pub(super) catalog: ArcSwap<Catalog>,
     pub(super) credentials: Credentials,
     clock: Arc<dyn Clock>,
     max_keys: usize,
@@ -258,7 +258,7 @@ pub(super) struct Inner {
     writer: Mutex<()>,
     /// The last uses already written to the store.
     flushed: Mutex<HashMap<ApiKeyId, DateTime<Utc>>>,
-    writes: Mutex<Buckets<Credential>>,
+    writes: Mutex<Buckets<CredentialId>>,
     failed_logins: (u32, u32),
 }
 
@@ -338,7 +338,7 @@ impl AdminBuilder {
         let state = store.load()?;
         let credentials = Credentials::with_clock(Arc::clone(&self.clock));
         let mut verifiers = Vec::with_capacity(state.projects.len());
-        let mut owned = Owned::default();
+        let mut catalog = Catalog::default();
         let keyrings = || {
             KeyringBuilder::default()
                 .clock(Arc::clone(&self.clock))
@@ -374,7 +374,7 @@ impl AdminBuilder {
                 .map_err(|e| {
                     AdminError::Invalid(format!("project {} has an invalid upstream: {e}", row.id))
                 })?;
-            owned.insert(Arc::new(Project {
+            catalog.insert(Arc::new(Project {
                 id: row.id,
                 integrator: row.integrator,
                 name: row.name,
@@ -389,7 +389,7 @@ impl AdminBuilder {
             inner: Arc::new(Inner {
                 store: Arc::new(store),
                 projects,
-                owned: ArcSwap::from_pointee(owned),
+                catalog: ArcSwap::from_pointee(catalog),
                 credentials,
                 clock: self.clock,
                 max_keys: self.max_keys,
@@ -412,7 +412,7 @@ impl AdminBuilder {
 impl fmt::Debug for Admin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Admin")
-            .field("projects", &self.inner.owned.load().by_id.len())
+            .field("projects", &self.inner.catalog.load().by_id.len())
             .finish_non_exhaustive()
     }
 }
@@ -476,7 +476,7 @@ impl Admin {
             .map_err(|retry_after| AdminError::RateLimited { retry_after })
     }
 
-    pub(super) fn turn(&self) -> std::sync::MutexGuard<'_, ()> {
+    pub(super) fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.inner
             .writer
             .lock()
@@ -576,7 +576,7 @@ impl Admin {
         let mut committed = None;
         // Another instance may have changed the keys since this one applied them: reload them
         // and try once more on the fresh state, holding the other writers off (admin/feed.rs).
-        let _row = self.row_turn(&owner);
+        let _row = self.lock_row(&owner);
         let mut _writes = None;
         for attempt in 0..2 {
             let outcome = keyring.rotate_durably(new.clone(), material.clone(), grace, |pending| {
@@ -626,7 +626,7 @@ impl Admin {
         };
         let project = self
             .inner
-            .owned
+            .catalog
             .load()
             .by_id
             .get(id)
@@ -658,8 +658,8 @@ impl Admin {
         let after = after
             .map(|cursor| ProjectId::parse(cursor).map_err(|_| bad_cursor()))
             .transpose()?;
-        let owned = self.inner.owned.load();
-        let Some(ids) = owned.by_integrator.get(caller.integrator()) else {
+        let catalog = self.inner.catalog.load();
+        let Some(ids) = catalog.by_integrator.get(caller.integrator()) else {
             return Ok(Page {
                 items: Vec::new(),
                 next: None,
@@ -671,7 +671,7 @@ impl Admin {
         };
         Ok(Page::of(
             ids.filter(|id| caller.require_project(id).is_ok())
-                .filter_map(|id| owned.by_id.get(id).cloned()),
+                .filter_map(|id| catalog.by_id.get(id).cloned()),
             limit,
             |p| p.id.to_string(),
         ))
@@ -751,8 +751,8 @@ impl Admin {
         )
         .project(&id)
         .new_key(project.keyring.current_id());
-        let _turn = self.turn();
-        if self.inner.owned.load().count(caller.integrator()) >= MAX_PROJECTS {
+        let _turn = self.write_lock();
+        if self.inner.catalog.load().count(caller.integrator()) >= MAX_PROJECTS {
             return Err(AdminError::Conflict(format!(
                 "the integrator has {MAX_PROJECTS} projects, the most allowed; delete one first"
             )));
@@ -766,10 +766,10 @@ impl Admin {
             self.inner.public_base_url.as_deref(),
         );
         let project = Arc::new(project);
-        self.inner.owned.rcu(|owned| {
-            let mut owned = Owned::clone(owned);
-            owned.insert(Arc::clone(&project));
-            owned
+        self.inner.catalog.rcu(|catalog| {
+            let mut catalog = Catalog::clone(catalog);
+            catalog.insert(Arc::clone(&project));
+            catalog
         });
         self.inner.projects.insert(id, verifier);
         Ok(NewProject {
@@ -796,7 +796,7 @@ impl Admin {
         )
         .project(&project.id)
         .old_keys(project.keys().iter().map(|k| &k.id));
-        let _turn = self.turn();
+        let _turn = self.write_lock();
         self.inner
             .store
             .apply(
@@ -808,10 +808,10 @@ impl Admin {
             )
             .map_err(|e| gone("project", id)(e.into()))?;
         self.inner.projects.remove(&project.id);
-        self.inner.owned.rcu(|owned| {
-            let mut owned = Owned::clone(owned);
-            owned.remove(&project.id);
-            owned
+        self.inner.catalog.rcu(|catalog| {
+            let mut catalog = Catalog::clone(catalog);
+            catalog.remove(&project.id);
+            catalog
         });
         Ok(())
     }
@@ -864,7 +864,7 @@ impl Admin {
     ) -> Result<Vec<KeyId>, AdminError> {
         let project = self.project(caller, id)?;
         self.admit(caller)?;
-        let _row = self.row_turn(&Owner::Project(caller.integrator(), &project.id));
+        let _row = self.lock_row(&Owner::Project(caller.integrator(), &project.id));
         let ended = project.keyring.end_grace_durably(|pending| {
             let records = pending.records();
             let event = AuditEvent::new(
@@ -885,7 +885,7 @@ impl Admin {
     /// The upstream project `id`'s verified deliveries are forwarded to, for the gateway: one
     /// lock-free read.
     pub fn upstream(&self, id: &str) -> Option<Arc<Upstream>> {
-        self.inner.owned.load().by_id.get(id)?.upstream.clone()
+        self.inner.catalog.load().by_id.get(id)?.upstream.clone()
     }
 
     /// Checks an upstream URL: its form, and that the [upstream
@@ -980,7 +980,7 @@ impl Admin {
         upstream: Option<(&UpstreamRow, Upstream)>,
         event: &AuditEvent,
     ) -> Result<(), AdminError> {
-        let _turn = self.turn();
+        let _turn = self.write_lock();
         let (row, upstream) = match upstream {
             Some((row, upstream)) => (Some(row), Some(Arc::new(upstream))),
             None => (None, None),
@@ -993,14 +993,14 @@ impl Admin {
             },
             event,
         )?;
-        self.inner.owned.rcu(|owned| {
-            let mut owned = Owned::clone(owned);
-            if let Some(current) = owned.by_id.get(&project.id) {
+        self.inner.catalog.rcu(|catalog| {
+            let mut catalog = Catalog::clone(catalog);
+            if let Some(current) = catalog.by_id.get(&project.id) {
                 let mut changed = Project::clone(current);
                 changed.upstream = upstream.clone();
-                owned.insert(Arc::new(changed));
+                catalog.insert(Arc::new(changed));
             }
-            owned
+            catalog
         });
         Ok(())
     }
@@ -1057,8 +1057,8 @@ impl<'a> Owner<'a> {
 /// Who made a change, for the audit log.
 fn actor(caller: &Caller) -> String {
     match caller.credential() {
-        Credential::ApiKey(id) => format!("api-key:{id}"),
-        Credential::ClientSecret(id) => format!("client-secret:{id}"),
+        CredentialId::ApiKey(id) => format!("api-key:{id}"),
+        CredentialId::ClientSecret(id) => format!("client-secret:{id}"),
     }
 }
 
