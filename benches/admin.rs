@@ -82,7 +82,7 @@ impl Server {
             .project
             .id;
         let call = {
-            let (admin, project) = (admin.clone(), project.to_string());
+            let (admin, project) = (admin.clone(), project.clone());
             Box::new(move || {
                 admin
                     .regenerate_project_secret(&caller, &project, Duration::ZERO)

@@ -111,9 +111,9 @@ fn main() {
         .authenticate_api_key(&who.api_key.key)
         .unwrap();
     let created = a.create_project(&caller, None, "github").unwrap();
-    let project = created.project.id.to_string();
+    let project = created.project.id.clone();
     let mut secret = created.signing_secret.to_string();
-    until_applied(&b, &project, "never a secret", &secret);
+    until_applied(&b, project.as_str(), "never a secret", &secret);
 
     // The old secret; `secret` becomes the new one.
     let regenerate = |secret: &mut String| -> String {
@@ -130,7 +130,7 @@ fn main() {
     let mut notified = Vec::with_capacity(n);
     for _ in 0..n {
         let old = regenerate(&mut secret);
-        notified.push(until_applied(&b, &project, &old, &secret));
+        notified.push(until_applied(&b, project.as_str(), &old, &secret));
     }
     let killed_n = count("PROPAGATION_KILLED_N", 20);
     let mut killed = Vec::with_capacity(killed_n);
@@ -141,7 +141,7 @@ fn main() {
             db.name
         ));
         let old = regenerate(&mut secret);
-        killed.push(until_applied(&b, &project, &old, &secret));
+        killed.push(until_applied(&b, project.as_str(), &old, &secret));
         // Both listeners back before the next round.
         std::thread::sleep(Duration::from_millis(600));
     }

@@ -490,7 +490,7 @@ async fn hostile_admin_requests_each_get_their_problem_and_change_nothing() {
         .create_api_key(&f.caller(&f.alice), None, None, None)
         .unwrap();
     f.admin
-        .delete_api_key(&f.caller(&f.alice), deleted.record.id.as_str())
+        .delete_api_key(&f.caller(&f.alice), &deleted.record.id)
         .unwrap();
     // A key limited to the project, used on another of Alice's projects.
     let (other, _) = f.project(&f.alice);

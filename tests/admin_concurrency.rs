@@ -50,7 +50,7 @@ async fn concurrent_regenerations_are_serialized_and_none_is_lost() {
     }
 
     // Exactly one current key, and every secret handed out is live.
-    let keys = admin.project(&caller, project.as_str()).unwrap().keys();
+    let keys = admin.project(&caller, &project).unwrap().keys();
     assert_eq!(
         keys.iter().filter(|k| k.role == KeyRole::Current).count(),
         1
@@ -77,7 +77,7 @@ async fn concurrent_regenerations_are_serialized_and_none_is_lost() {
 
     // After a minute only the key of the last event is left, and exactly one secret verifies.
     clock.advance(Duration::from_secs(60));
-    let keys = admin.project(&caller, project.as_str()).unwrap().keys();
+    let keys = admin.project(&caller, &project).unwrap().keys();
     assert_eq!(keys.len(), 1);
     assert_eq!(Some(keys[0].id.to_string()), events[N - 1].new_key);
     let mut verified = 0;

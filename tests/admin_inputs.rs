@@ -13,9 +13,10 @@ use axum::body::Body;
 use chrono::DateTime;
 use http::{Request, StatusCode};
 use webhook_guard::admin::AdminError;
+use webhook_guard::ProjectId;
 
 /// A change to one project, as `Admin` makes it.
-type Call = fn(&Fixture, &str) -> Result<(), AdminError>;
+type Call = fn(&Fixture, &ProjectId) -> Result<(), AdminError>;
 
 /// Runs `threads` calls at once against one project, `tries` times; every status they answer.
 fn race(f: &Fixture, tries: usize, calls: &[Call]) -> Vec<u16> {
@@ -29,7 +30,7 @@ fn race(f: &Fixture, tries: usize, calls: &[Call]) -> Vec<u16> {
                 .iter()
                 .map(|call| {
                     let barrier = Arc::clone(&barrier);
-                    let project = project.to_string();
+                    let project = project.clone();
                     scope.spawn(move || {
                         barrier.wait();
                         match call(f, &project) {
@@ -45,17 +46,17 @@ fn race(f: &Fixture, tries: usize, calls: &[Call]) -> Vec<u16> {
     statuses
 }
 
-fn delete(f: &Fixture, id: &str) -> Result<(), AdminError> {
+fn delete(f: &Fixture, id: &ProjectId) -> Result<(), AdminError> {
     f.admin.delete_project(&f.caller(&f.alice), id)
 }
 
-fn regenerate(f: &Fixture, id: &str) -> Result<(), AdminError> {
+fn regenerate(f: &Fixture, id: &ProjectId) -> Result<(), AdminError> {
     f.admin
         .regenerate_project_secret(&f.caller(&f.alice), id, Duration::from_secs(60))
         .map(drop)
 }
 
-fn end_previous(f: &Fixture, id: &str) -> Result<(), AdminError> {
+fn end_previous(f: &Fixture, id: &ProjectId) -> Result<(), AdminError> {
     f.admin
         .end_previous_secrets(&f.caller(&f.alice), id)
         .map(drop)
@@ -127,7 +128,7 @@ async fn integral_numbers_are_whole_numbers_and_fractions_are_refused() {
         assert_eq!((ends - at).num_seconds(), 600, "{n}");
         // The grace keys pile up: end them before the cap.
         f.admin
-            .end_previous_secrets(&f.caller(&f.alice), project.as_str())
+            .end_previous_secrets(&f.caller(&f.alice), &project)
             .unwrap();
     }
     let before = f.digest();

@@ -176,7 +176,7 @@ fn library_callers_meet_the_write_rate_too() {
         .authenticate_api_key(&alice.api_key.key)
         .unwrap();
     let project = admin.create_project(&caller, None, "github").unwrap();
-    let id = project.project.id.as_str();
+    let id = &project.project.id;
     for _ in 0..2 {
         admin
             .regenerate_project_secret(&caller, id, Duration::ZERO)
@@ -236,7 +236,7 @@ async fn the_audit_log_is_pruned_by_age_and_count_and_the_pruning_is_audited() {
     for _ in 0..10 {
         f.clock.advance(Duration::from_secs(3600));
         f.admin
-            .regenerate_project_secret(&caller, project.as_str(), Duration::ZERO)
+            .regenerate_project_secret(&caller, &project, Duration::ZERO)
             .unwrap();
     }
     let all = f.admin.store().audit(&f.alice.id, None, 100).unwrap();

@@ -17,7 +17,7 @@ use webhook_guard::scheme::GitHub;
 use webhook_guard::store::crypt::Sealer;
 use webhook_guard::store::feed::{FeedOptions, Listener, LISTENER_APPLICATION_NAME};
 use webhook_guard::store::{PostgresOptions, PostgresStore};
-use webhook_guard::{KeyRole, Secret, Signer};
+use webhook_guard::{KeyRole, ProjectId, Secret, Signer};
 
 /// How soon another instance must have applied a change.
 const BOUND: Duration = Duration::from_secs(1);
@@ -71,19 +71,19 @@ fn caller(admin: &Admin, who: &NewIntegrator) -> Caller {
         .unwrap()
 }
 
-fn accepts(admin: &Admin, project: &str, secret: &str) -> bool {
+fn accepts(admin: &Admin, project: &ProjectId, secret: &str) -> bool {
     let body = br#"{"action":"opened"}"#;
     let headers = Signer::new(GitHub, Secret::from_bytes(secret).unwrap())
         .sign(body)
         .unwrap();
     admin
         .projects()
-        .get(project)
+        .get(project.as_str())
         .is_some_and(|verifier| verifier.verify(&headers, body).is_ok())
 }
 
 /// Two instances, an integrator made on A and a project of it; B knows both.
-fn two_with_a_project(db: &TestDb) -> (Instance, Instance, NewIntegrator, String, String) {
+fn two_with_a_project(db: &TestDb) -> (Instance, Instance, NewIntegrator, ProjectId, String) {
     let a = instance(db);
     let b = instance(db);
     let who = a.admin.create_integrator().unwrap();
@@ -92,7 +92,7 @@ fn two_with_a_project(db: &TestDb) -> (Instance, Instance, NewIntegrator, String
         .create_project(&caller(&a.admin, &who), None, "github")
         .unwrap();
     let (project, secret) = (
-        created.project.id.to_string(),
+        created.project.id.clone(),
         created.signing_secret.to_string(),
     );
     let key = api_key_headers(&who.api_key.key);
@@ -194,7 +194,7 @@ fn an_api_key_deleted_on_one_instance_is_refused_by_the_other() {
         b.admin.credentials().authenticate(&headers).is_ok()
     });
     a.admin
-        .delete_api_key(&caller(&a.admin, &who), key.record.id.as_str())
+        .delete_api_key(&caller(&a.admin, &who), &key.record.id)
         .unwrap();
     within(BOUND, "B refuses the deleted API key", || {
         b.admin.credentials().authenticate(&headers).is_err()
@@ -294,10 +294,7 @@ fn concurrent_regenerations_on_two_instances_form_one_chain_and_converge() {
     made.sort();
     succeeded.sort();
     assert_eq!(made, succeeded, "every success was current at some point");
-    let stored = store
-        .load_project(&webhook_guard::ProjectId::parse(&project).unwrap())
-        .unwrap()
-        .unwrap();
+    let stored = store.load_project(&project).unwrap().unwrap();
     assert_eq!(stored.keys.len(), 1);
     assert_eq!(stored.keys[0].role, KeyRole::Current);
     let current = stored.keys[0].id.clone();
@@ -352,7 +349,7 @@ fn a_notification_wakes_the_other_instance_long_before_its_poll() {
         .create_project(&caller(&a.admin, &who), None, "github")
         .unwrap();
     let took = within(BOUND, "B learns the project from the notification", || {
-        accepts(&b, created.project.id.as_str(), &created.signing_secret)
+        accepts(&b, &created.project.id, &created.signing_secret)
     });
     eprintln!("notified after {took:?}");
 }
@@ -378,7 +375,11 @@ fn readyz(admin: &Admin) -> http::StatusCode {
 }
 
 /// POST …/secret/regenerate on `admin`'s router: the status and content type.
-fn regenerate_over_http(admin: &Admin, key: &str, project: &str) -> (http::StatusCode, String) {
+fn regenerate_over_http(
+    admin: &Admin,
+    key: &str,
+    project: &ProjectId,
+) -> (http::StatusCode, String) {
     use tower::ServiceExt as _;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -469,19 +470,20 @@ fn a_retry_holding_the_writers_off_needs_no_second_connection() {
     let (a, b) = (instance_with(&db, one()), instance_with(&db, one()));
     let who = a.admin.create_integrator().unwrap();
     let key = api_key_headers(&who.api_key.key);
-    let projects: Vec<String> = (0..2)
+    let projects: Vec<ProjectId> = (0..2)
         .map(|_| {
             a.admin
                 .create_project(&caller(&a.admin, &who), None, "github")
                 .unwrap()
                 .project
                 .id
-                .to_string()
         })
         .collect();
     within(BOUND, "B learns both projects", || {
         b.admin.credentials().authenticate(&key).is_ok()
-            && projects.iter().all(|p| b.admin.projects().get(p).is_some())
+            && projects
+                .iter()
+                .all(|p| b.admin.projects().get(p.as_str()).is_some())
     });
     let admins = [Arc::new(a.admin.clone()), Arc::new(b.admin.clone())];
     let callers = [caller(&a.admin, &who), caller(&b.admin, &who)];

@@ -309,7 +309,7 @@ async fn a_limited_key_reads_only_its_projects_audit_events() {
     let w = World::new("limited-audit");
     for project in [&w.mine, &w.other] {
         w.f.admin
-            .regenerate_project_secret(&w.f.caller(&w.f.alice), project.as_str(), Duration::ZERO)
+            .regenerate_project_secret(&w.f.caller(&w.f.alice), project, Duration::ZERO)
             .unwrap();
     }
     let (_, all) = w
@@ -352,7 +352,7 @@ fn the_rules_hold_for_library_callers_too() {
     forbidden(admin.list_api_keys(&limited, None, 10).map(drop));
     forbidden(admin.create_api_key(&limited, None, None, None).map(drop));
     forbidden(admin.create_project(&limited, None, "github").map(drop));
-    forbidden(admin.delete_project(&limited, w.mine.as_str()));
+    forbidden(admin.delete_project(&limited, &w.mine));
     forbidden(
         admin
             .audit(

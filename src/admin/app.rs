@@ -200,7 +200,7 @@ async fn delivered(State(deliveries): State<Deliveries>, request: Request) -> Re
         // The route is only reached through the verifying layer.
         return StatusCode::INTERNAL_SERVER_ERROR.into_response();
     };
-    match deliveries.admin.upstream(project.as_str()) {
+    match deliveries.admin.upstream(&project) {
         Some(upstream) => {
             // The layer passes the verified bytes on whole (a `Full` body).
             let Ok(body) = axum::body::to_bytes(body, usize::MAX).await else {

@@ -21,7 +21,7 @@ use super::wire::{
 };
 use crate::problem::{Kind, Problem};
 use crate::projects::ProjectId;
-use crate::store::AuditQuery;
+use crate::store::{ApiKeyId, AuditQuery};
 
 /// Largest admin request body: 16 KiB.
 pub const MAX_ADMIN_BODY: usize = 16 * 1024;
@@ -216,11 +216,12 @@ fn refuse(uri: &Uri) -> impl FnOnce(Problem) -> Response + '_ {
 }
 
 /// The `{project_id}` of a route, as it is in the path: ids are never percent-decoded, here as
-/// on the webhook route, so one id has one spelling. An id with a `%` names no project (404).
-struct ProjectParam(String);
+/// on the webhook route, so one id has one spelling. Text that is no project id (a `%` in it,
+/// a character ids never hold) names no project: 404, as an unknown id.
+struct ProjectParam(ProjectId);
 
 /// The `{id}` of an API-key route, read as [`ProjectParam`] is.
-struct ApiKeyParam(String);
+struct ApiKeyParam(ApiKeyId);
 
 /// The route's one path parameter as sent, or the 404 problem document for `resource`. Every
 /// route with an id has it as the third segment (`/v1/projects/{id}`,
@@ -240,6 +241,17 @@ async fn path_param<S: Send + Sync>(
     }
 }
 
+/// The 404 of an id that names nothing, as [`Admin`] answers an unknown one.
+fn unknown(parts: &http::request::Parts, resource: &'static str, id: &str) -> Response {
+    AdminError::NotFound {
+        resource,
+        id: id.to_owned(),
+    }
+    .problem()
+    .instance(parts.uri.path())
+    .into_response()
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ProjectParam {
     type Rejection = Response;
 
@@ -247,7 +259,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ProjectParam {
         parts: &mut http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        path_param(parts, state, "project").await.map(Self)
+        let id = path_param(parts, state, "project").await?;
+        ProjectId::parse(&id)
+            .map(Self)
+            .map_err(|_| unknown(parts, "project", &id))
     }
 }
 
@@ -258,7 +273,10 @@ impl<S: Send + Sync> FromRequestParts<S> for ApiKeyParam {
         parts: &mut http::request::Parts,
         state: &S,
     ) -> Result<Self, Self::Rejection> {
-        path_param(parts, state, "apiKey").await.map(Self)
+        let id = path_param(parts, state, "apiKey").await?;
+        ApiKeyId::parse(&id)
+            .map(Self)
+            .map_err(|_| unknown(parts, "apiKey", &id))
     }
 }
 

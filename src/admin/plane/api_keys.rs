@@ -43,7 +43,7 @@ impl Admin {
                 });
             }
             for id in ids {
-                self.project(caller, id.as_str())?;
+                self.project(caller, id)?;
             }
         }
         let expires_at = match lifetime {
@@ -156,13 +156,12 @@ impl Admin {
     ///
     /// [`AdminError::NotFound`] for an unknown id or another integrator's key,
     /// [`AdminError::Forbidden`] for a limited key, store failures; nothing is changed.
-    pub fn delete_api_key(&self, caller: &Caller, id: &str) -> Result<(), AdminError> {
+    pub fn delete_api_key(&self, caller: &Caller, id: &ApiKeyId) -> Result<(), AdminError> {
         require_unlimited(caller)?;
         let not_found = || AdminError::NotFound {
             resource: "apiKey",
-            id: id.to_owned(),
+            id: id.to_string(),
         };
-        let id = ApiKeyId::parse(id).map_err(|_| not_found())?;
         self.admit(caller)?;
         let _turn = self.write_lock();
         if !self
@@ -170,7 +169,7 @@ impl Admin {
             .credentials
             .api_keys(caller.integrator())
             .iter()
-            .any(|k| k.id == id)
+            .any(|k| k.id == *id)
         {
             return Err(not_found());
         }
@@ -180,18 +179,18 @@ impl Admin {
             actor(caller),
             AuditAction::ApiKeyDeleted,
         )
-        .old_keys([&id]);
+        .old_keys([id]);
         self.inner
             .store
             .apply(
                 Change::DeleteApiKey {
                     integrator: caller.integrator(),
-                    id: &id,
+                    id,
                 },
                 &event,
             )
             .map_err(|e| gone("apiKey", id.as_str())(e.into()))?;
-        self.inner.credentials.remove_api_key(&id);
+        self.inner.credentials.remove_api_key(id);
         Ok(())
     }
 

@@ -25,7 +25,7 @@ impl Admin {
         let limit = page_size(query.limit, MAX_AUDIT_PAGE)?;
         if let Some(ids) = &query.projects {
             for id in ids {
-                self.project(caller, id.as_str())?;
+                self.project(caller, id)?;
             }
         } else if let Some(scope) = caller.projects() {
             query.projects = Some(scope.to_vec());

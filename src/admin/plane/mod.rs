@@ -177,8 +177,8 @@ pub struct NewIntegrator {
 /// let caller = admin.credentials().authenticate_api_key(&integrator.api_key.key)?;
 ///
 /// let created = admin.create_project(&caller, Some("shop".into()), "github")?;
-/// let regenerated = admin.regenerate_project_secret(&caller, created.project.id.as_str(),
-///                                                   Duration::from_secs(600))?;
+/// let id = &created.project.id;
+/// let regenerated = admin.regenerate_project_secret(&caller, id, Duration::from_secs(600))?;
 /// assert_eq!(regenerated.secret.len(), 64);
 /// assert!(regenerated.old_expires_at.is_some());
 /// # drop(admin); std::fs::remove_dir_all(dir)?;
@@ -619,10 +619,10 @@ impl Admin {
 
     /// The caller's project `id`, or [`AdminError::NotFound`] for an unknown id, another
     /// integrator's project, or one outside the caller's scope ([`AdminError::Forbidden`]).
-    pub fn project(&self, caller: &Caller, id: &str) -> Result<Arc<Project>, AdminError> {
+    pub fn project(&self, caller: &Caller, id: &ProjectId) -> Result<Arc<Project>, AdminError> {
         let not_found = || AdminError::NotFound {
             resource: "project",
-            id: id.to_owned(),
+            id: id.to_string(),
         };
         let project = self
             .inner
@@ -784,7 +784,7 @@ impl Admin {
     ///
     /// As for [`project`](Admin::project), [`AdminError::Forbidden`] for a limited key, store
     /// failures; nothing is changed.
-    pub fn delete_project(&self, caller: &Caller, id: &str) -> Result<(), AdminError> {
+    pub fn delete_project(&self, caller: &Caller, id: &ProjectId) -> Result<(), AdminError> {
         require_unlimited(caller)?;
         let project = self.project(caller, id)?;
         self.admit(caller)?;
@@ -806,7 +806,7 @@ impl Admin {
                 },
                 &event,
             )
-            .map_err(|e| gone("project", id)(e.into()))?;
+            .map_err(|e| gone("project", id.as_str())(e.into()))?;
         self.inner.projects.remove(&project.id);
         self.inner.catalog.rcu(|catalog| {
             let mut catalog = Catalog::clone(catalog);
@@ -827,7 +827,7 @@ impl Admin {
     pub fn regenerate_project_secret(
         &self,
         caller: &Caller,
-        id: &str,
+        id: &ProjectId,
         grace: Duration,
     ) -> Result<Regenerated, AdminError> {
         let project = self.project(caller, id)?;
@@ -848,7 +848,7 @@ impl Admin {
             event,
             Owner::Project(caller.integrator(), &project.id),
         )
-        .map_err(gone("project", id))
+        .map_err(gone("project", id.as_str()))
     }
 
     /// Ends every grace key of a project at once (the previous secrets stop working now).
@@ -860,7 +860,7 @@ impl Admin {
     pub fn end_previous_secrets(
         &self,
         caller: &Caller,
-        id: &str,
+        id: &ProjectId,
     ) -> Result<Vec<KeyId>, AdminError> {
         let project = self.project(caller, id)?;
         self.admit(caller)?;
@@ -879,12 +879,12 @@ impl Admin {
             self.apply_keys(&owner, owner.change(&records), &event)
                 .map(drop)
         });
-        ended.map_err(|e| gone("project", id)(e.into()))
+        ended.map_err(|e| gone("project", id.as_str())(e.into()))
     }
 
     /// The upstream project `id`'s verified deliveries are forwarded to, for the gateway: one
     /// lock-free read.
-    pub fn upstream(&self, id: &str) -> Option<Arc<Upstream>> {
+    pub fn upstream(&self, id: &ProjectId) -> Option<Arc<Upstream>> {
         self.inner.catalog.load().by_id.get(id)?.upstream.clone()
     }
 
@@ -916,7 +916,7 @@ impl Admin {
     pub fn set_project_upstream(
         &self,
         caller: &Caller,
-        id: &str,
+        id: &ProjectId,
         url: &str,
         resign: bool,
     ) -> Result<Option<Zeroizing<String>>, AdminError> {
@@ -947,7 +947,7 @@ impl Admin {
             event = event.new_key("upstream-resign");
         }
         self.replace_upstream(caller, &project, Some((&row, upstream)), &event)
-            .map_err(gone("project", id))?;
+            .map_err(gone("project", id.as_str()))?;
         Ok(shown)
     }
 
@@ -957,7 +957,11 @@ impl Admin {
     /// # Errors
     ///
     /// As for [`set_project_upstream`](Admin::set_project_upstream).
-    pub fn remove_project_upstream(&self, caller: &Caller, id: &str) -> Result<(), AdminError> {
+    pub fn remove_project_upstream(
+        &self,
+        caller: &Caller,
+        id: &ProjectId,
+    ) -> Result<(), AdminError> {
         require_unlimited(caller)?;
         let project = self.project(caller, id)?;
         self.admit(caller)?;
@@ -969,7 +973,7 @@ impl Admin {
         )
         .project(&project.id);
         self.replace_upstream(caller, &project, None, &event)
-            .map_err(gone("project", id))
+            .map_err(gone("project", id.as_str()))
     }
 
     /// Commits a project's new upstream, then serves it.
