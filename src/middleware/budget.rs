@@ -50,8 +50,9 @@ impl Budget {
     }
 }
 
-/// Bodies at least this long are large: each is read and verified only while it holds one of
-/// the layer's [`LargeBodies`] permits. With 8 live keys, 64 KiB is about 0.3 ms of HMAC.
+/// Bodies at least this long are large: each is read and verified only in its turn
+/// ([`WebhookLayer::max_large_bodies`](super::WebhookLayer::max_large_bodies)). With 8 live
+/// keys, 64 KiB is about 0.3 ms of HMAC.
 pub const LARGE_BODY: usize = 64 * 1024;
 
 /// How many large bodies (past [`LARGE_BODY`] bytes) are read and verified at once, shared by
