@@ -12,11 +12,12 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use webhook_guard::admin::{router, Admin};
 use webhook_guard::store::crypt::{MasterKeyId, MasterKeys, Sealer};
 use webhook_guard::store::SqliteStore;
+
+mod common;
 
 const SAMPLES: usize = 1000;
 
@@ -106,31 +107,6 @@ impl Server {
     }
 }
 
-/// Sends one request and reads the whole response; panics unless it is a 200.
-async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) {
-    stream.write_all(request).await.unwrap();
-    buf.clear();
-    let mut chunk = [0u8; 4096];
-    loop {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed");
-        buf.extend_from_slice(&chunk[..n]);
-        let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-        assert!(head.starts_with("http/1.1 200"), "{head}");
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map(|v| v.trim().parse().unwrap())
-            .unwrap_or(0);
-        if buf.len() >= head_end + 4 + length {
-            return;
-        }
-    }
-}
-
 fn percentiles(mut samples: Vec<Duration>) -> (Duration, Duration) {
     samples.sort();
     let at = |q: f64| samples[((samples.len() as f64 * q) as usize).min(samples.len() - 1)];
@@ -156,7 +132,7 @@ fn bench(c: &mut Criterion) {
     let (mut http, mut call, mut commit) = (Vec::new(), Vec::new(), Vec::new());
     for _ in 0..SAMPLES {
         let start = Instant::now();
-        runtime.block_on(exchange(&mut stream, &server.request, &mut buf));
+        runtime.block_on(common::exchange_ok(&mut stream, &server.request, &mut buf));
         http.push(start.elapsed());
         let start = Instant::now();
         (server.call)();
@@ -181,10 +157,10 @@ fn bench(c: &mut Criterion) {
     group.bench_function("regenerate_call", |b| b.iter(|| (server.call)()));
     let health = format!("GET /healthz HTTP/1.1\r\nhost: {}\r\n\r\n", server.addr).into_bytes();
     group.bench_function("healthz_over_http", |b| {
-        b.iter(|| runtime.block_on(exchange(&mut stream, &health, &mut buf)))
+        b.iter(|| runtime.block_on(common::exchange_ok(&mut stream, &health, &mut buf)))
     });
     group.bench_function("regenerate_over_http", |b| {
-        b.iter(|| runtime.block_on(exchange(&mut stream, &server.request, &mut buf)))
+        b.iter(|| runtime.block_on(common::exchange_ok(&mut stream, &server.request, &mut buf)))
     });
     group.finish();
 }

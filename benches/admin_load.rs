@@ -21,7 +21,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::runtime::Runtime;
 use webhook_guard::admin::{app, Admin};
@@ -30,6 +29,8 @@ use webhook_guard::server::{serve, Limits};
 use webhook_guard::store::crypt::Sealer;
 use webhook_guard::store::SqliteStore;
 use webhook_guard::{Secret, Signer};
+
+mod common;
 
 const PROJECTS: usize = 10_000;
 const PAGE: usize = 500;
@@ -123,31 +124,6 @@ async fn connect(addr: SocketAddr) -> TcpStream {
     stream
 }
 
-/// Sends one request and reads the whole response; panics unless it is a 200. Returns the body.
-async fn exchange(stream: &mut TcpStream, request: &[u8], buf: &mut Vec<u8>) -> usize {
-    stream.write_all(request).await.unwrap();
-    buf.clear();
-    let mut chunk = vec![0u8; 64 * 1024];
-    loop {
-        let n = stream.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "connection closed");
-        buf.extend_from_slice(&chunk[..n]);
-        let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
-            continue;
-        };
-        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
-        assert!(head.starts_with("http/1.1 200"), "{head}");
-        let length: usize = head
-            .lines()
-            .find_map(|l| l.strip_prefix("content-length:"))
-            .map(|v| v.trim().parse().unwrap())
-            .expect("a content-length");
-        if buf.len() >= head_end + 4 + length {
-            return head_end + 4;
-        }
-    }
-}
-
 /// One lister: walks every page, then starts over, until `stop`; counts pages answered.
 async fn lister(addr: SocketAddr, list: String, stop: Arc<AtomicBool>, pages: Arc<AtomicU64>) {
     let mut stream = connect(addr).await;
@@ -155,7 +131,7 @@ async fn lister(addr: SocketAddr, list: String, stop: Arc<AtomicBool>, pages: Ar
     let mut cursor = String::new();
     while !stop.load(Ordering::Relaxed) {
         let request = list.replace("{cursor}", &cursor);
-        let body_at = exchange(&mut stream, request.as_bytes(), &mut buf).await;
+        let body_at = common::exchange_ok(&mut stream, request.as_bytes(), &mut buf).await;
         let page: serde_json::Value = serde_json::from_slice(&buf[body_at..]).unwrap();
         pages.fetch_add(1, Ordering::Relaxed);
         cursor = match page["nextCursor"].as_str() {
@@ -217,7 +193,7 @@ fn deliveries(runtime: &Runtime, stream: &mut TcpStream, setup: &Setup, n: usize
     (0..n)
         .map(|_| {
             let start = Instant::now();
-            runtime.block_on(exchange(stream, &setup.delivery, &mut buf));
+            runtime.block_on(common::exchange_ok(stream, &setup.delivery, &mut buf));
             start.elapsed()
         })
         .collect()
@@ -256,11 +232,11 @@ fn bench(c: &mut Criterion) {
     let mut group = c.benchmark_group("admin_load/webhook-1KiB");
     let mut buf = Vec::new();
     group.bench_function("alone", |b| {
-        b.iter(|| client.block_on(exchange(&mut stream, &setup.delivery, &mut buf)))
+        b.iter(|| client.block_on(common::exchange_ok(&mut stream, &setup.delivery, &mut buf)))
     });
     let load = Load::start(&setup, listers);
     group.bench_function(format!("{listers}-listers"), |b| {
-        b.iter(|| client.block_on(exchange(&mut stream, &setup.delivery, &mut buf)))
+        b.iter(|| client.block_on(common::exchange_ok(&mut stream, &setup.delivery, &mut buf)))
     });
     load.stop();
     group.finish();

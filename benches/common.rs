@@ -178,3 +178,34 @@ where
     });
     addr
 }
+
+/// Sends one HTTP/1.1 request on a keep-alive connection and reads the whole response into
+/// `buf`; panics unless it is a 200 with a `content-length`. Returns where the body starts.
+pub async fn exchange_ok(
+    stream: &mut tokio::net::TcpStream,
+    request: &[u8],
+    buf: &mut Vec<u8>,
+) -> usize {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(request).await.unwrap();
+    buf.clear();
+    let mut chunk = vec![0u8; 64 * 1024];
+    loop {
+        let n = stream.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "connection closed");
+        buf.extend_from_slice(&chunk[..n]);
+        let Some(head_end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+            continue;
+        };
+        let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+        assert!(head.starts_with("http/1.1 200"), "{head}");
+        let length: usize = head
+            .lines()
+            .find_map(|l| l.strip_prefix("content-length:"))
+            .map(|v| v.trim().parse().unwrap())
+            .expect("a content-length");
+        if buf.len() >= head_end + 4 + length {
+            return head_end + 4;
+        }
+    }
+}

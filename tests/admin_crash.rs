@@ -7,16 +7,14 @@
 
 mod serve_support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
-use serve_support::spawn_serve;
+use serve_support::{post_signed, spawn_serve, try_http as http};
 use webhook_guard::scheme::GitHub;
 use webhook_guard::{Secret, Signer};
 
@@ -48,60 +46,12 @@ impl Server {
     }
 }
 
-/// One HTTP/1.1 request on a fresh connection: the status and the body as JSON (or `Null`).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> std::io::Result<(u16, Value)> {
-    let mut stream = TcpStream::connect(addr)?;
-    stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes())?;
-    stream.write_all(body)?;
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response)?;
-    let text = String::from_utf8_lossy(&response);
-    let status = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| std::io::Error::other("no status line"))?;
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    Ok((status, serde_json::from_str(body).unwrap_or(Value::Null)))
-}
-
 fn deliver(addr: SocketAddr, project: &str, secret: &str) -> u16 {
     let body = br#"{"action":"opened"}"#;
-    let headers = Signer::new(GitHub, Secret::from_bytes(secret).unwrap())
+    let signed = Signer::new(GitHub, Secret::from_bytes(secret).unwrap())
         .sign(body)
         .unwrap();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-        .collect();
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    http(
-        addr,
-        "POST",
-        &format!("/webhooks/{project}"),
-        &headers,
-        body,
-    )
-    .unwrap()
-    .0
+    post_signed(addr, &format!("/webhooks/{project}"), &signed, body).unwrap()
 }
 
 /// Regenerations in the audit log, all pages.

@@ -7,17 +7,13 @@
 
 mod serve_support;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output};
 use std::time::Duration;
 
-use serde_json::Value;
-use serve_support::spawn_serve;
-use webhook_guard::scheme::StandardWebhooks;
-use webhook_guard::{Secret, Signer};
+use serve_support::{deliver, http, spawn_serve};
 
 /// A temporary directory holding a data directory `data` and, beside it, its key file.
 struct Scratch(PathBuf);
@@ -112,60 +108,6 @@ fn create_integrator(data: &Path) -> String {
         .unwrap()
         .trim()
         .to_owned()
-}
-
-/// One HTTP/1.1 request on a fresh connection: the status and the body as JSON (or `Null`).
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-/// Sends a Standard Webhooks delivery signed with `secret` (raw bytes) to the project.
-fn deliver(addr: SocketAddr, project: &str, secret: &str) -> u16 {
-    let body = br#"{"type":"ping"}"#;
-    let headers = Signer::new(StandardWebhooks, Secret::from_bytes(secret).unwrap())
-        .sign(body)
-        .unwrap();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-        .collect();
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    http(
-        addr,
-        "POST",
-        &format!("/webhooks/{project}"),
-        &headers,
-        body,
-    )
-    .0
 }
 
 #[test]

@@ -5,18 +5,17 @@
 #![cfg(unix)]
 
 mod pg_support;
+mod serve_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pg_support::TestDb;
-use serde_json::Value;
-use webhook_guard::scheme::StandardWebhooks;
+use serve_support::{deliver, http};
 use webhook_guard::store::crypt::{MasterKeys, Sealer};
 use webhook_guard::store::{PostgresOptions, PostgresStore, Store};
-use webhook_guard::{Secret, Signer};
 
 /// The master key every instance is given (`id:base64`, 32 bytes).
 const KEY: &str = "a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
@@ -82,58 +81,6 @@ fn serving(mut child: Child) -> Server {
         addr,
         printed,
     }
-}
-
-fn http(
-    addr: SocketAddr,
-    method: &str,
-    path: &str,
-    headers: &[(&str, &str)],
-    body: &[u8],
-) -> (u16, Value) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    let mut request = format!(
-        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nconnection: close\r\ncontent-length: {}\r\n",
-        body.len()
-    );
-    for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
-    }
-    request.push_str("\r\n");
-    stream.write_all(request.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let text = String::from_utf8_lossy(&response);
-    let status = text.split_whitespace().nth(1).unwrap().parse().unwrap();
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
-    (status, serde_json::from_str(body).unwrap_or(Value::Null))
-}
-
-fn deliver(addr: SocketAddr, project: &str, secret: &str) -> u16 {
-    let body = br#"{"type":"ping"}"#;
-    let headers = Signer::new(StandardWebhooks, Secret::from_bytes(secret).unwrap())
-        .sign(body)
-        .unwrap();
-    let headers: Vec<(String, String)> = headers
-        .iter()
-        .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
-        .collect();
-    let headers: Vec<(&str, &str)> = headers
-        .iter()
-        .map(|(n, v)| (n.as_str(), v.as_str()))
-        .collect();
-    http(
-        addr,
-        "POST",
-        &format!("/webhooks/{project}"),
-        &headers,
-        body,
-    )
-    .0
 }
 
 fn within(bound: Duration, what: &str, done: impl Fn() -> bool) {

@@ -386,15 +386,7 @@ impl Admin {
             // The upstream (the gateway's) as stored: set, changed or removed elsewhere. A
             // re-signing secret cannot be compared, so a forwarding project's is taken as read.
             if upstream.is_some() || project.upstream.is_some() {
-                self.inner.catalog.rcu(|catalog| {
-                    let mut catalog = Catalog::clone(catalog);
-                    if let Some(current) = catalog.by_id.get(&row.id) {
-                        let mut changed = Project::clone(current);
-                        changed.upstream = upstream.clone();
-                        catalog.insert(Arc::new(changed));
-                    }
-                    catalog
-                });
+                self.serve_upstream(&row.id, upstream);
             }
             return Ok(());
         }

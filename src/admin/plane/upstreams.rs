@@ -119,16 +119,21 @@ impl Admin {
             },
             event,
         )?;
+        self.serve_upstream(&project.id, upstream);
+        Ok(())
+    }
+
+    /// Forwards project `id`'s deliveries to `upstream` from now on (none: answers them).
+    pub(in crate::admin) fn serve_upstream(&self, id: &ProjectId, upstream: Option<Arc<Upstream>>) {
         self.inner.catalog.rcu(|catalog| {
             let mut catalog = Catalog::clone(catalog);
-            if let Some(current) = catalog.by_id.get(&project.id) {
+            if let Some(current) = catalog.by_id.get(id) {
                 let mut changed = Project::clone(current);
                 changed.upstream = upstream.clone();
                 catalog.insert(Arc::new(changed));
             }
             catalog
         });
-        Ok(())
     }
 }
 
