@@ -13,6 +13,10 @@
 //!    row, `pg_notify`, commit, keyring swap) vs a bare `INSERT` + `COMMIT` of one row on its own
 //!    connection, interleaved, in the same run.
 //!
+//! 4. startup: a third instance opening the database once it holds `PROPAGATION_PROJECTS`
+//!    projects (default 10 000): the time `PostgresStore::connect` + `AdminBuilder::open` take,
+//!    and the resident memory the process grew by.
+//!
 //! Needs PostgreSQL at 127.0.0.1:5432 (user `postgres`, trust; `WG_TEST_POSTGRES` overrides).
 //! `PROPAGATION_N` (default 200) and `PROPAGATION_KILLED_N` (default 20) set the counts.
 
@@ -184,4 +188,40 @@ fn main() {
     println!("ratio of medians: {:.2}", r.as_secs_f64() / c.as_secs_f64());
     drop(bare);
     drop(runtime);
+
+    // Startup with many projects.
+    let projects = count("PROPAGATION_PROJECTS", 10_000);
+    let started = Instant::now();
+    for i in 1..projects {
+        a.create_project(&caller, Some(format!("project {i}")), "github")
+            .unwrap();
+    }
+    println!(
+        "startup: {projects} projects created in {:.1} s ({:.0} creations/s on one writer)",
+        started.elapsed().as_secs_f64(),
+        (projects - 1) as f64 / started.elapsed().as_secs_f64()
+    );
+    let before = resident_bytes();
+    let started = Instant::now();
+    let store =
+        PostgresStore::connect(&db.url(), Sealer::plaintext(), PostgresOptions::default()).unwrap();
+    let c = Admin::builder().open(store).unwrap();
+    let took = started.elapsed();
+    let grew = resident_bytes().saturating_sub(before);
+    assert!(c.projects().get(project.as_str()).is_some());
+    println!(
+        "startup: an instance opened the database with {projects} projects in {:.0} ms; resident \
+         memory grew by {:.1} MB ({:.0} bytes per project)",
+        took.as_secs_f64() * 1e3,
+        grew as f64 / 1e6,
+        grew as f64 / projects as f64
+    );
+}
+
+/// The process's resident set, from `/proc/self/statm` (0 where there is none).
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |pages| pages * 4096)
 }
