@@ -896,3 +896,68 @@ async fn api_keys_past_the_cap_answer_409_and_change_nothing() {
     assert_problem(status, &headers, &body, 409, "conflict");
     assert_eq!(f.digest(), before);
 }
+
+/// Mutation testing (issue 19, item 8) found these bounds unpinned for library callers: an empty
+/// or too long project list and a lifetime past the maximum are refused naming the field, and
+/// the limits themselves are accepted.
+#[test]
+fn api_key_bounds_hold_for_library_callers_at_and_past_each_limit() {
+    use webhook_guard::admin::{AdminError, MAX_API_KEY_LIFETIME, MAX_KEY_PROJECTS};
+    let f = Fixture::new("api-key-bounds");
+    let caller = f.caller(&f.alice);
+    let projects: Vec<_> = (0..=MAX_KEY_PROJECTS)
+        .map(|_| {
+            // Within the write rate.
+            f.clock.advance(Duration::from_secs(1));
+            f.project(&f.alice).0
+        })
+        .collect();
+    let field = |r: Result<_, AdminError>| match r {
+        Err(AdminError::Field { field, .. }) => field,
+        other => panic!(
+            "{:?}",
+            other.map(|k: webhook_guard::admin::NewApiKey| k.record.id)
+        ),
+    };
+    let before = f.digest();
+    assert_eq!(
+        field(
+            f.admin
+                .create_api_key(&caller, None, Some(Vec::new()), None)
+        ),
+        "projects"
+    );
+    assert_eq!(
+        field(
+            f.admin
+                .create_api_key(&caller, None, Some(projects.clone()), None)
+        ),
+        "projects",
+        "{} projects",
+        projects.len()
+    );
+    let past = MAX_API_KEY_LIFETIME + Duration::from_secs(1);
+    assert_eq!(
+        field(f.admin.create_api_key(&caller, None, None, Some(past))),
+        "expiresInSeconds"
+    );
+    assert_eq!(
+        field(
+            f.admin
+                .create_api_key(&caller, None, None, Some(Duration::ZERO))
+        ),
+        "expiresInSeconds"
+    );
+    assert_eq!(f.digest(), before, "a refused key changed nothing");
+
+    let at_most = projects[..MAX_KEY_PROJECTS].to_vec();
+    let limited = f
+        .admin
+        .create_api_key(&caller, None, Some(at_most), Some(MAX_API_KEY_LIFETIME))
+        .unwrap();
+    assert_eq!(
+        limited.record.projects.as_ref().map(Vec::len),
+        Some(MAX_KEY_PROJECTS)
+    );
+    assert!(limited.record.expires_at.is_some());
+}
