@@ -120,6 +120,20 @@ fn memory(c: &mut Criterion) {
             black_box(guard.try_reserve(&key(m), LEASE).unwrap())
         })
     });
+    // What the layer bench below does to its guard: new deliveries reserved and done with a
+    // retention of 0, on a guard of a million entries that holds none live.
+    let fresh = MemoryGuard::new(LIVE as usize);
+    let mut f = 0;
+    group.bench_function("reserve-new+complete/none-live", |b| {
+        b.iter(|| {
+            f += 1;
+            let k = key(f);
+            let Ok(Claim::Reserved(token)) = fresh.try_reserve(&k, LEASE) else {
+                panic!("free")
+            };
+            fresh.try_complete(&k, token, Duration::ZERO);
+        })
+    });
     // A new delivery, reserved and marked done (the layer's two calls); its entry expires at
     // once, so the guard does not grow.
     let mut n = 10 * LIVE;

@@ -15,11 +15,18 @@ pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 const MAX_SHARDS: usize = 64;
 const MIN_PER_SHARD: usize = 1024;
 
-/// A full shard whose last scan for expired entries freed little (under a sixteenth of it)
-/// scans again at most this often (milliseconds), so a flood of new deliveries into a full
-/// guard costs one scan of a shard per second, not one per delivery. A scan that freed more
+/// A full shard whose last scan for expired entries freed little (under a sixteenth of it) and
+/// that has taken in little since scans again at most this often (milliseconds), so a flood of
+/// new deliveries into a full guard costs one scan of a shard per second, not one per delivery. A scan that freed more
 /// pays for itself: the room it made takes that many deliveries to fill.
 const SWEEP_EVERY_MS: u64 = 1000;
+
+/// A shard that is not full is also swept when it has doubled since its last sweep (and holds
+/// at least this many entries) and an entry may have expired: expired entries then never
+/// outnumber live ones by much, so a guard whose deliveries come and go (a short retention, a
+/// steady rate) keeps a map the size of what is live, in cache, instead of filling to its
+/// bound with the dead. Each sweep is paid for by the insertions that doubled the shard.
+const GROWN_SWEEP_MIN: usize = 64;
 
 /// Remembers deliveries in this process: a map split into shards, each behind its own lock,
 /// keyed by 128 bits of the [`DeliveryKey`], each entry expiring with its lease or retention.
@@ -28,8 +35,9 @@ const SWEEP_EVERY_MS: u64 = 1000;
 /// and none of its entries has expired, a new delivery is refused ([`GuardError::Full`],
 /// answered 503 `over-capacity` by the layer) rather than forgetting a delivery still within
 /// its window, which would let its replay through. Expired entries are dropped when their key
-/// comes again or when a full shard needs room (a scan of the shard, at most once a second
-/// unless the last one freed a sixteenth of it or more).
+/// comes again, when a shard has doubled since its last scan, or when a full shard needs room
+/// (a scan of the shard, at most once a second unless the last one freed a sixteenth of it or
+/// more).
 ///
 /// Not shared between processes and forgotten on a restart: for several instances use
 /// `PostgresGuard` or `RedisGuard`.
@@ -69,6 +77,8 @@ struct Shard {
     last_sweep: Option<u64>,
     /// Entries the last sweep dropped.
     freed: usize,
+    /// Entries the last sweep kept.
+    kept: usize,
 }
 
 /// 16 bytes: the expiry in milliseconds since the guard's epoch, and the reservation's token
@@ -161,10 +171,15 @@ impl MemoryGuard {
             shard.note(expires);
             return Ok(Claim::Reserved(Token::from_u128(token.into())));
         }
-        if shard.map.len() >= self.per_shard && !shard.sweep(now, self.per_shard) {
-            return Err(GuardError::Full {
-                max: self.max_entries(),
-            });
+        let len = shard.map.len();
+        if len >= self.per_shard {
+            if !shard.sweep(now, self.per_shard) {
+                return Err(GuardError::Full {
+                    max: self.max_entries(),
+                });
+            }
+        } else if len >= (2 * shard.kept).max(GROWN_SWEEP_MIN) && now >= shard.next_expiry {
+            shard.collect(now);
         }
         let token = self.tokens.fetch_add(1, Ordering::Relaxed);
         shard.map.insert(k, Entry { expires, token });
@@ -235,9 +250,20 @@ impl Shard {
         let recent = self
             .last_sweep
             .is_some_and(|at| now < at.saturating_add(SWEEP_EVERY_MS));
-        if now < self.next_expiry || (recent && self.freed < per_shard / 16) {
+        // A recent sweep that freed little is not repeated, unless the shard has taken in a
+        // sixteenth of itself since (entries that may have expired by now).
+        let grown = self.map.len().saturating_sub(self.kept);
+        if now < self.next_expiry
+            || (recent && self.freed < per_shard / 16 && grown < per_shard / 16)
+        {
             return false;
         }
+        self.collect(now);
+        self.map.len() < per_shard
+    }
+
+    /// Drops every expired entry.
+    fn collect(&mut self, now: u64) {
         let before = self.map.len();
         let mut next = u64::MAX;
         self.map.retain(|_, e| {
@@ -250,7 +276,7 @@ impl Shard {
         self.next_expiry = next;
         self.last_sweep = Some(now);
         self.freed = before - self.map.len();
-        self.map.len() < per_shard
+        self.kept = self.map.len();
     }
 }
 
@@ -306,6 +332,45 @@ mod tests {
     }
 
     const LEASE: Duration = Duration::from_secs(60);
+
+    /// Found measuring the layer with the guard (issue 22): with a short retention the map
+    /// filled to its bound with expired entries before a full shard swept them, so every
+    /// lookup missed the cache. A shard that doubled is swept: the map stays near what is live.
+    #[test]
+    fn expired_entries_never_outgrow_the_live_ones_by_much() {
+        let guard = MemoryGuard::new(1_000_000);
+        let shards = guard.shards.len();
+        for n in 0..200_000 {
+            let Ok(Claim::Reserved(token)) = guard.try_reserve(&key(n), LEASE) else {
+                panic!("free")
+            };
+            // Done, and forgotten at once (retention 0): nothing stays live.
+            guard.try_complete(&key(n), token, Duration::ZERO);
+            if n % 10_000 == 0 {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
+        assert!(
+            guard.len() <= shards * 2 * GROWN_SWEEP_MIN + 10_000,
+            "{} entries held for none live",
+            guard.len()
+        );
+        // Live entries are never swept: a million-entry window still holds them all.
+        let live = MemoryGuard::new(100_000);
+        for n in 0..50_000 {
+            assert!(matches!(
+                live.try_reserve(&key(n), LEASE),
+                Ok(Claim::Reserved(_))
+            ));
+        }
+        assert_eq!(live.len(), 50_000);
+        for n in 0..50_000 {
+            assert!(matches!(
+                live.try_reserve(&key(n), LEASE),
+                Ok(Claim::InProgress { .. })
+            ));
+        }
+    }
 
     #[test]
     fn reserve_complete_release() {
