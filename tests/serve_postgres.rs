@@ -7,13 +7,11 @@
 mod pg_support;
 mod serve_support;
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use pg_support::TestDb;
-use serve_support::{deliver, http};
+use serve_support::{deliver, http, serving};
 use webhook_guard::store::crypt::{MasterKeys, Sealer};
 use webhook_guard::store::{PostgresOptions, PostgresStore, Store};
 
@@ -22,29 +20,6 @@ const KEY: &str = "a:AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
 fn sealer() -> Sealer {
     Sealer::encrypting(MasterKeys::parse(KEY).unwrap())
-}
-
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    /// What it printed before it served: the bootstrap's `export NAME=value` lines.
-    printed: Vec<String>,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn exported(&self, name: &str) -> Option<String> {
-        let prefix = format!("export {name}=");
-        self.printed
-            .iter()
-            .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
-    }
 }
 
 fn spawn(db: &TestDb, extra: &[&str]) -> Child {
@@ -59,28 +34,6 @@ fn spawn(db: &TestDb, extra: &[&str]) -> Child {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the server")
-}
-
-/// Reads what `child` prints until it serves.
-fn serving(mut child: Child) -> Server {
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before it served")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("webhook-guard serving on http://") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-        printed.push(line);
-    };
-    std::thread::spawn(move || for _ in lines {});
-    Server {
-        child,
-        addr,
-        printed,
-    }
 }
 
 fn within(bound: Duration, what: &str, done: impl Fn() -> bool) {

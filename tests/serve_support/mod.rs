@@ -84,13 +84,13 @@ pub fn http(
     try_http(addr, method, path, headers, body).expect("an HTTP answer")
 }
 
-/// POSTs `body` to `path` with the signature headers `signed`; the status.
-pub fn post_signed(
+/// POSTs `body` to `path` with the signature headers `signed`; the status and the body.
+pub fn post_signed_answer(
     addr: SocketAddr,
     path: &str,
     signed: &http::HeaderMap,
     body: &[u8],
-) -> std::io::Result<u16> {
+) -> std::io::Result<(u16, Value)> {
     let headers: Vec<(String, String)> = signed
         .iter()
         .map(|(n, v)| (n.to_string(), v.to_str().unwrap().to_owned()))
@@ -99,7 +99,17 @@ pub fn post_signed(
         .iter()
         .map(|(n, v)| (n.as_str(), v.as_str()))
         .collect();
-    try_http(addr, "POST", path, &headers, body).map(|(status, _)| status)
+    try_http(addr, "POST", path, &headers, body)
+}
+
+/// [`post_signed_answer`]'s status.
+pub fn post_signed(
+    addr: SocketAddr,
+    path: &str,
+    signed: &http::HeaderMap,
+    body: &[u8],
+) -> std::io::Result<u16> {
+    post_signed_answer(addr, path, signed, body).map(|(status, _)| status)
 }
 
 /// Sends a Standard Webhooks delivery signed with `secret` (raw bytes) to the project; the
@@ -110,4 +120,51 @@ pub fn deliver(addr: SocketAddr, project: &str, secret: &str) -> u16 {
         .sign(body)
         .unwrap();
     post_signed(addr, &format!("/webhooks/{project}"), &signed, body).expect("an HTTP answer")
+}
+
+/// A running server, killed when dropped.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    /// What it printed before it served: the bootstrap's `export NAME=value` lines.
+    pub printed: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// The value of an `export NAME=value` line it printed.
+    pub fn exported(&self, name: &str) -> Option<String> {
+        let prefix = format!("export {name}=");
+        self.printed
+            .iter()
+            .find_map(|line| line.strip_prefix(&prefix).map(str::to_owned))
+    }
+}
+
+/// Reads what `child` (a `serve` with its stdout piped) prints until it serves.
+pub fn serving(mut child: Child) -> Server {
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
+    let addr = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before it served")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("webhook-guard serving on http://") {
+            break rest.split_whitespace().next().unwrap().parse().unwrap();
+        }
+        printed.push(line);
+    };
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        addr,
+        printed,
+    }
 }
