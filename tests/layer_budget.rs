@@ -218,6 +218,21 @@ async fn settle() {
     }
 }
 
+/// Starts a request of `body` signed with `key`, its length announced.
+fn start_signed(layer: &WebhookLayer, key: &str, body: &[u8]) -> (mpsc::Sender<Bytes>, Answer) {
+    start(layer, signed(key, body), Some(body.len() as u64))
+}
+
+/// Offers `frame` to a request waiting its turn and checks it stays unread.
+async fn offer_unread(sender: &mpsc::Sender<Bytes>, frame: &[u8], why: &str) {
+    sender
+        .send(Bytes::from(frame.to_vec()))
+        .await
+        .expect("the channel holds one frame");
+    settle().await;
+    assert_eq!(sender.capacity(), 0, "{why}");
+}
+
 fn large_layer() -> WebhookLayer {
     layer(16 * 1024 * 1024)
         .max_body_size(1024 * 1024)
@@ -234,33 +249,22 @@ async fn large_bodies_are_read_one_turn_at_a_time_and_small_ones_pass_by() {
     let large = webhook_guard::middleware::LARGE_BODY;
     let body_a = vec![b'a'; 2 * large];
     let body_b = vec![b'b'; 2 * large];
-    let (a, answer_a) = start(
-        &layer,
-        signed("budget secret", &body_a),
-        Some(2 * large as u64),
-    );
+    let (a, answer_a) = start_signed(&layer, "budget secret", &body_a);
     feed(&a, body_a[..large].to_vec()).await;
 
     // B waits for A's turn: the frame it is offered stays unread.
-    let (b, answer_b) = start(
-        &layer,
-        signed("budget secret", &body_b),
-        Some(2 * large as u64),
-    );
-    b.send(Bytes::from(body_b[..large].to_vec()))
-        .await
-        .expect("the channel holds one frame");
-    settle().await;
-    assert_eq!(b.capacity(), 0, "B's body was read while A held the turn");
+    let (b, answer_b) = start_signed(&layer, "budget secret", &body_b);
+    offer_unread(
+        &b,
+        &body_b[..large],
+        "B's body was read while A held the turn",
+    )
+    .await;
     assert!(!answer_b.is_finished());
 
     // A small delivery is not in the queue.
     let small = b"{\"small\":true}".to_vec();
-    let (c, answer_c) = start(
-        &layer,
-        signed("budget secret", &small),
-        Some(small.len() as u64),
-    );
+    let (c, answer_c) = start_signed(&layer, "budget secret", &small);
     feed(&c, small).await;
     drop(c);
     let (status, _, _) = answer_c.await.expect("the small request");
@@ -282,18 +286,10 @@ async fn a_dropped_request_hands_its_turn_on() {
     let large = webhook_guard::middleware::LARGE_BODY;
     let forged = vec![b'f'; 2 * large];
     // An upload that stops half-way, then is cancelled (the client went away).
-    let (holder, held) = start(
-        &layer,
-        signed("another secret", &forged),
-        Some(2 * large as u64),
-    );
+    let (holder, held) = start_signed(&layer, "another secret", &forged);
     feed(&holder, forged[..large].to_vec()).await;
     let body = vec![b'b'; 2 * large];
-    let (b, answer_b) = start(
-        &layer,
-        signed("budget secret", &body),
-        Some(2 * large as u64),
-    );
+    let (b, answer_b) = start_signed(&layer, "budget secret", &body);
     b.send(Bytes::from(body[..large].to_vec()))
         .await
         .expect("the channel holds one frame");
@@ -322,20 +318,10 @@ async fn large_bodies_waiting_their_turn_hold_no_budget() {
         .max_body_size(1024 * 1024)
         .max_large_bodies(1);
     let body = vec![b'a'; 2 * large];
-    let (first, first_answer) = start(
-        &layer,
-        signed("budget secret", &body),
-        Some(2 * large as u64),
-    );
+    let (first, first_answer) = start_signed(&layer, "budget secret", &body);
     feed(&first, body[..large].to_vec()).await;
     let waiting: Vec<_> = (0..8)
-        .map(|_| {
-            start(
-                &layer,
-                signed("budget secret", &body),
-                Some(2 * large as u64),
-            )
-        })
+        .map(|_| start_signed(&layer, "budget secret", &body))
         .collect();
     settle().await;
     assert!(
@@ -344,11 +330,7 @@ async fn large_bodies_waiting_their_turn_hold_no_budget() {
     );
 
     let small = b"{\"small\":true}".to_vec();
-    let (c, answer_c) = start(
-        &layer,
-        signed("budget secret", &small),
-        Some(small.len() as u64),
-    );
+    let (c, answer_c) = start_signed(&layer, "budget secret", &small);
     feed(&c, small).await;
     drop(c);
     assert_eq!(answer_c.await.expect("the small request").0, StatusCode::OK);

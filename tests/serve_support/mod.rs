@@ -26,7 +26,15 @@ pub fn spawn_serve(data: &Path, extra: &[&str]) -> (Child, SocketAddr) {
         .stderr(Stdio::null())
         .spawn()
         .expect("start the server");
+    let (addr, _) = until_serving(&mut child);
+    (child, addr)
+}
+
+/// Reads what `child` (its stdout piped) prints until it serves: its address and the lines
+/// before. Its stdout is drained from then on, so it never blocks on a full pipe.
+fn until_serving(child: &mut Child) -> (SocketAddr, Vec<String>) {
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut printed = Vec::new();
     let addr = loop {
         let line = lines
             .next()
@@ -35,10 +43,10 @@ pub fn spawn_serve(data: &Path, extra: &[&str]) -> (Child, SocketAddr) {
         if let Some(rest) = line.strip_prefix("webhook-guard serving on http://") {
             break rest.split_whitespace().next().unwrap().parse().unwrap();
         }
+        printed.push(line);
     };
-    // Keep draining stdout so the server never blocks on a full pipe.
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (addr, printed)
 }
 
 /// One HTTP/1.1 request on a fresh connection: the status and the body as JSON (or `Null`).
@@ -149,19 +157,7 @@ impl Server {
 
 /// Reads what `child` (a `serve` with its stdout piped) prints until it serves.
 pub fn serving(mut child: Child) -> Server {
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let mut printed = Vec::new();
-    let addr = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before it served")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("webhook-guard serving on http://") {
-            break rest.split_whitespace().next().unwrap().parse().unwrap();
-        }
-        printed.push(line);
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let (addr, printed) = until_serving(&mut child);
     Server {
         child,
         addr,
