@@ -227,11 +227,21 @@ impl PostgresStore {
         event: &AuditEvent,
     ) -> Result<(u64, Option<i64>), StoreError> {
         let tx = client.transaction().await.map_err(pg)?;
-        exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
-            .await
-            .map_err(pg)?;
-        let version = self.apply_in(&tx, change, expected).await?;
-        let seq = append_event(&tx, event).await?;
+        // Pipelined: the writers' lock, the change and the audit row go out together and the
+        // server runs them in that order (the lock first, so sequence numbers still commit in
+        // order); the change's later statements follow its first answer. A failure anywhere
+        // leaves the transaction uncommitted.
+        let lock = async {
+            exec(&tx, "SELECT pg_advisory_xact_lock($1)", &[&WRITE_LOCK])
+                .await
+                .map_err(pg)
+        };
+        let (_, version, seq) = tokio::try_join!(
+            biased;
+            lock,
+            self.apply_in(&tx, change, expected),
+            append_event(&tx, event),
+        )?;
         tx.commit().await.map_err(pg)?;
         Ok((seq, version))
     }
@@ -291,36 +301,33 @@ pub(super) async fn write_keys(
     owner: &str,
     keys: &[SealedKey],
 ) -> Result<(), StoreError> {
-    exec(
+    let delete_params: [&(dyn tokio_postgres::types::ToSql + Sync); 2] = [&kind, &owner];
+    let delete = exec(
         tx,
         "DELETE FROM keys WHERE owner_kind = $1 AND owner = $2",
-        &[&kind, &owner],
-    )
-    .await
-    .map_err(pg)?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO keys (owner_kind, owner, key_id, position, created_at, expires_at, material)
-             VALUES ($1, $2, $3, $4, $5, $6, $7)",
-        )
-        .await
-        .map_err(pg)?;
-    for key in keys {
-        tx.execute(
-            &insert,
-            &[
-                &kind,
-                &owner,
-                &key.key_id,
-                &key.position,
-                &key.created_at,
-                &key.expires_at,
-                &key.material,
-            ],
-        )
-        .await
-        .map_err(pg)?;
+        &delete_params,
+    );
+    if keys.is_empty() {
+        return delete.await.map(drop).map_err(pg);
     }
+    // Every key in one statement, pipelined behind the delete.
+    let ids: Vec<&str> = keys.iter().map(|k| k.key_id.as_str()).collect();
+    let positions: Vec<i32> = keys.iter().map(|k| k.position).collect();
+    let created: Vec<i64> = keys.iter().map(|k| k.created_at).collect();
+    let expires: Vec<Option<i64>> = keys.iter().map(|k| k.expires_at).collect();
+    let materials: Vec<&[u8]> = keys.iter().map(|k| k.material.as_slice()).collect();
+    let insert_params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
+        &kind, &owner, &ids, &positions, &created, &expires, &materials,
+    ];
+    let insert = exec(
+        tx,
+        "INSERT INTO keys (owner_kind, owner, key_id, position, created_at, expires_at, material)
+         SELECT $1, $2, k.id, k.position, k.created_at, k.expires_at, k.material
+         FROM unnest($3::text[], $4::int4[], $5::int8[], $6::int8[], $7::bytea[])
+              AS k(id, position, created_at, expires_at, material)",
+        &insert_params,
+    );
+    tokio::try_join!(biased; delete, insert).map_err(pg)?;
     Ok(())
 }
 
