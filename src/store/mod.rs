@@ -195,6 +195,54 @@ impl std::str::FromStr for AuditAction {
     }
 }
 
+/// A key as a store reads it back: sealed under its row's associated data, its place in the
+/// row (0 is current) and its times in nanoseconds.
+pub(crate) struct StoredKey {
+    pub(crate) key_id: String,
+    pub(crate) position: i64,
+    pub(crate) created_at: i64,
+    pub(crate) expires_at: Option<i64>,
+    pub(crate) sealed: Vec<u8>,
+}
+
+impl StoredKey {
+    /// The key of `owner` (a row of `kind`), its secret opened by `sealer`: a sealed value
+    /// moved to another row or key id does not open.
+    pub(crate) fn open(
+        self,
+        sealer: &crypt::Sealer,
+        kind: &str,
+        owner: &str,
+    ) -> Result<KeyRecord, StoreError> {
+        let plain = sealer.open(&crypt::aad(kind, owner, &self.key_id), &self.sealed)?;
+        let secret = crate::Secret::from_bytes(&*plain).map_err(|e| StoreError::Invalid {
+            what: "key material",
+            reason: e.to_string(),
+        })?;
+        let role = match self.position {
+            0 => crate::KeyRole::Current,
+            _ => crate::KeyRole::Grace,
+        };
+        Ok(KeyRecord::new(
+            crate::KeyId::new(self.key_id),
+            role,
+            from_nanos(self.created_at),
+            self.expires_at.map(from_nanos),
+            secret,
+        ))
+    }
+}
+
+/// A time as both stores keep it: nanoseconds since the epoch.
+pub(crate) fn nanos(time: DateTime<Utc>) -> i64 {
+    time.timestamp_nanos_opt().unwrap_or(i64::MAX)
+}
+
+/// The time `nanos` (as [`nanos`] wrote it) stands for.
+pub(crate) fn from_nanos(nanos: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp_nanos(nanos)
+}
+
 /// An action read back from a store; one this build does not know is an invalid row.
 pub(crate) fn stored_action(text: &str) -> Result<AuditAction, StoreError> {
     text.parse()

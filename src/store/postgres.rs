@@ -21,14 +21,13 @@ use tokio_postgres::{IsolationLevel, NoTls, Row};
 
 use super::crypt::{self, Sealer};
 use super::{
-    stored_action, ApiKeyId, ApiKeyRow, AuditAction, AuditEvent, AuditQuery, AuditRetention,
-    Change, IntegratorId, IntegratorRow, ProjectRow, State, Store, StoreError, UpstreamRow,
-    WriteLock,
+    from_nanos, nanos, stored_action, ApiKeyId, ApiKeyRow, AuditAction, AuditEvent, AuditQuery,
+    AuditRetention, Change, IntegratorId, IntegratorRow, ProjectRow, State, Store, StoreError,
+    StoredKey, UpstreamRow, WriteLock,
 };
-use crate::keyring::{KeyId, KeyRecord, KeyRole};
+use crate::keyring::KeyRecord;
 use crate::projects::ProjectId;
 use crate::public_key::KeyMaterial;
-use crate::secret::Secret;
 
 mod reads;
 mod writes;
@@ -502,12 +501,4 @@ fn pool_error(e: PoolError) -> StoreError {
             reason: e.to_string(),
         },
     }
-}
-
-fn nanos(time: DateTime<Utc>) -> i64 {
-    time.timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
-fn from_nanos(nanos: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(nanos)
 }

@@ -13,13 +13,13 @@ use rusqlite::{
 
 use super::crypt::{self, Sealer};
 use super::{
-    stored_action, ApiKeyId, ApiKeyRow, AuditAction, AuditEvent, AuditQuery, AuditRetention,
-    Change, IntegratorId, IntegratorRow, ProjectRow, State, Store, StoreError, UpstreamRow,
+    from_nanos, nanos, stored_action, ApiKeyId, ApiKeyRow, AuditAction, AuditEvent, AuditQuery,
+    AuditRetention, Change, IntegratorId, IntegratorRow, ProjectRow, State, Store, StoreError,
+    StoredKey, UpstreamRow,
 };
-use crate::keyring::{KeyId, KeyRecord, KeyRole};
+use crate::keyring::KeyRecord;
 use crate::projects::ProjectId;
 use crate::public_key::KeyMaterial;
-use crate::secret::Secret;
 
 mod file;
 mod writes;
@@ -291,25 +291,14 @@ impl SqliteStore {
         let mut records = Vec::new();
         for row in rows {
             let (key_id, position, created_at, expires_at, sealed) = row?;
-            let plain = self
-                .sealer
-                .open(&crypt::aad(kind, owner, &key_id), &sealed)?;
-            let secret = Secret::from_bytes(&*plain).map_err(|e| StoreError::Invalid {
-                what: "key material",
-                reason: e.to_string(),
-            })?;
-            let role = if position == 0 {
-                KeyRole::Current
-            } else {
-                KeyRole::Grace
+            let key = StoredKey {
+                key_id,
+                position,
+                created_at,
+                expires_at,
+                sealed,
             };
-            records.push(KeyRecord::new(
-                KeyId::new(key_id),
-                role,
-                from_nanos(created_at),
-                expires_at.map(from_nanos),
-                secret,
-            ));
+            records.push(key.open(&self.sealer, kind, owner)?);
         }
         Ok(records)
     }
@@ -618,13 +607,4 @@ fn parse_project(id: &str) -> Result<ProjectId, StoreError> {
         what: "project id",
         reason: e.to_string(),
     })
-}
-
-/// Times are kept to the nanosecond, so a key read back is the key that was written.
-fn nanos(time: DateTime<Utc>) -> i64 {
-    time.timestamp_nanos_opt().unwrap_or(i64::MAX)
-}
-
-fn from_nanos(nanos: i64) -> DateTime<Utc> {
-    DateTime::from_timestamp_nanos(nanos)
 }

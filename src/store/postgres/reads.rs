@@ -10,28 +10,14 @@ impl PostgresStore {
         owner: &str,
         row: &Row,
     ) -> Result<KeyRecord, StoreError> {
-        let key_id: String = row.get("key_id");
-        let position: i32 = row.get("position");
-        let sealed: Vec<u8> = row.get("material");
-        let plain = self
-            .sealer
-            .open(&crypt::aad(kind, owner, &key_id), &sealed)?;
-        let secret = Secret::from_bytes(&*plain).map_err(|e| StoreError::Invalid {
-            what: "key material",
-            reason: e.to_string(),
-        })?;
-        let role = if position == 0 {
-            KeyRole::Current
-        } else {
-            KeyRole::Grace
+        let key = StoredKey {
+            key_id: row.get("key_id"),
+            position: i64::from(row.get::<_, i32>("position")),
+            created_at: row.get("created_at"),
+            expires_at: row.get("expires_at"),
+            sealed: row.get("material"),
         };
-        Ok(KeyRecord::new(
-            KeyId::new(key_id),
-            role,
-            from_nanos(row.get("created_at")),
-            row.get::<_, Option<i64>>("expires_at").map(from_nanos),
-            secret,
-        ))
+        key.open(&self.sealer, kind, owner)
     }
 
     pub(super) async fn load_async(&self) -> Result<State, StoreError> {
@@ -89,17 +75,9 @@ impl PostgresStore {
                 Some(url) => Some(UpstreamRow::from_stored(url, keys_of(UPSTREAM, &id)?)),
                 None => None,
             };
-            let mut project = ProjectRow::new(
-                parse_project(&id)?,
-                IntegratorId::new(row.get(1)),
-                row.get(2),
-                row.get(3),
-                from_nanos(row.get(4)),
-                keys,
-            )
-            .upstream(upstream);
-            project.version = row.get::<_, i64>(5) as u64;
-            state.projects.push(project);
+            state
+                .projects
+                .push(project_row(&row, parse_project(&id)?, keys, upstream));
         }
         for row in tx
             .query(
@@ -302,17 +280,7 @@ impl Store for PostgresStore {
             }
             None => None,
         };
-        let mut project = ProjectRow::new(
-            id.clone(),
-            IntegratorId::new(row.get(1)),
-            row.get(2),
-            row.get(3),
-            from_nanos(row.get(4)),
-            keys,
-        )
-        .upstream(upstream);
-        project.version = row.get::<_, i64>(5) as u64;
-        Ok(Some(project))
+        Ok(Some(project_row(&row, id.clone(), keys, upstream)))
     }
 
     fn load_integrator(&self, id: &IntegratorId) -> Result<Option<IntegratorRow>, StoreError> {
@@ -485,4 +453,25 @@ pub(super) fn parse_project(id: &str) -> Result<ProjectId, StoreError> {
         what: "project id",
         reason: e.to_string(),
     })
+}
+
+/// A project row read as `SELECT id, integrator, name, scheme, created_at, version, …`, with
+/// its keys and upstream read beside it.
+fn project_row(
+    row: &Row,
+    id: ProjectId,
+    keys: Vec<KeyRecord>,
+    upstream: Option<UpstreamRow>,
+) -> ProjectRow {
+    let mut project = ProjectRow::new(
+        id,
+        IntegratorId::new(row.get(1)),
+        row.get(2),
+        row.get(3),
+        from_nanos(row.get(4)),
+        keys,
+    )
+    .upstream(upstream);
+    project.version = row.get::<_, i64>(5) as u64;
+    project
 }
