@@ -173,13 +173,9 @@ impl Admin {
         {
             return Err(not_found());
         }
-        let event = AuditEvent::new(
-            self.now(),
-            caller.integrator().clone(),
-            actor(caller),
-            AuditAction::ApiKeyDeleted,
-        )
-        .old_keys([id]);
+        let event = self
+            .event_by(caller, AuditAction::ApiKeyDeleted)
+            .old_keys([id]);
         self.inner
             .store
             .apply(

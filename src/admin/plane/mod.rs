@@ -480,6 +480,16 @@ impl Admin {
             .map_err(|retry_after| AdminError::RateLimited { retry_after })
     }
 
+    /// The audit event of `action` made now by `caller`, on its integrator's state.
+    fn event_by(&self, caller: &Caller, action: AuditAction) -> AuditEvent {
+        AuditEvent::new(
+            self.now(),
+            caller.integrator().clone(),
+            actor(caller),
+            action,
+        )
+    }
+
     pub(super) fn write_lock(&self) -> std::sync::MutexGuard<'_, ()> {
         self.inner
             .writer

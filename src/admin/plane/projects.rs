@@ -175,14 +175,10 @@ impl Admin {
         require_unlimited(caller)?;
         let project = self.project(caller, id)?;
         self.admit(caller)?;
-        let event = AuditEvent::new(
-            self.now(),
-            caller.integrator().clone(),
-            actor(caller),
-            AuditAction::ProjectDeleted,
-        )
-        .project(&project.id)
-        .old_keys(project.keys().iter().map(|k| &k.id));
+        let event = self
+            .event_by(caller, AuditAction::ProjectDeleted)
+            .project(&project.id)
+            .old_keys(project.keys().iter().map(|k| &k.id));
         let _turn = self.write_lock();
         self.inner
             .store
@@ -220,13 +216,9 @@ impl Admin {
         let project = self.project(caller, id)?;
         self.admit(caller)?;
         let (secret, material) = new_signing_secret()?;
-        let event = AuditEvent::new(
-            self.now(),
-            caller.integrator().clone(),
-            actor(caller),
-            AuditAction::ProjectSecretRegenerated,
-        )
-        .project(&project.id);
+        let event = self
+            .event_by(caller, AuditAction::ProjectSecretRegenerated)
+            .project(&project.id);
         self.regenerate(
             &project.keyring,
             secret,
@@ -254,14 +246,10 @@ impl Admin {
         let _row = self.lock_row(&Owner::Project(caller.integrator(), &project.id));
         let ended = project.keyring.end_grace_durably(|pending| {
             let records = pending.records();
-            let event = AuditEvent::new(
-                self.now(),
-                caller.integrator().clone(),
-                actor(caller),
-                AuditAction::ProjectSecretPreviousEnded,
-            )
-            .project(&project.id)
-            .old_keys(pending.ended());
+            let event = self
+                .event_by(caller, AuditAction::ProjectSecretPreviousEnded)
+                .project(&project.id)
+                .old_keys(pending.ended());
             let owner = Owner::Project(caller.integrator(), &project.id);
             self.apply_keys(&owner, owner.change(&records), &event)
                 .map(drop)

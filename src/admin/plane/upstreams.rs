@@ -58,13 +58,9 @@ impl Admin {
             Some(secret) => Upstream::new(url).resigned(secret),
             None => Upstream::new(url),
         };
-        let mut event = AuditEvent::new(
-            self.now(),
-            caller.integrator().clone(),
-            actor(caller),
-            AuditAction::ProjectUpstreamSet,
-        )
-        .project(&project.id);
+        let mut event = self
+            .event_by(caller, AuditAction::ProjectUpstreamSet)
+            .project(&project.id);
         if resign {
             event = event.new_key("upstream-resign");
         }
@@ -87,13 +83,9 @@ impl Admin {
         require_unlimited(caller)?;
         let project = self.project(caller, id)?;
         self.admit(caller)?;
-        let event = AuditEvent::new(
-            self.now(),
-            caller.integrator().clone(),
-            actor(caller),
-            AuditAction::ProjectUpstreamRemoved,
-        )
-        .project(&project.id);
+        let event = self
+            .event_by(caller, AuditAction::ProjectUpstreamRemoved)
+            .project(&project.id);
         self.replace_upstream(caller, &project, None, &event)
             .map_err(gone("project", id.as_str()))
     }
