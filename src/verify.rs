@@ -14,6 +14,7 @@ use subtle::{Choice, ConstantTimeEq};
 use crate::clock::{Clock, Moment};
 use crate::error::VerifyError;
 use crate::keyring::{HmacSha256, Key, KeyRole, KeySet, Keyring};
+use crate::replay::{DeliveryKey, KeyScope};
 use crate::scheme::{Algorithm, Candidate, Delivery, Scheme};
 use crate::text::ShortStr;
 use crate::verified::Verified;
@@ -141,7 +142,8 @@ impl Verifier {
     ///
     /// See [`VerifyError`].
     pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Verified, VerifyError> {
-        self.check(headers, None, body, self.now())
+        self.check(headers, None, body, self.now(), |_, _| ())
+            .map(|(verified, ())| verified)
     }
 
     /// Verifies a delivery as if it arrived at `now`: timestamps are checked against it and
@@ -158,7 +160,8 @@ impl Verifier {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Verified, VerifyError> {
-        self.check(headers, None, body, now.into())
+        self.check(headers, None, body, now.into(), |_, _| ())
+            .map(|(verified, ())| verified)
     }
 
     /// Verifies a request received by an HTTP server, now. The URL the sender signed (for
@@ -192,11 +195,43 @@ impl Verifier {
         body: &[u8],
         now: Moment,
     ) -> Result<Verified, VerifyError> {
+        self.verify_request_then(request, body, now, |_, _| ())
+            .map(|(verified, ())| verified)
+    }
+
+    /// [`verify_request`](Verifier::verify_request), also giving the delivery's
+    /// [`DeliveryKey`] in `scope` from the headers verification parsed (a replay guard's key,
+    /// without parsing them again).
+    pub(crate) fn verify_request_keyed(
+        &self,
+        request: &Parts,
+        body: &[u8],
+        scope: KeyScope<'_>,
+    ) -> Result<(Verified, DeliveryKey), VerifyError> {
+        self.verify_request_then(request, body, self.now(), |delivery, body| {
+            DeliveryKey::hash(
+                scope.namespace,
+                scope.project,
+                &*self.scheme,
+                delivery,
+                body,
+            )
+        })
+    }
+
+    /// Verifies a request at `now`; on success `accepted` is given the parsed delivery.
+    fn verify_request_then<T>(
+        &self,
+        request: &Parts,
+        body: &[u8],
+        now: Moment,
+        accepted: impl FnOnce(&Delivery<'_>, &[u8]) -> T,
+    ) -> Result<(Verified, T), VerifyError> {
         if !self.scheme.uses_url() {
-            return self.check(&request.headers, None, body, now);
+            return self.check(&request.headers, None, body, now, accepted);
         }
         let url = self.public_url(request)?;
-        self.check(&request.headers, Some(&url), body, now)
+        self.check(&request.headers, Some(&url), body, now, accepted)
     }
 
     /// Verifies a delivery to `url` (the full URL the sender posted to, query included) as if
@@ -212,7 +247,8 @@ impl Verifier {
         body: &[u8],
         now: DateTime<Utc>,
     ) -> Result<Verified, VerifyError> {
-        self.check(headers, Some(url), body, now.into())
+        self.check(headers, Some(url), body, now.into(), |_, _| ())
+            .map(|(verified, ())| verified)
     }
 
     /// The URL the sender used: the configured public base URL, or `https://` + `Host`, followed
@@ -234,13 +270,16 @@ impl Verifier {
         Ok(format!("https://{host}{path}"))
     }
 
-    fn check(
+    /// Verifies a delivery; on success `accepted` is given what was parsed (only then: it may
+    /// trust nothing before).
+    fn check<T>(
         &self,
         headers: &HeaderMap,
         url: Option<&str>,
         body: &[u8],
         at: Moment,
-    ) -> Result<Verified, VerifyError> {
+        accepted: impl FnOnce(&Delivery<'_>, &[u8]) -> T,
+    ) -> Result<(Verified, T), VerifyError> {
         let scheme = &*self.scheme;
         if url.is_none() && scheme.uses_url() {
             return Err(VerifyError::UrlRequired {
@@ -289,7 +328,8 @@ impl Verifier {
             };
             if matched && !key.is_retired() {
                 let webhook_id = delivery.id().map(ShortStr::new);
-                return Ok(self.accept(key, role, &set, timestamp, webhook_id, now_secs));
+                let verified = self.accept(key, role, &set, timestamp, webhook_id, now_secs);
+                return Ok((verified, accepted(&delivery, body)));
             }
         }
         Err(no_match(delivery.candidates(), tried, algorithm))

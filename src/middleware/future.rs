@@ -15,7 +15,7 @@ use super::budget::{LargeTurn, Reservation, LARGE_BODY};
 use super::layer::Config;
 use super::{Rejection, ResponseBody};
 use crate::projects::ProjectId;
-use crate::replay::{Admission, Admitting, DeliveryKey, Finishing, GuardError, Ticket};
+use crate::replay::{Admission, Admitting, DeliveryKey, Finishing, GuardError, KeyScope, Ticket};
 use crate::verify::{BodyMac, Verifier};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -232,19 +232,34 @@ where
                     let (Some(mut parts), Some(mut inner)) = (parts.take(), inner.take()) else {
                         unreachable!("the collecting state is left right after its body is read")
                     };
+                    // With a replay guard, the delivery's key in it.
+                    let scope = config.replay.as_ref().map(|replay| KeyScope {
+                        namespace: replay.namespace_str(),
+                        project: parts.extensions.get::<ProjectId>().map(ProjectId::as_str),
+                    });
                     let outcome = collected.and_then(|bytes| {
-                        let verified = match body_mac.take() {
-                            Some(body_mac) => {
+                        let verified = match (body_mac.take(), scope) {
+                            (Some(body_mac), _) => {
                                 let now = verifier.now();
-                                (*body_mac).finish(verifier, &parts, &bytes, now)
+                                (*body_mac)
+                                    .finish(verifier, &parts, &bytes, now)
+                                    .map(|v| (v, None))
                             }
-                            None => verifier.verify_request(&parts, &bytes),
+                            // Computed from the headers verification parsed.
+                            (None, Some(scope)) => verifier
+                                .verify_request_keyed(&parts, &bytes, scope)
+                                .map(|(v, key)| (v, Some(key))),
+                            (None, None) => {
+                                verifier.verify_request(&parts, &bytes).map(|v| (v, None))
+                            }
                         };
-                        verified.map(|v| (v, bytes)).map_err(Rejection::Verify)
+                        verified
+                            .map(|(v, key)| (v, key, bytes))
+                            .map_err(Rejection::Verify)
                     });
                     this.large.release();
                     match outcome {
-                        Ok((verified, bytes)) => {
+                        Ok((verified, key, bytes)) => {
                             tracing::debug!(
                                 scheme = verifier.scheme().name(),
                                 key = %verified.key_id(),
@@ -271,15 +286,19 @@ where
                                 }
                             }
                             // Only a verified delivery reaches the replay guard.
-                            let admitting = match &config.replay {
-                                None => None,
-                                Some(replay) => {
-                                    let project =
-                                        parts.extensions.get::<ProjectId>().map(ProjectId::as_str);
-                                    let namespace = replay.namespace_str();
-                                    match DeliveryKey::of_request_in(
-                                        verifier, &parts, &bytes, namespace, project,
-                                    ) {
+                            let admitting = match (&config.replay, scope) {
+                                (Some(replay), Some(scope)) => {
+                                    // A body MACed as it streamed in: its key from the headers
+                                    // parsed again.
+                                    let key = key.map_or_else(
+                                        || {
+                                            DeliveryKey::of_request_in(
+                                                verifier, &parts, &bytes, scope,
+                                            )
+                                        },
+                                        Ok,
+                                    );
+                                    match key {
                                         Ok(key) => Some(replay.admit(key, verifier)),
                                         Err(e) => {
                                             let response =
@@ -291,24 +310,40 @@ where
                                         }
                                     }
                                 }
+                                _ => None,
                             };
                             parts.extensions.insert(verified);
                             let request = Request::from_parts(parts, Full::new(bytes));
-                            match admitting {
-                                None => {
-                                    let future = inner.call(request);
-                                    this.state.set(State::Calling { future });
-                                }
-                                Some(admitting) => {
-                                    let verifier = Arc::clone(verifier_arc);
-                                    this.state.set(State::Admitting {
-                                        admitting,
-                                        request: Some(request),
-                                        inner: Some(inner),
-                                        verifier,
-                                    });
+                            // A guard that answers at once (in memory) needs no state of its
+                            // own.
+                            let admitted = match admitting {
+                                None => None,
+                                Some(mut admitting) => match Pin::new(&mut admitting).poll(cx) {
+                                    Poll::Ready(admission) => {
+                                        Some(admitted(config, verifier, admission))
+                                    }
+                                    Poll::Pending => {
+                                        let verifier = Arc::clone(verifier_arc);
+                                        this.state.set(State::Admitting {
+                                            admitting,
+                                            request: Some(request),
+                                            inner: Some(inner),
+                                            verifier,
+                                        });
+                                        continue;
+                                    }
+                                },
+                            };
+                            match admitted {
+                                None => {}
+                                Some(Admitted::Handle(ticket)) => *this.ticket = Some(ticket),
+                                Some(Admitted::Answer(response)) => {
+                                    this.reservation.take();
+                                    return Poll::Ready(Ok(response.map(ResponseBody::own)));
                                 }
                             }
+                            let future = inner.call(request);
+                            this.state.set(State::Calling { future });
                         }
                         Err(rejection) => {
                             let response = config.reject(Some(verifier), rejection);
@@ -324,56 +359,21 @@ where
                     verifier,
                 } => {
                     let admission = ready!(Pin::new(admitting).poll(cx));
-                    let config = &**this.config;
-                    let rejection = match admission {
-                        Ok(Admission::Handle(ticket)) => {
+                    match admitted(this.config, verifier, admission) {
+                        Admitted::Handle(ticket) => {
                             let (Some(request), Some(mut inner)) = (request.take(), inner.take())
                             else {
                                 unreachable!("the admitting state is left once admitted")
                             };
-                            if !ticket.is_guarded() {
-                                tracing::debug!(
-                                    scheme = verifier.scheme().name(),
-                                    "delivery handled without the duplicate check"
-                                );
-                            }
                             *this.ticket = Some(ticket);
                             let future = inner.call(request);
                             this.state.set(State::Calling { future });
-                            continue;
                         }
-                        Ok(Admission::Duplicate) => {
-                            tracing::debug!(
-                                scheme = verifier.scheme().name(),
-                                "duplicate delivery answered without calling the handler"
-                            );
+                        Admitted::Answer(response) => {
                             this.reservation.take();
-                            let mut response = Response::new(ResponseBody::own(Full::default()));
-                            response.headers_mut().insert(
-                                crate::replay::DUPLICATE_HEADER,
-                                http::HeaderValue::from_static("true"),
-                            );
-                            return Poll::Ready(Ok(response));
+                            return Poll::Ready(Ok(response.map(ResponseBody::own)));
                         }
-                        Ok(Admission::InProgress { retry_after }) => {
-                            Rejection::DuplicateInProgress {
-                                retry_after: retry_after.as_secs().max(1),
-                            }
-                        }
-                        Err(GuardError::Full { max }) => Rejection::ReplayGuardFull {
-                            max,
-                            retry_after: GUARD_RETRY_AFTER_SECS,
-                        },
-                        Err(e) => {
-                            tracing::debug!(error = %e, "replay guard unavailable");
-                            Rejection::ReplayGuardUnavailable {
-                                retry_after: GUARD_RETRY_AFTER_SECS,
-                            }
-                        }
-                    };
-                    this.reservation.take();
-                    let response = config.reject(Some(verifier), rejection);
-                    return Poll::Ready(Ok(response.map(ResponseBody::own)));
+                    }
                 }
                 StateProj::Calling { future } => {
                     let outcome = ready!(future.poll(cx));
@@ -383,20 +383,25 @@ where
                     };
                     // Done only when the handler answered 2xx; otherwise the sender's retry
                     // must be handled.
-                    let finishing = match &outcome {
+                    let mut finishing = match &outcome {
                         Ok(response) if response.status().is_success() => ticket.complete(),
                         _ => ticket.release(),
                     };
-                    this.state.set(State::Finishing {
-                        finishing,
-                        outcome: Some(outcome),
-                    });
+                    // A guard that answers at once (in memory) needs no state of its own.
+                    match Pin::new(&mut finishing).poll(cx) {
+                        Poll::Ready(recorded) => {
+                            finished(recorded);
+                            this.reservation.take();
+                            return Poll::Ready(outcome.map(|r| r.map(ResponseBody::passed)));
+                        }
+                        Poll::Pending => this.state.set(State::Finishing {
+                            finishing,
+                            outcome: Some(outcome),
+                        }),
+                    }
                 }
                 StateProj::Finishing { finishing, outcome } => {
-                    if let Err(e) = ready!(Pin::new(finishing).poll(cx)) {
-                        // The handler's answer stands; the reservation ends with its lease.
-                        tracing::debug!(error = %e, "replay guard could not record the outcome");
-                    }
+                    finished(ready!(Pin::new(finishing).poll(cx)));
                     this.reservation.take();
                     let outcome = outcome
                         .take()
@@ -411,6 +416,67 @@ where
                 }
             }
         }
+    }
+}
+
+/// What the replay guard's answer means for a verified delivery.
+enum Admitted {
+    /// Handle it, under this ticket.
+    Handle(Ticket),
+    /// Answer the sender now: a duplicate's 200, a copy in progress, the guard full or down.
+    Answer(Response<Full<Bytes>>),
+}
+
+/// Decides what to do with a verified delivery from the replay guard's answer.
+fn admitted(
+    config: &Config,
+    verifier: &Verifier,
+    admission: Result<Admission, GuardError>,
+) -> Admitted {
+    let rejection = match admission {
+        Ok(Admission::Handle(ticket)) => {
+            if !ticket.is_guarded() {
+                tracing::debug!(
+                    scheme = verifier.scheme().name(),
+                    "delivery handled without the duplicate check"
+                );
+            }
+            return Admitted::Handle(ticket);
+        }
+        Ok(Admission::Duplicate) => {
+            tracing::debug!(
+                scheme = verifier.scheme().name(),
+                "duplicate delivery answered without calling the handler"
+            );
+            let mut response = Response::new(Full::default());
+            response.headers_mut().insert(
+                crate::replay::DUPLICATE_HEADER,
+                http::HeaderValue::from_static("true"),
+            );
+            return Admitted::Answer(response);
+        }
+        Ok(Admission::InProgress { retry_after }) => Rejection::DuplicateInProgress {
+            retry_after: retry_after.as_secs().max(1),
+        },
+        Err(GuardError::Full { max }) => Rejection::ReplayGuardFull {
+            max,
+            retry_after: GUARD_RETRY_AFTER_SECS,
+        },
+        Err(e) => {
+            tracing::debug!(error = %e, "replay guard unavailable");
+            Rejection::ReplayGuardUnavailable {
+                retry_after: GUARD_RETRY_AFTER_SECS,
+            }
+        }
+    };
+    Admitted::Answer(config.reject(Some(verifier), rejection))
+}
+
+/// The guard recorded the handler's outcome, or could not: the handler's answer stands either
+/// way (an unrecorded reservation ends with its lease).
+fn finished(recorded: Result<(), GuardError>) {
+    if let Err(e) = recorded {
+        tracing::debug!(error = %e, "replay guard could not record the outcome");
     }
 }
 

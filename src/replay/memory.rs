@@ -1,6 +1,6 @@
 //! [`MemoryGuard`]: the replay guard in this process's memory.
 
-use std::collections::HashMap;
+use std::collections::{hash_map, HashMap};
 use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -11,9 +11,13 @@ use super::{Claim, DeliveryKey, GuardError, GuardFuture, ReplayGuard, Token};
 /// Default for [`MemoryGuard::default`]: one million entries, about 50 MB.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
-/// Most shards; fewer when the guard is small, so each holds at least [`MIN_PER_SHARD`].
+/// Most shards; fewer when the guard is small, so each holds at least [`MIN_PER_SHARD`], and
+/// at most [`SHARDS_PER_CPU`] per CPU: more locks than cores only spread the guard over more
+/// cache lines (each delivery's lookup misses the cache more often) without taking contention
+/// lower.
 const MAX_SHARDS: usize = 64;
 const MIN_PER_SHARD: usize = 1024;
+const SHARDS_PER_CPU: usize = 4;
 
 /// A full shard whose last scan for expired entries freed little (under a sixteenth of it) and
 /// that has taken in little since scans again at most this often (milliseconds), so a flood of
@@ -114,7 +118,9 @@ impl MemoryGuard {
     /// A guard holding at most `max` entries (at least 1), about 50 bytes each.
     pub fn new(max: usize) -> Self {
         let max = max.max(1);
-        let shards = (max / MIN_PER_SHARD).clamp(1, MAX_SHARDS);
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let most = (SHARDS_PER_CPU * cpus).min(MAX_SHARDS);
+        let shards = (max / MIN_PER_SHARD).clamp(1, most);
         // A power of two, so the shard is a mask of the key.
         let shards = 1 << shards.ilog2();
         Self {
@@ -157,28 +163,46 @@ impl MemoryGuard {
         let k = key.prefix();
         let mut shard = self.shard(k);
         let expires = now.saturating_add(millis(lease));
+        let len = shard.map.len();
+        let full = len >= self.per_shard;
+        let grown = len >= (2 * shard.kept).max(GROWN_SWEEP_MIN) && now >= shard.next_expiry;
+        if !full && !grown {
+            // The usual case, one probe of the map: no room to make first.
+            let token = match shard.map.entry(k) {
+                hash_map::Entry::Occupied(mut held) => {
+                    let entry = held.get_mut();
+                    if entry.expires > now {
+                        return Ok(claimed(entry, now));
+                    }
+                    let token = self.tokens.fetch_add(1, Ordering::Relaxed);
+                    *entry = Entry { expires, token };
+                    token
+                }
+                hash_map::Entry::Vacant(free) => {
+                    let token = self.tokens.fetch_add(1, Ordering::Relaxed);
+                    free.insert(Entry { expires, token });
+                    token
+                }
+            };
+            shard.note(expires);
+            return Ok(Claim::Reserved(Token::from_u128(token.into())));
+        }
         if let Some(entry) = shard.map.get_mut(&k) {
             if entry.expires > now {
-                return Ok(match entry.token {
-                    0 => Claim::Done,
-                    _ => Claim::InProgress {
-                        retry_after: Duration::from_millis(entry.expires - now),
-                    },
-                });
+                return Ok(claimed(entry, now));
             }
             let token = self.tokens.fetch_add(1, Ordering::Relaxed);
             *entry = Entry { expires, token };
             shard.note(expires);
             return Ok(Claim::Reserved(Token::from_u128(token.into())));
         }
-        let len = shard.map.len();
-        if len >= self.per_shard {
+        if full {
             if !shard.sweep(now, self.per_shard) {
                 return Err(GuardError::Full {
                     max: self.max_entries(),
                 });
             }
-        } else if len >= (2 * shard.kept).max(GROWN_SWEEP_MIN) && now >= shard.next_expiry {
+        } else {
             shard.collect(now);
         }
         let token = self.tokens.fetch_add(1, Ordering::Relaxed);
@@ -226,6 +250,16 @@ impl MemoryGuard {
 
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
+    }
+}
+
+/// What a key held and live answers: done, or in progress until its lease ends.
+fn claimed(entry: &Entry, now: u64) -> Claim {
+    match entry.token {
+        0 => Claim::Done,
+        _ => Claim::InProgress {
+            retry_after: Duration::from_millis(entry.expires - now),
+        },
     }
 }
 
@@ -457,8 +491,13 @@ mod tests {
     #[test]
     fn shards_split_the_bound() {
         let guard = MemoryGuard::new(1_000_000);
-        assert_eq!(guard.shards.len(), 64);
+        let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+        let most = (SHARDS_PER_CPU * cpus).min(MAX_SHARDS);
+        // The largest power of two within four per CPU (and 64).
+        assert!(guard.shards.len() <= most && 2 * guard.shards.len() > most);
+        assert!(guard.shards.len().is_power_of_two());
         assert!(guard.max_entries() <= 1_000_000);
+        assert!(guard.max_entries() > 1_000_000 - guard.shards.len());
         assert_eq!(MemoryGuard::new(3000).shards.len(), 2);
     }
 }

@@ -201,7 +201,11 @@ impl DeliveryKey {
         body: &[u8],
         namespace: &str,
     ) -> Result<Self, VerifyError> {
-        Self::derive(verifier, headers, url, body, namespace, None)
+        let scope = KeyScope {
+            namespace,
+            project: None,
+        };
+        Self::derive(verifier, headers, url, body, scope)
     }
 
     /// The key of a request that [`Verifier::verify_request`] accepted, the URL found as it
@@ -217,22 +221,27 @@ impl DeliveryKey {
         body: &[u8],
         namespace: &str,
     ) -> Result<Self, VerifyError> {
-        Self::of_request_in(verifier, request, body, namespace, None)
+        let scope = KeyScope {
+            namespace,
+            project: None,
+        };
+        Self::of_request_in(verifier, request, body, scope)
     }
 
+    /// The key of a request verified already, its headers parsed again (the layer's way when
+    /// verification could not give it: a body MACed as it streamed in).
     pub(crate) fn of_request_in(
         verifier: &Verifier,
         request: &Parts,
         body: &[u8],
-        namespace: &str,
-        project: Option<&str>,
+        scope: KeyScope<'_>,
     ) -> Result<Self, VerifyError> {
         let url = match verifier.scheme().uses_url() {
             true => Some(verifier.public_url(request)?),
             false => None,
         };
         let headers = &request.headers;
-        Self::derive(verifier, headers, url.as_deref(), body, namespace, project)
+        Self::derive(verifier, headers, url.as_deref(), body, scope)
     }
 
     fn derive(
@@ -240,19 +249,24 @@ impl DeliveryKey {
         headers: &HeaderMap,
         url: Option<&str>,
         body: &[u8],
-        namespace: &str,
-        project: Option<&str>,
+        scope: KeyScope<'_>,
     ) -> Result<Self, VerifyError> {
         let scheme = verifier.scheme();
         let mut delivery = Delivery::new();
         delivery.set_request(url, body);
         scheme.parse(headers, &mut delivery)?;
-        Ok(Self::hash(namespace, project, scheme, &delivery, body))
+        Ok(Self::hash(
+            scope.namespace,
+            scope.project,
+            scheme,
+            &delivery,
+            body,
+        ))
     }
 
     /// Every field but the last is prefixed with its length (LEB128), so no two inputs share a
     /// key; a signed id of up to 30-odd bytes makes the whole input one SHA-256 block.
-    fn hash(
+    pub(crate) fn hash(
         namespace: &str,
         project: Option<&str>,
         scheme: &dyn Scheme,
@@ -324,6 +338,13 @@ impl fmt::Debug for DeliveryKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "DeliveryKey({})", hex::encode(&self.0[..8]))
     }
+}
+
+/// Where a [`DeliveryKey`] is computed: the guard's namespace and the request's project, if any.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct KeyScope<'a> {
+    pub(crate) namespace: &'a str,
+    pub(crate) project: Option<&'a str>,
 }
 
 /// Names one reservation, so only its holder releases it.
@@ -622,7 +643,7 @@ impl ReplayProtection {
         let shared = &self.shared;
         Admitting {
             future: shared.guard.reserve(&key, shared.lease),
-            shared: Arc::clone(shared),
+            shared: Some(Arc::clone(shared)),
             key,
             retention: self.retention_for(verifier),
         }
@@ -686,7 +707,8 @@ pub enum Admission {
 #[must_use = "futures do nothing unless polled"]
 pub struct Admitting {
     future: GuardFuture<Claim>,
-    shared: Arc<Shared>,
+    /// Moved into the ticket once the guard answered.
+    shared: Option<Arc<Shared>>,
     key: DeliveryKey,
     retention: Duration,
 }
@@ -704,16 +726,20 @@ impl Future for Admitting {
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let result = std::task::ready!(Pin::new(&mut self.future).poll(cx));
-        let shared = &self.shared;
+        let shared = self
+            .shared
+            .take()
+            .unwrap_or_else(|| unreachable!("polled after completion"));
         shared.observe(&result);
-        let ticket = |token| Ticket {
-            shared: Arc::clone(shared),
+        let ticket = |held| Ticket {
+            held,
             key: self.key,
-            token,
             retention: self.retention,
         };
         Poll::Ready(match result {
-            Ok(Claim::Reserved(token)) => Ok(Admission::Handle(ticket(Some(token)))),
+            Ok(Claim::Reserved(token)) => {
+                Ok(Admission::Handle(ticket(Some(Held { shared, token }))))
+            }
             Ok(Claim::Done) => Ok(Admission::Duplicate),
             Ok(Claim::InProgress { retry_after }) => Ok(Admission::InProgress { retry_after }),
             Err(GuardError::Unavailable { .. }) if shared.outage == Outage::FailOpen => {
@@ -728,11 +754,16 @@ impl Future for Admitting {
 /// [`release`](Ticket::release) it when handling failed. Dropped unused, it is released
 /// ([`ReplayGuard::abandon`]).
 pub struct Ticket {
-    shared: Arc<Shared>,
-    key: DeliveryKey,
     /// `None`: admitted unguarded while the backend was down ([`Outage::FailOpen`]).
-    token: Option<Token>,
+    held: Option<Held>,
+    key: DeliveryKey,
     retention: Duration,
+}
+
+/// A reservation in the guard, and the guard.
+struct Held {
+    shared: Arc<Shared>,
+    token: Token,
 }
 
 impl Ticket {
@@ -744,16 +775,16 @@ impl Ticket {
     /// False when the delivery was admitted without a reservation, the backend being down
     /// under [`Outage::FailOpen`].
     pub fn is_guarded(&self) -> bool {
-        self.token.is_some()
+        self.held.is_some()
     }
 
     /// Marks the delivery handled: copies arriving within the retention window are duplicates.
     pub fn complete(mut self) -> Finishing {
         // An unguarded ticket reached no backend: it says nothing of its health.
-        match self.token.take() {
-            Some(token) => Finishing {
-                future: self.shared.guard.complete(&self.key, token, self.retention),
-                shared: Some(Arc::clone(&self.shared)),
+        match self.held.take() {
+            Some(Held { shared, token }) => Finishing {
+                future: shared.guard.complete(&self.key, token, self.retention),
+                shared: Some(shared),
             },
             None => Finishing {
                 future: GuardFuture::ready(Ok(())),
@@ -765,10 +796,10 @@ impl Ticket {
     /// Gives the reservation up: the sender's retry is handled.
     pub fn release(mut self) -> Finishing {
         // An unguarded ticket reached no backend: it says nothing of its health.
-        match self.token.take() {
-            Some(token) => Finishing {
-                future: self.shared.guard.release(&self.key, token),
-                shared: Some(Arc::clone(&self.shared)),
+        match self.held.take() {
+            Some(Held { shared, token }) => Finishing {
+                future: shared.guard.release(&self.key, token),
+                shared: Some(shared),
             },
             None => Finishing {
                 future: GuardFuture::ready(Ok(())),
@@ -780,8 +811,8 @@ impl Ticket {
 
 impl Drop for Ticket {
     fn drop(&mut self) {
-        if let Some(token) = self.token.take() {
-            self.shared.guard.abandon(&self.key, token);
+        if let Some(Held { shared, token }) = self.held.take() {
+            shared.guard.abandon(&self.key, token);
         }
     }
 }
@@ -790,7 +821,7 @@ impl fmt::Debug for Ticket {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ticket")
             .field("key", &self.key)
-            .field("guarded", &self.token.is_some())
+            .field("guarded", &self.held.is_some())
             .finish()
     }
 }
@@ -845,13 +876,64 @@ mod tests {
             *r.headers_mut() = headers.clone();
             r.into_parts().0
         };
-        let p = |ns, project| {
-            DeliveryKey::of_request_in(&verifier, &parts(&headers), b"{}", ns, project).unwrap()
+        let p = |namespace, project| {
+            let scope = KeyScope { namespace, project };
+            DeliveryKey::of_request_in(&verifier, &parts(&headers), b"{}", scope).unwrap()
         };
         assert_eq!(p("a", None), a);
         assert_ne!(p("a", Some("b")), a);
         assert_ne!(p("", Some("a")), p("a", None));
         assert_ne!(p("a", Some("b")), p("ab", None));
+    }
+
+    /// The layer takes the key verification computed from the headers it parsed; it must be
+    /// the key parsing them again gives, for an id in a header, an id in the body, content
+    /// alone, and a signed URL.
+    #[test]
+    fn verification_gives_the_key_parsing_again_gives() {
+        use crate::scheme::{Scheme, Slack, Square};
+        let secret = Secret::from_bytes("s").unwrap();
+        let url = "https://example.com/hooks?a=1";
+        type MakeScheme = fn() -> Box<dyn Scheme>;
+        let cases: [(MakeScheme, &[u8]); 5] = [
+            (|| Box::new(StandardWebhooks), b"{}"),
+            (|| Box::new(GitHub), b"{}"),
+            (|| Box::new(Stripe), br#"{"id":"evt_1"}"#),
+            (|| Box::new(Slack), b"token=x&text=hi"),
+            (|| Box::new(Square), b"{}"),
+        ];
+        for (scheme, body) in cases {
+            let name = scheme().name();
+            let verifier = Verifier::new(scheme(), Keyring::new(secret.clone()))
+                .public_base_url("https://example.com");
+            let headers = Signer::new(scheme(), secret.clone())
+                .url(url)
+                .sign(body)
+                .unwrap();
+            let mut request = http::Request::post("/hooks?a=1").body(()).unwrap();
+            *request.headers_mut() = headers;
+            let parts = request.into_parts().0;
+            for project in [None, Some("prj_1")] {
+                let scope = KeyScope {
+                    namespace: "ns",
+                    project,
+                };
+                let (_, key) = verifier.verify_request_keyed(&parts, body, scope).unwrap();
+                let again = DeliveryKey::of_request_in(&verifier, &parts, body, scope).unwrap();
+                assert_eq!(key, again, "{name}, project {project:?}");
+            }
+            let other = KeyScope {
+                namespace: "other",
+                project: None,
+            };
+            let (_, key) = verifier.verify_request_keyed(&parts, body, other).unwrap();
+            let scope = KeyScope {
+                namespace: "ns",
+                project: None,
+            };
+            let again = DeliveryKey::of_request_in(&verifier, &parts, body, scope).unwrap();
+            assert_ne!(key, again, "{name}: the namespace is part of the key");
+        }
     }
 
     #[test]
