@@ -216,3 +216,21 @@ pub enum SignError {
         scheme: &'static str,
     },
 }
+
+/// `error`'s message followed by its causes' (`a: b: c`), for errors whose own message leaves
+/// the cause out (`tokio-postgres`'s "error performing TLS handshake").
+#[cfg(feature = "postgres")]
+pub(crate) fn with_causes(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        let more = e.to_string();
+        // Some errors repeat their cause's message in their own.
+        if !text.ends_with(&more) {
+            text.push_str(": ");
+            text.push_str(&more);
+        }
+        cause = e.source();
+    }
+    text
+}

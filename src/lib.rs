@@ -94,6 +94,8 @@ mod sign;
 #[cfg_attr(docsrs, doc(cfg(feature = "admin")))]
 pub mod store;
 mod text;
+#[cfg(feature = "admin")]
+mod tls;
 mod verified;
 mod verify;
 

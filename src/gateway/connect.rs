@@ -231,21 +231,7 @@ async fn connect(
 pub(crate) fn tls_config(
     extra: &[rustls::pki_types::CertificateDer<'static>],
 ) -> Result<rustls::ClientConfig, rustls::Error> {
-    let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    for error in &native.errors {
-        tracing::debug!(%error, "a system root certificate could not be read");
-    }
-    roots.add_parsable_certificates(native.certs);
-    for cert in extra {
-        roots.add(cert.clone())?;
-    }
-    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
-        rustls::crypto::aws_lc_rs::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()?
-    .with_root_certificates(roots)
-    .with_no_client_auth();
+    let mut config = crate::tls::client_config(extra)?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     Ok(config)
 }

@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwapOption;
-use tokio_postgres::{Client, NoTls, Statement};
+use rustls::pki_types::CertificateDer;
+use tokio_postgres::{Client, Statement};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::{Claim, DeliveryKey, GuardError, GuardFuture, ReplayGuard, Token};
 
@@ -93,6 +95,7 @@ pub struct PostgresGuard {
 
 struct Shared {
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     connection: ArcSwapOption<Connection>,
     /// When the last connection attempt failed.
     failed_at: Mutex<Option<Instant>>,
@@ -120,17 +123,43 @@ impl PostgresGuard {
         Self::connect_with(config, DEFAULT_CLEAN_UP_EVERY).await
     }
 
+    /// As [`connect`](PostgresGuard::connect), trusting `roots` (besides the system's) for the
+    /// server's certificate when `config` says `sslmode=require`. TLS is used only then, the
+    /// certificate and the host's name verified (libpq's `verify-full`); `prefer`, the
+    /// default, connects without TLS.
+    ///
+    /// # Errors
+    ///
+    /// As for [`connect`](PostgresGuard::connect); a certificate that does not verify makes
+    /// the database unreachable.
+    pub async fn connect_tls(
+        config: &str,
+        roots: &[CertificateDer<'static>],
+    ) -> Result<Self, GuardError> {
+        Self::open(config, DEFAULT_CLEAN_UP_EVERY, roots).await
+    }
+
     /// As [`connect`](PostgresGuard::connect), deleting expired rows every `every`.
     ///
     /// # Errors
     ///
     /// As for [`connect`](PostgresGuard::connect).
     pub async fn connect_with(config: &str, every: Duration) -> Result<Self, GuardError> {
+        Self::open(config, every, &[]).await
+    }
+
+    async fn open(
+        config: &str,
+        every: Duration,
+        roots: &[CertificateDer<'static>],
+    ) -> Result<Self, GuardError> {
         let mut config: tokio_postgres::Config = config.parse().map_err(unavailable)?;
         config.connect_timeout(TIMEOUT);
+        let tls = crate::tls::postgres(&mut config, roots).map_err(unavailable)?;
         let guard = Self {
             shared: Arc::new(Shared {
                 config,
+                tls,
                 connection: ArcSwapOption::empty(),
                 failed_at: Mutex::new(None),
                 connecting: tokio::sync::Mutex::new(()),
@@ -230,7 +259,7 @@ impl Shared {
     }
 
     async fn connect(&self) -> Result<Connection, GuardError> {
-        let (client, connection) = timed(self.config.connect(NoTls)).await?;
+        let (client, connection) = timed(self.config.connect(self.tls.clone())).await?;
         tokio::spawn(async move {
             if let Err(e) = connection.await {
                 tracing::debug!(error = %e, "replay guard connection ended");
@@ -247,20 +276,25 @@ impl Shared {
     }
 }
 
-fn unavailable(e: impl fmt::Display) -> GuardError {
+fn unavailable(e: impl std::error::Error) -> GuardError {
     GuardError::Unavailable {
         backend: "postgres",
-        reason: e.to_string(),
+        reason: crate::error::with_causes(&e),
     }
 }
 
+/// The database did not answer within [`TIMEOUT`].
+#[derive(Debug, thiserror::Error)]
+#[error("timed out")]
+struct TimedOut;
+
 /// `future`, failing as unavailable after [`TIMEOUT`].
-async fn timed<T, E: fmt::Display>(
+async fn timed<T, E: std::error::Error>(
     future: impl std::future::Future<Output = Result<T, E>>,
 ) -> Result<T, GuardError> {
     match tokio::time::timeout(TIMEOUT, future).await {
         Ok(result) => result.map_err(unavailable),
-        Err(_) => Err(unavailable("timed out")),
+        Err(_) => Err(unavailable(TimedOut)),
     }
 }
 

@@ -20,7 +20,8 @@ use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
-use tokio_postgres::{AsyncMessage, NoTls};
+use tokio_postgres::AsyncMessage;
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::postgres::PostgresStore;
 use super::{StoreError, CHANGES_CHANNEL};
@@ -82,10 +83,21 @@ pub trait Follow: Send + Sync + 'static {
 
 /// Where a listener connects: the store's settings and runtime, taken before the store is
 /// handed to the management plane ([`PostgresStore::feed`]).
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct FeedSource {
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     runtime: tokio::runtime::Handle,
+}
+
+impl std::fmt::Debug for FeedSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FeedSource")
+            .field("hosts", &self.config.get_hosts())
+            .field("dbname", &self.config.get_dbname())
+            .field("ssl_mode", &self.config.get_ssl_mode())
+            .finish_non_exhaustive()
+    }
 }
 
 impl PostgresStore {
@@ -95,6 +107,7 @@ impl PostgresStore {
         config.application_name(LISTENER_APPLICATION_NAME);
         FeedSource {
             config,
+            tls: self.tls().clone(),
             runtime: self.runtime().clone(),
         }
     }
@@ -114,6 +127,7 @@ impl Listener {
         let connected = Arc::new(AtomicBool::new(false));
         let task = source.runtime.spawn(run(
             source.config,
+            source.tls,
             options,
             follower,
             Arc::clone(&connected),
@@ -150,6 +164,7 @@ async fn call(
 
 async fn run(
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     options: FeedOptions,
     follower: Arc<dyn Follow>,
     connected: Arc<AtomicBool>,
@@ -157,7 +172,7 @@ async fn run(
     // Logged once per change of state, not once per attempt.
     let mut first = true;
     loop {
-        let outcome = session(&config, options, &follower, &connected).await;
+        let outcome = session(&config, &tls, options, &follower, &connected).await;
         let was_connected = connected.swap(false, Ordering::SeqCst);
         if was_connected || first {
             match outcome {
@@ -177,11 +192,13 @@ async fn run(
 /// Returns when the connection ends.
 async fn session(
     config: &tokio_postgres::Config,
+    tls: &MakeRustlsConnect,
     options: FeedOptions,
     follower: &Arc<dyn Follow>,
     connected: &AtomicBool,
 ) -> Result<(), StoreError> {
-    let (client, mut connection) = config.connect(NoTls).await.map_err(super::postgres::pg)?;
+    let connecting = config.connect(tls.clone());
+    let (client, mut connection) = connecting.await.map_err(super::postgres::pg)?;
     let (wake, mut woken) = mpsc::unbounded_channel::<()>();
     let driver = tokio::spawn(async move {
         while let Some(message) = std::future::poll_fn(|cx| connection.poll_message(cx)).await {

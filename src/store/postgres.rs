@@ -16,8 +16,10 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use deadpool_postgres::{Manager, ManagerConfig, Pool, PoolError, RecyclingMethod};
+use rustls::pki_types::CertificateDer;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{IsolationLevel, NoTls, Row};
+use tokio_postgres::{IsolationLevel, Row};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::crypt::{self, Sealer};
 use super::{
@@ -59,7 +61,14 @@ const SETUP_LOCK: i64 = 0x7767_7264_0002;
 
 use super::{INTEGRATOR_KEYS as INTEGRATOR, PROJECT_KEYS as PROJECT, UPSTREAM_KEYS as UPSTREAM};
 
-/// Settings of a [`PostgresStore`]: the pool's size and how long to wait for a connection.
+/// Settings of a [`PostgresStore`]: the pool's size, how long to wait for a connection, and
+/// the certificates TLS trusts.
+///
+/// TLS is used when the URL says `sslmode=require`; the server's certificate is then verified
+/// against the system's roots and [`tls_roots`](PostgresOptions::tls_roots), and its name
+/// against the host connected to (libpq's `verify-full`). Without `sslmode=require`
+/// (`disable`, or `prefer`, the default) no TLS is used. The change feed's connection follows
+/// the same settings.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub struct PostgresOptions {
@@ -68,6 +77,9 @@ pub struct PostgresOptions {
     /// How long a call waits for a connection (and a connection attempt takes) before it fails
     /// with [`StoreError::Unavailable`]. Default: 5 s.
     pub connect_timeout: Duration,
+    /// Certificates trusted for the server's, besides the system's roots (a private CA, or the
+    /// server's own self-signed certificate). Default: none.
+    pub tls_roots: Vec<CertificateDer<'static>>,
 }
 
 impl Default for PostgresOptions {
@@ -75,6 +87,7 @@ impl Default for PostgresOptions {
         Self {
             pool_size: 4,
             connect_timeout: Duration::from_secs(5),
+            tls_roots: Vec::new(),
         }
     }
 }
@@ -89,6 +102,28 @@ impl PostgresOptions {
     /// How long to wait for a connection before failing with [`StoreError::Unavailable`].
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.connect_timeout = timeout;
+        self
+    }
+
+    /// Trusts `cert` for the server's certificate under `sslmode=require`, besides the
+    /// system's roots.
+    ///
+    /// # Examples
+    ///
+    /// ```no_run
+    /// use rustls::pki_types::{pem::PemObject, CertificateDer};
+    /// use webhook_guard::store::{crypt::Sealer, PostgresOptions, PostgresStore};
+    ///
+    /// let ca = CertificateDer::from_pem_file("/etc/webhook-guard/db-ca.pem")?;
+    /// let store = PostgresStore::connect(
+    ///     "postgres://webhook_guard@db.internal/webhook_guard?sslmode=require",
+    ///     Sealer::plaintext(),
+    ///     PostgresOptions::default().tls_root(ca),
+    /// )?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn tls_root(mut self, cert: CertificateDer<'static>) -> Self {
+        self.tls_roots.push(cert);
         self
     }
 }
@@ -122,6 +157,7 @@ pub struct PostgresStore {
     pool: Pool,
     runtime: Option<tokio::runtime::Runtime>,
     config: tokio_postgres::Config,
+    tls: MakeRustlsConnect,
     sealer: Sealer,
 }
 
@@ -180,6 +216,12 @@ impl PostgresStore {
         if config.get_options().is_none() {
             config.options("-c statement_timeout=30000");
         }
+        let tls = crate::tls::postgres(&mut config, &options.tls_roots).map_err(|e| {
+            StoreError::Invalid {
+                what: "TLS settings",
+                reason: e.to_string(),
+            }
+        })?;
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("webhook-guard-postgres")
@@ -191,7 +233,7 @@ impl PostgresStore {
             })?;
         let manager = Manager::from_config(
             config.clone(),
-            NoTls,
+            tls.clone(),
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -216,6 +258,7 @@ impl PostgresStore {
             pool,
             runtime: Some(runtime),
             config,
+            tls,
             sealer,
         };
         store.block(store.migrate())?;
@@ -225,6 +268,11 @@ impl PostgresStore {
     /// The connection settings (host, database, user; for the change feed's own connection).
     pub fn config(&self) -> &tokio_postgres::Config {
         &self.config
+    }
+
+    /// How the store's connections use TLS (the change feed's connection uses it too).
+    pub(crate) fn tls(&self) -> &MakeRustlsConnect {
+        &self.tls
     }
 
     /// The runtime the store's connections run on; the change feed's listener runs on it too.
@@ -487,7 +535,7 @@ pub(crate) fn pg(e: tokio_postgres::Error) -> StoreError {
     };
     if unavailable {
         StoreError::Unavailable {
-            reason: e.to_string(),
+            reason: crate::error::with_causes(&e),
         }
     } else {
         StoreError::Postgres(e)

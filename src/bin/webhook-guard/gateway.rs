@@ -44,16 +44,7 @@ impl GatewayArgs {
             .connect_timeout(Duration::from_millis(self.upstream_connect_timeout_ms))
             .timeout(Duration::from_millis(self.upstream_timeout_ms));
         if let Some(path) = &self.upstream_ca_file {
-            use rustls::pki_types::{pem::PemObject, CertificateDer};
-            let shown = path.display();
-            let certs = CertificateDer::pem_file_iter(path)
-                .map_err(|e| format!("--upstream-ca-file {shown}: {e}"))?
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("--upstream-ca-file {shown}: {e}"))?;
-            if certs.is_empty() {
-                return Err(format!("--upstream-ca-file {shown}: no certificate"));
-            }
-            for cert in certs {
+            for cert in crate::options::pem_certificates("--upstream-ca-file", path)? {
                 builder = builder.tls_root(cert);
             }
         }

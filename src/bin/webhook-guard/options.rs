@@ -391,6 +391,27 @@ fn whole_number<'t>(text: &'t str, range: &str) -> Result<&'t str, String> {
     Ok(text)
 }
 
+/// The certificates of the PEM file `path` names, for the flag `flag`.
+///
+/// # Errors
+///
+/// A message naming the flag and the file: unreadable, not PEM, or holding no certificate.
+pub fn pem_certificates(
+    flag: &str,
+    path: &std::path::Path,
+) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+    use rustls::pki_types::{pem::PemObject, CertificateDer};
+    let shown = path.display();
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("{flag} {shown}: {e}"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("{flag} {shown}: {e}"))?;
+    if certs.is_empty() {
+        return Err(format!("{flag} {shown}: no certificate"));
+    }
+    Ok(certs)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -50,6 +50,11 @@ pub struct StoreArgs {
     #[arg(long, value_name = "N", default_value_t = 4,
           value_parser = clap::value_parser!(u16).range(1..))]
     pub database_pool_size: u16,
+    /// A PEM file of certificates to trust for the database's, besides the system's roots (a
+    /// private CA, or the server's self-signed certificate). TLS is used when --database-url
+    /// says `sslmode=require`, and the certificate and the host's name are then verified.
+    #[arg(long, value_name = "PATH", conflicts_with = "data_dir")]
+    pub database_ca_file: Option<PathBuf>,
     /// A file of master keys (`id:base64` lines; the first encrypts, all decrypt), kept apart
     /// from the data directory; or set WEBHOOK_GUARD_MASTER_KEYS. Without either, the key file
     /// beside the data directory (`<DIR>.master-key`) is used, and created for a new store.
@@ -180,6 +185,11 @@ impl StoreArgs {
     pub fn open(&self, opener: Opener) -> Result<Opened, String> {
         match self.database_url() {
             Some(url) => self.open_postgres(&url),
+            None if self.database_ca_file.is_some() => Err(
+                "--database-ca-file is for a PostgreSQL database: give --database-url (or set \
+                 DATABASE_URL) too"
+                    .to_owned(),
+            ),
             None => self.open_sqlite(opener),
         }
     }
@@ -204,7 +214,13 @@ impl StoreArgs {
                 ))
             }
         };
-        let options = PostgresOptions::default().pool_size(usize::from(self.database_pool_size));
+        let mut options =
+            PostgresOptions::default().pool_size(usize::from(self.database_pool_size));
+        if let Some(path) = &self.database_ca_file {
+            for cert in crate::options::pem_certificates("--database-ca-file", path)? {
+                options = options.tls_root(cert);
+            }
+        }
         let store = PostgresStore::connect(url, sealer, options)
             .map_err(|e| format!("database (--database-url): {e}"))?;
         Ok(Opened {
@@ -501,6 +517,10 @@ pub struct ReplayArgs {
         default_value = "host=127.0.0.1 user=postgres dbname=postgres"
     )]
     pub replay_postgres_url: String,
+    /// A PEM file of certificates to trust for the `--replay postgres` database's, besides
+    /// the system's roots; TLS is used when --replay-postgres-url says `sslmode=require`.
+    #[arg(long, value_name = "PATH")]
+    pub replay_postgres_ca_file: Option<PathBuf>,
     /// Most deliveries `--replay memory` remembers; new ones are refused (503) beyond it.
     #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_ENTRIES,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..))]
@@ -528,6 +548,15 @@ pub enum ReplayBackend {
 }
 
 impl ReplayArgs {
+    /// The certificates of --replay-postgres-ca-file.
+    fn replay_roots(&self) -> Result<Vec<rustls::pki_types::CertificateDer<'static>>, String> {
+        self.replay_postgres_ca_file
+            .as_deref()
+            .map_or(Ok(Vec::new()), |path| {
+                crate::options::pem_certificates("--replay-postgres-ca-file", path)
+            })
+    }
+
     /// The replay protection the flags ask for; within the runtime.
     pub async fn protection(&self) -> Result<ReplayProtection, String> {
         let protection = match self.replay {
@@ -538,7 +567,7 @@ impl ReplayArgs {
                 RedisGuard::open(&self.redis_url).map_err(|e| format!("--redis-url: {e}"))?,
             ),
             ReplayBackend::Postgres => ReplayProtection::new(
-                PostgresGuard::connect(&self.replay_postgres_url)
+                PostgresGuard::connect_tls(&self.replay_postgres_url, &self.replay_roots()?)
                     .await
                     .map_err(|e| format!("--replay-postgres-url: {e}"))?,
             ),
