@@ -6,12 +6,16 @@
 mod pg_support;
 mod store_suite;
 
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use pg_support::TestDb;
 use store_suite::Backend;
+use webhook_guard::admin::IntegratorId;
 use webhook_guard::store::crypt::Sealer;
-use webhook_guard::store::{PostgresOptions, PostgresStore, Store, StoreError, PG_SCHEMA_VERSION};
+use webhook_guard::store::{
+    Change, PostgresOptions, PostgresStore, Store, StoreError, PG_SCHEMA_VERSION,
+};
 
 impl Backend for TestDb {
     type Store = PostgresStore;
@@ -262,4 +266,213 @@ fn each_change_is_announced_with_its_sequence_number() {
             .map(|seq| ("webhook_guard_changes".to_owned(), seq))
             .collect::<Vec<_>>()
     );
+}
+
+#[test]
+fn a_pool_of_one_held_by_a_writer_fails_other_calls_within_the_connect_timeout() {
+    let db = TestDb::new();
+    let options = PostgresOptions::default()
+        .pool_size(1)
+        .connect_timeout(Duration::from_secs(1));
+    assert_eq!(options.pool_size, 1);
+    assert_eq!(options.connect_timeout, Duration::from_secs(1));
+    assert_eq!(PostgresOptions::default().pool_size(0).pool_size, 1);
+    let store = Arc::new(PostgresStore::connect(&db.url(), Sealer::plaintext(), options).unwrap());
+    let ping_elsewhere = |store: &Arc<PostgresStore>| {
+        let store = Arc::clone(store);
+        std::thread::spawn(move || store.ping()).join().unwrap()
+    };
+    ping_elsewhere(&store).unwrap();
+    // This thread pins the only connection: another thread waits for it, then gives up.
+    let lock = store.lock_writes().unwrap();
+    let started = Instant::now();
+    let err = ping_elsewhere(&store).unwrap_err();
+    assert!(matches!(err, StoreError::Unavailable { .. }), "{err:?}");
+    // It waited for the connection for the timeout set (a second), not the default 5 s, and
+    // gave up rather than waiting for as long as the lock is held. The upper bound tells the
+    // two timeouts apart with 3.5 s to spare for a loaded machine.
+    let waited = started.elapsed();
+    assert!(
+        waited >= Duration::from_millis(900) && waited < Duration::from_millis(4500),
+        "{waited:?}"
+    );
+    drop(lock);
+    ping_elsewhere(&store).unwrap();
+}
+
+#[test]
+fn rekey_moves_every_secret_to_the_new_master_key_in_one_go() {
+    use webhook_guard::store::crypt::MasterKeyId;
+    let db = TestDb::new();
+    let (store, _, _) = store_suite::seeded(&db, Sealer::plaintext());
+    let before = store.load().unwrap();
+    drop(store);
+    let secrets = db.materials().len();
+    assert_eq!(secrets, 3, "one integrator secret and two project keys");
+    // Key a: everything plaintext gets sealed.
+    let store = db.open(store_suite::sealer(store_suite::KEY_A));
+    assert_eq!(store.rekey().unwrap(), secrets);
+    assert_eq!(store.rekey().unwrap(), 0, "nothing left to do");
+    drop(store);
+    // Key b in front, a kept for reading: everything moves to b.
+    let both = format!("{}\n{}", store_suite::KEY_B, store_suite::KEY_A);
+    let store = db.open(store_suite::sealer(&both));
+    assert_eq!(store.rekey().unwrap(), secrets);
+    drop(store);
+    let b = MasterKeyId::new("b").unwrap();
+    for sealed in db.materials() {
+        assert_eq!(Sealer::sealed_with(&sealed).unwrap(), Some(b.clone()));
+    }
+    // Now a can go.
+    let after = db
+        .open(store_suite::sealer(store_suite::KEY_B))
+        .load()
+        .unwrap();
+    let material = |state: &webhook_guard::store::State| -> Vec<Vec<u8>> {
+        state.projects[0]
+            .keys
+            .iter()
+            .chain(&state.integrators[0].secrets)
+            .map(|k| match &k.material {
+                webhook_guard::KeyMaterial::Secret(s) => s.reveal().into_bytes().to_vec(),
+                _ => unreachable!(),
+            })
+            .collect()
+    };
+    assert_eq!(material(&after), material(&before));
+}
+
+/// The ids of the server processes `db` has open for stores (not for the test's own queries).
+fn store_backends(db: &TestDb) -> Vec<i32> {
+    db.admin(&format!(
+        "SELECT pid FROM pg_stat_activity WHERE datname = '{}' AND application_name = 'webhook-guard' ORDER BY pid",
+        db.name
+    ))
+    .iter()
+    .map(|row| row.get(0))
+    .collect()
+}
+
+#[test]
+fn changes_under_the_write_lock_go_through_and_other_writers_wait_for_it() {
+    let db = TestDb::new();
+    let (store, owner, project) = store_suite::seeded(&db, Sealer::plaintext());
+    let store = Arc::new(store);
+    let clock = store_suite::clock();
+    let regenerate = move |store: &PostgresStore| {
+        store.apply(
+            Change::SetProjectKeys {
+                integrator: &owner,
+                project: &project,
+                keys: &store_suite::keys(&clock, true),
+            },
+            &store_suite::event(&owner, "project.secret.regenerated").project(&project),
+        )
+    };
+    let regenerate = Arc::new(regenerate);
+    let lock = store.lock_writes().unwrap();
+    let pinned = store_backends(&db);
+    // This thread's own change goes through on the connection holding the lock...
+    let started = Instant::now();
+    regenerate(&store).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5));
+    // ...another thread's waits for it.
+    let (done, finished) = std::sync::mpsc::channel();
+    let writer = {
+        let (store, regenerate) = (Arc::clone(&store), Arc::clone(&regenerate));
+        std::thread::spawn(move || {
+            let result = regenerate(&store);
+            done.send(()).unwrap();
+            result
+        })
+    };
+    assert!(
+        finished.recv_timeout(Duration::from_millis(500)).is_err(),
+        "another writer went through while the lock was held"
+    );
+    drop(lock);
+    finished.recv_timeout(Duration::from_secs(10)).unwrap();
+    writer.join().unwrap().unwrap();
+    // The connection that held the lock went back to the pool, not away (a closed one leaves
+    // `pg_stat_activity` within moments).
+    std::thread::sleep(Duration::from_millis(300));
+    for pid in pinned {
+        assert!(store_backends(&db).contains(&pid), "backend {pid} closed");
+    }
+}
+
+#[test]
+fn the_write_lock_of_one_store_does_not_carry_another_stores_writes() {
+    let (one, other) = (TestDb::new(), TestDb::new());
+    let (one_store, _, _) = store_suite::seeded(&one, Sealer::plaintext());
+    let other_store = other.open(Sealer::plaintext());
+    let _lock = one_store.lock_writes().unwrap();
+    // Made on this thread while it holds the first store's lock: it lands in its own database.
+    let owner = IntegratorId::new("int_other");
+    other_store
+        .apply(
+            Change::CreateIntegrator(&store_suite::integrator(&owner, &store_suite::clock())),
+            &store_suite::event(&owner, "integrator.created"),
+        )
+        .unwrap();
+    assert!(other_store.load_integrator(&owner).unwrap().is_some());
+    assert!(one_store.load_integrator(&owner).unwrap().is_none());
+}
+
+#[test]
+fn only_errors_of_a_server_going_away_are_unavailable() {
+    let db = TestDb::new();
+    let store = db.open(Sealer::plaintext());
+    // Every new integrator fails with the SQLSTATE and message of `wg_test_raise`.
+    db.run(
+        "CREATE TABLE wg_test_raise (code text, message text);
+         INSERT INTO wg_test_raise VALUES ('P0001', '');
+         CREATE FUNCTION wg_test_raise() RETURNS trigger LANGUAGE plpgsql AS $$
+         DECLARE r record;
+         BEGIN
+             SELECT * INTO r FROM wg_test_raise;
+             RAISE EXCEPTION USING ERRCODE = r.code, MESSAGE = r.message;
+         END $$;
+         CREATE TRIGGER wg_test_raise BEFORE INSERT ON integrators
+             FOR EACH ROW EXECUTE FUNCTION wg_test_raise();",
+    );
+    let owner = IntegratorId::new("int_raise");
+    let row = store_suite::integrator(&owner, &store_suite::clock());
+    for (code, message, unavailable) in [
+        ("08006", "connection failure", true),
+        ("08P01", "protocol violation", true),
+        (
+            "57P01",
+            "terminating connection due to administrator command",
+            true,
+        ),
+        ("53300", "sorry, too many clients already", true),
+        (
+            "55000",
+            "database \"x\" is not currently accepting connections",
+            true,
+        ),
+        ("55000", "object not in prerequisite state", false),
+        ("XX000", "not currently accepting connections", false),
+        ("22023", "invalid parameter value", false),
+    ] {
+        db.run(&format!(
+            "UPDATE wg_test_raise SET code = '{code}', message = '{}'",
+            message.replace('\'', "''")
+        ));
+        let err = store
+            .apply(
+                Change::CreateIntegrator(&row),
+                &store_suite::event(&owner, "integrator.created"),
+            )
+            .unwrap_err();
+        if unavailable {
+            assert!(
+                matches!(err, StoreError::Unavailable { .. }),
+                "{code}: {err:?}"
+            );
+        } else {
+            assert!(matches!(err, StoreError::Postgres(_)), "{code}: {err:?}");
+        }
+    }
 }

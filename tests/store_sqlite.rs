@@ -520,3 +520,179 @@ fn rekey_refuses_a_store_its_keys_cannot_open_and_changes_nothing() {
     let store = SqliteStore::open(dir.db(), Sealer::encrypting(keys_named(KEY_A))).unwrap();
     store.load().unwrap();
 }
+
+#[test]
+fn a_database_path_that_cannot_be_looked_up_for_a_while_is_not_taken_for_deleted() {
+    let dir = TempDir::new("unreachable");
+    let (store, _, _) = seeded(&dir);
+    // The data directory moved away and a file put in its place: the path cannot be looked
+    // up (not a directory), which says nothing of the database, still open and unchanged.
+    let moved = dir.0.with_extension("moved");
+    fs::rename(&dir.0, &moved).unwrap();
+    fs::write(&dir.0, "").unwrap();
+    let err = store.ping().unwrap_err();
+    assert!(matches!(err, StoreError::Io { .. }), "{err}");
+    fs::remove_file(&dir.0).unwrap();
+    fs::rename(&moved, &dir.0).unwrap();
+    store
+        .ping()
+        .expect("the same file is back: the store goes on");
+}
+
+#[test]
+fn a_database_cut_short_under_an_open_store_fails_every_write_and_ping() {
+    assert_noticed("shortened", |db| {
+        let len = fs::metadata(db).unwrap().len();
+        assert!(len > 4096, "database is {len} bytes");
+        fs::OpenOptions::new()
+            .write(true)
+            .open(db)
+            .unwrap()
+            .set_len(len / 2)
+            .unwrap();
+    });
+}
+
+/// Writes `contents` at a new database path and asserts the store refuses it with `reason`.
+fn assert_not_a_database(name: &str, contents: &[u8], reason: &str) {
+    let dir = TempDir::new(name);
+    fs::write(dir.db(), contents).unwrap();
+    match SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap_err() {
+        StoreError::NotADatabase { reason: found, .. } => assert_eq!(found, reason),
+        err => panic!("unexpected error: {err}"),
+    }
+    assert_eq!(
+        fs::read(dir.db()).unwrap(),
+        contents,
+        "the refused file was changed"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_refused_saying_why() {
+    assert_not_a_database("why-empty", b"", "the file is empty");
+    assert_not_a_database(
+        "why-short",
+        b"SQLite for",
+        "the file is shorter than a SQLite header",
+    );
+    assert_not_a_database(
+        "why-other",
+        &[b'x'; 4096],
+        "the file is not a SQLite database",
+    );
+}
+
+#[test]
+fn a_sqlite_header_over_garbage_is_refused_and_left_as_it_is() {
+    let dir = TempDir::new("header-only");
+    let mut contents = b"SQLite format 3\0".to_vec();
+    contents.resize(4096, 0xff);
+    fs::write(dir.db(), &contents).unwrap();
+    assert_refused(&dir.db(), |e| matches!(e, StoreError::NotADatabase { .. }));
+}
+
+#[test]
+fn audit_actions_show_compare_and_parse_as_their_stored_names() {
+    use webhook_guard::store::AuditAction;
+    let subjects: Vec<&str> = AuditAction::ALL.iter().map(|a| a.subject()).collect();
+    assert_eq!(
+        subjects,
+        [
+            "integrator",
+            "integrator",
+            "project",
+            "project",
+            "project",
+            "project",
+            "project",
+            "project",
+            "api-key",
+            "api-key",
+            "audit"
+        ]
+    );
+    for action in AuditAction::ALL {
+        let name = action.as_str();
+        assert_eq!(action.to_string(), name);
+        assert_eq!(name.parse::<AuditAction>(), Ok(action));
+        assert!(action == name, "{name}");
+        assert!(
+            name.starts_with(&format!("{}.", action.subject())),
+            "{name}"
+        );
+        for other in AuditAction::ALL.into_iter().filter(|&o| o != action) {
+            assert!(action != other.as_str(), "{name} == {other}");
+        }
+    }
+}
+
+#[test]
+fn a_database_named_without_a_directory_is_created_in_the_working_directory_and_found_after_it_changes(
+) {
+    // The only test here that uses a relative path: every other one names absolute paths, so
+    // changing the working directory for a moment affects none of them.
+    let dir = TempDir::new("relative");
+    let previous = std::env::current_dir().unwrap();
+    std::env::set_current_dir(&dir.0).unwrap();
+    let opened = SqliteStore::open("wg.db", Sealer::plaintext());
+    std::env::set_current_dir(previous).unwrap();
+    let store = opened.unwrap();
+    assert!(dir.db().is_file());
+    // The working directory is elsewhere now: the store still finds its file, not "deleted".
+    store.ping().unwrap();
+}
+
+#[test]
+fn api_key_ids_are_exactly_twelve_base62_characters() {
+    use webhook_guard::store::ApiKeyId;
+    let id = ApiKeyId::parse("7GkQ2mZp9aXc").unwrap();
+    assert_eq!(id.as_str(), "7GkQ2mZp9aXc");
+    assert_eq!(id.to_string(), "7GkQ2mZp9aXc");
+    for bad in [
+        "7GkQ2mZp9aX",
+        "7GkQ2mZp9aXc0",
+        "7GkQ2mZp9aX-",
+        "",
+        "7GkQ2mZp9aé",
+    ] {
+        assert!(ApiKeyId::parse(bad).is_err(), "{bad:?}");
+    }
+    assert_eq!(IntegratorId::new("int_a").to_string(), "int_a");
+}
+
+#[test]
+fn an_upstream_and_its_resigning_secret_read_back_after_reopening() {
+    use webhook_guard::store::UpstreamRow;
+    let dir = TempDir::new("upstream");
+    let (store, owner, id) = seeded(&dir);
+    let upstream = UpstreamRow::new(
+        "https://upstream.example/hook".into(),
+        Some(Secret::from_bytes("a re-signing secret").unwrap()),
+    );
+    let set = |store: &SqliteStore, upstream: Option<&UpstreamRow>, action: &str| {
+        store
+            .apply(
+                Change::SetProjectUpstream {
+                    integrator: &owner,
+                    project: &id,
+                    upstream,
+                },
+                &event(&owner, action),
+            )
+            .unwrap();
+    };
+    set(&store, Some(&upstream), "project.upstream.set");
+    drop(store);
+    let store = SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap();
+    let state = store.load().unwrap();
+    let read = state.projects[0].upstream.as_ref().expect("an upstream");
+    assert_eq!(read.url, "https://upstream.example/hook");
+    let secret = read.secret.as_ref().expect("its re-signing secret");
+    assert_eq!(
+        secret.reveal().into_bytes().to_vec(),
+        b"a re-signing secret".to_vec()
+    );
+    set(&store, None, "project.upstream.removed");
+    assert!(store.load().unwrap().projects[0].upstream.is_none());
+}

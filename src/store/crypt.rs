@@ -1259,4 +1259,64 @@ mod tests {
         let opened = cipher.decrypt(XNonce::from_slice(&nonce), payload).unwrap();
         assert_eq!(opened, plaintext);
     }
+
+    #[test]
+    fn errors_name_the_master_key_id() {
+        let err = MasterKeys::parse(&format!("k-2026:{KEY_A},k-2026:{KEY_B}")).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            r#"master key id "k-2026" appears more than once"#
+        );
+        let sealed = sealer_a().seal(&row(), b"secret").unwrap();
+        let other = Sealer::encrypting(keys(&format!("b:{KEY_B}")));
+        let err = other.open(&row(), &sealed).unwrap_err();
+        assert!(err
+            .to_string()
+            .starts_with(r#"the value is sealed under master key "a","#));
+        assert_eq!(MasterKeyId::new("2026-07").unwrap().to_string(), "2026-07");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn key_file_holds_hundreds_of_keys_up_to_its_limit_exactly() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mut text: String = (0..500).map(|i| format!("k{i}:{KEY_A}\n")).collect();
+        assert!(text.len() < MAX_KEY_FILE_LEN);
+        text.push_str(&"#".repeat(MAX_KEY_FILE_LEN - text.len()));
+        assert_eq!(text.len(), 64 * 1024);
+        let file = TempFile::new("limit", &text);
+        std::fs::set_permissions(&file.0, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let keys = MasterKeys::from_file(&file.0).unwrap();
+        assert_eq!(keys.ids().len(), 500);
+        assert_eq!(keys.current_id().as_str(), "k0");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn empty_key_file_has_no_key() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let file = TempFile::new("empty", "");
+        std::fs::set_permissions(&file.0, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let err = MasterKeys::from_file(&file.0).unwrap_err();
+        assert!(matches!(err, CryptError::Empty), "{err}");
+    }
+
+    #[test]
+    fn a_full_length_value_naming_an_invalid_id_is_malformed() {
+        let sealer = sealer_a();
+        for id in [&b"a b"[..], b"a:b", b"\xc3\xa9"] {
+            let mut value = vec![FORMAT_XCHACHA20POLY1305, id.len() as u8];
+            value.extend_from_slice(id);
+            value.extend_from_slice(&[0; NONCE_LEN + TAG_LEN + 4]);
+            assert!(
+                matches!(
+                    sealer.open(&row(), &value),
+                    Err(CryptError::Malformed { .. })
+                ),
+                "{id:?}"
+            );
+            assert!(Sealer::sealed_with(&value).is_err(), "{id:?}");
+            assert!(!sealer.needs_rekey(&value), "{id:?}");
+        }
+    }
 }

@@ -165,7 +165,9 @@ impl SqliteStore {
     /// [`StoreError::TooNew`] for a schema from a newer build; I/O and database errors. The
     /// file is not written to in any of these cases.
     pub fn open(path: impl AsRef<Path>, sealer: Sealer) -> Result<Self, StoreError> {
-        let path = path.as_ref().to_path_buf();
+        // Absolute: the file is watched for as long as the store is open, wherever the
+        // process's working directory goes meanwhile.
+        let path = std::path::absolute(path.as_ref()).map_err(|e| io(path.as_ref(), e))?;
         make_parent(&path)?;
         let lock = FileLock::take(&path)?;
         match fs::symlink_metadata(&path) {
