@@ -24,9 +24,13 @@ for block in blocks:
     frames = re.findall(r"(?:at|by) (0x[0-9A-F]+): (.+)", block)
     inlined = [name for address, name in frames if address == frames[0][0]] if frames else ["?"]
     # (Names as valgrind prints them: "webhook_guard::verify::Verifier::check (verify.rs:257)",
-    # "from (src/lib.rs:155)" for subtle's `impl From<Choice> for bool`; this crate's own
-    # lib.rs has no `From`.)
-    in_check = lambda name: re.search(r"Verifier::check \(", name) is not None
+    # or, inlined, the generic instance "check<(), …> (verify.rs:320)"; "from
+    # (src/lib.rs:155)" for subtle's `impl From<Choice> for bool`; this crate's own lib.rs has
+    # no `From`.)
+    in_check = lambda name: (
+        re.search(r"Verifier::check(<.*>)? \(", name) is not None
+        or re.match(r"check<.*> \(verify\.rs:\d+\)", name) is not None
+    )
     verdict_frame = in_check(inlined[0]) or (
         re.fullmatch(r"from \(src/lib\.rs:\d+\)", inlined[0]) is not None
         and len(inlined) > 1
