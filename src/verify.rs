@@ -14,7 +14,6 @@ use subtle::{Choice, ConstantTimeEq};
 use crate::clock::{Clock, Moment};
 use crate::error::VerifyError;
 use crate::keyring::{HmacSha256, Key, KeyRole, KeySet, Keyring};
-use crate::replay::{DeliveryKey, KeyScope};
 use crate::scheme::{Algorithm, Candidate, Delivery, Scheme};
 use crate::text::ShortStr;
 use crate::verified::Verified;
@@ -199,28 +198,9 @@ impl Verifier {
             .map(|(verified, ())| verified)
     }
 
-    /// [`verify_request`](Verifier::verify_request), also giving the delivery's
-    /// [`DeliveryKey`] in `scope` from the headers verification parsed (a replay guard's key,
-    /// without parsing them again).
-    pub(crate) fn verify_request_keyed(
-        &self,
-        request: &Parts,
-        body: &[u8],
-        scope: KeyScope<'_>,
-    ) -> Result<(Verified, DeliveryKey), VerifyError> {
-        self.verify_request_then(request, body, self.now(), |delivery, body| {
-            DeliveryKey::hash(
-                scope.namespace,
-                scope.project,
-                &*self.scheme,
-                delivery,
-                body,
-            )
-        })
-    }
-
-    /// Verifies a request at `now`; on success `accepted` is given the parsed delivery.
-    fn verify_request_then<T>(
+    /// Verifies a request at `now`; on success `accepted` is given the parsed delivery and
+    /// the body (the replay guard's key is made from them, without parsing the headers again).
+    pub(crate) fn verify_request_then<T>(
         &self,
         request: &Parts,
         body: &[u8],

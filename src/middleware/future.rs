@@ -246,9 +246,10 @@ where
                                     .map(|v| (v, None))
                             }
                             // Computed from the headers verification parsed.
-                            (None, Some(scope)) => verifier
-                                .verify_request_keyed(&parts, &bytes, scope)
-                                .map(|(v, key)| (v, Some(key))),
+                            (None, Some(scope)) => {
+                                DeliveryKey::verified(verifier, &parts, &bytes, scope)
+                                    .map(|(v, key)| (v, Some(key)))
+                            }
                             (None, None) => {
                                 verifier.verify_request(&parts, &bytes).map(|v| (v, None))
                             }

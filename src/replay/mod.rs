@@ -228,6 +228,21 @@ impl DeliveryKey {
         Self::of_request_in(verifier, request, body, scope)
     }
 
+    /// Verifies `request` as [`Verifier::verify_request`] does, also giving the delivery's key
+    /// in `scope`, made from the headers verification parsed (not parsed again), and only with
+    /// a success.
+    pub(crate) fn verified(
+        verifier: &Verifier,
+        request: &Parts,
+        body: &[u8],
+        scope: KeyScope<'_>,
+    ) -> Result<(crate::Verified, Self), VerifyError> {
+        let scheme = verifier.scheme();
+        verifier.verify_request_then(request, body, verifier.now(), |delivery, body| {
+            Self::hash(scope.namespace, scope.project, scheme, delivery, body)
+        })
+    }
+
     /// The key of a request verified already, its headers parsed again (the layer's way when
     /// verification could not give it: a body MACed as it streamed in).
     pub(crate) fn of_request_in(
@@ -266,7 +281,7 @@ impl DeliveryKey {
 
     /// Every field but the last is prefixed with its length (LEB128), so no two inputs share a
     /// key; a signed id of up to 30-odd bytes makes the whole input one SHA-256 block.
-    pub(crate) fn hash(
+    fn hash(
         namespace: &str,
         project: Option<&str>,
         scheme: &dyn Scheme,
@@ -918,7 +933,7 @@ mod tests {
                     namespace: "ns",
                     project,
                 };
-                let (_, key) = verifier.verify_request_keyed(&parts, body, scope).unwrap();
+                let (_, key) = DeliveryKey::verified(&verifier, &parts, body, scope).unwrap();
                 let again = DeliveryKey::of_request_in(&verifier, &parts, body, scope).unwrap();
                 assert_eq!(key, again, "{name}, project {project:?}");
             }
@@ -926,7 +941,7 @@ mod tests {
                 namespace: "other",
                 project: None,
             };
-            let (_, key) = verifier.verify_request_keyed(&parts, body, other).unwrap();
+            let (_, key) = DeliveryKey::verified(&verifier, &parts, body, other).unwrap();
             let scope = KeyScope {
                 namespace: "ns",
                 project: None,
