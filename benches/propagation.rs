@@ -9,9 +9,10 @@
 //!    answer until B refuses the old secret and accepts the new one (B polled every 100 µs);
 //! 2. propagation with B's listener killed (`pg_terminate_backend`) just before each
 //!    regeneration: B learns it by reconnecting and reloading, or by its 500 ms poll;
-//! 3. one regeneration as a library call on A (version check, advisory lock, sealing, the audit
-//!    row, `pg_notify`, commit, keyring swap) vs a bare `INSERT` + `COMMIT` of one row on its own
-//!    connection, interleaved, in the same run.
+//! 3. one regeneration on A (version check, advisory lock, sealing, the audit row, `pg_notify`,
+//!    commit, keyring swap), over HTTP/1.1 keep-alive on loopback (`POST
+//!    …/secret/regenerate`, as `serve --database-url` answers it) and as a library call, vs a
+//!    bare `INSERT` + `COMMIT` of one row on its own connection, interleaved, in the same run.
 //!
 //! 4. startup: a third instance opening the database once it holds `PROPAGATION_PROJECTS`
 //!    projects (default 10 000): the time `PostgresStore::connect` + `AdminBuilder::open` take,
@@ -23,6 +24,9 @@
 #[path = "../tests/pg_support/mod.rs"]
 mod pg_support;
 
+mod common;
+
+use std::future::IntoFuture;
 use std::time::{Duration, Instant};
 
 use pg_support::TestDb;
@@ -166,9 +170,43 @@ fn main() {
     let insert = runtime
         .block_on(bare.prepare("INSERT INTO bare (body) VALUES ($1)"))
         .unwrap();
+    // A's HTTP API, as `serve` runs it.
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut stream = server.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(axum::serve(listener, webhook_guard::admin::router(a.clone())).into_future());
+        let stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        stream
+    });
+    let request = format!(
+        "POST /v1/external-support/{project}/secret/regenerate HTTP/1.1\r\nhost: a\r\n\
+         x-api-key: {}\r\ncontent-length: 0\r\n\r\n",
+        who.api_key.key.as_str()
+    )
+    .into_bytes();
+    // The same exchange without a write: what HTTP, authentication and the blocking pool cost.
+    let read = format!(
+        "GET /v1/projects/{project} HTTP/1.1\r\nhost: a\r\nx-api-key: {}\r\n\r\n",
+        who.api_key.key.as_str()
+    )
+    .into_bytes();
+    let mut buf = Vec::new();
     let rounds = 2 * n;
-    let (mut regenerations, mut commits) = (Vec::new(), Vec::new());
+    let (mut regenerations, mut commits, mut http) = (Vec::new(), Vec::new(), Vec::new());
+    let mut reads = Vec::new();
     for _ in 0..rounds {
+        let started = Instant::now();
+        server.block_on(common::exchange_ok(&mut stream, &read, &mut buf));
+        reads.push(started.elapsed());
+        let started = Instant::now();
+        server.block_on(common::exchange_ok(&mut stream, &request, &mut buf));
+        http.push(started.elapsed());
         let started = Instant::now();
         regenerate(&mut secret);
         regenerations.push(started.elapsed());
@@ -182,11 +220,18 @@ fn main() {
     println!("propagation A → B (B applies the regeneration A answered)");
     report("with notifications", notified);
     report("listener killed before each regeneration", killed);
-    println!("cost of one regeneration (library call on A) vs a bare INSERT + COMMIT");
-    let r = report("regenerate_project_secret over PostgreSQL", regenerations);
+    println!("cost of one regeneration on A vs a bare INSERT + COMMIT");
+    let h = report("POST …/secret/regenerate over HTTP/1.1", http);
+    let r = report("regenerate_project_secret (library call)", regenerations);
     let c = report("bare INSERT + COMMIT (autocommit)", commits);
-    println!("ratio of medians: {:.2}", r.as_secs_f64() / c.as_secs_f64());
-    drop(bare);
+    report("GET /v1/projects/{id} over HTTP/1.1 (no write)", reads);
+    println!(
+        "ratio of medians: HTTP {:.2}, library call {:.2}",
+        h.as_secs_f64() / c.as_secs_f64(),
+        r.as_secs_f64() / c.as_secs_f64()
+    );
+    drop((bare, stream));
+    drop(server);
     drop(runtime);
 
     // Startup with many projects.

@@ -214,6 +214,107 @@ fn a_write_from_a_stale_version_is_a_conflict_and_changes_nothing() {
     assert_eq!(store.load_project(&id).unwrap().unwrap().version, 3);
 }
 
+/// A write goes out in one round trip (`BEGIN`, its statements, `COMMIT` together): a refused
+/// one must end its transaction on the server, or the connection would go back to the pool
+/// inside it and the next write on it would never be seen by anyone else.
+#[test]
+fn a_refused_write_leaves_its_connection_out_of_any_transaction() {
+    use webhook_guard::store::{ApiKeyId, Change, ProjectRow};
+    let db = TestDb::new();
+    let (seeded, owner, id) = store_suite::seeded(&db, Sealer::plaintext());
+    drop(seeded);
+    // One connection: every write below runs on the one the refusals ran on.
+    let store = PostgresStore::connect(
+        &db.url(),
+        Sealer::plaintext(),
+        PostgresOptions::default().pool_size(1),
+    )
+    .unwrap();
+    let clock = store_suite::clock();
+    let keys = store_suite::keys(&clock, false);
+    let stranger = IntegratorId::new("int_b");
+    let event = |who: &IntegratorId, action| store_suite::event(who, action).project(&id);
+    let committed = || -> (i64, i64) {
+        let row = &db.run(
+            "SELECT (SELECT version FROM projects WHERE id = 'prj_a'), (SELECT count(*) FROM audit)",
+        )[0];
+        (row.get(0), row.get(1))
+    };
+    let before = committed();
+    // Each way a statement refuses: a stale version (WG409), a row of another tenant (WG404),
+    // a duplicate (a unique violation) and a missing owner (WG404 before a foreign key).
+    let stale = store.apply_at(
+        Change::SetProjectKeys {
+            integrator: &owner,
+            project: &id,
+            keys: &keys,
+        },
+        0,
+        &event(&owner, "project.secret.regenerated"),
+    );
+    assert!(
+        matches!(stale, Err(StoreError::Conflict { what: "project" })),
+        "{stale:?}"
+    );
+    let foreign = store.apply(
+        Change::SetProjectKeys {
+            integrator: &stranger,
+            project: &id,
+            keys: &keys,
+        },
+        &event(&stranger, "project.secret.regenerated"),
+    );
+    assert!(
+        matches!(foreign, Err(StoreError::NotFound { what: "project" })),
+        "{foreign:?}"
+    );
+    let stored: ProjectRow = store.load_project(&id).unwrap().unwrap();
+    let twice = store.apply(
+        Change::CreateProject(&stored),
+        &event(&owner, "project.created"),
+    );
+    assert!(
+        matches!(twice, Err(StoreError::Exists { what: "project" })),
+        "{twice:?}"
+    );
+    let orphan = store.apply(
+        Change::DeleteApiKey {
+            integrator: &owner,
+            id: &ApiKeyId::parse("7GkQ2mZp9aXc").unwrap(),
+        },
+        &event(&owner, "api-key.deleted"),
+    );
+    assert!(
+        matches!(orphan, Err(StoreError::NotFound { what: "API key" })),
+        "{orphan:?}"
+    );
+    assert_eq!(committed(), before, "a refused write changed something");
+    assert!(
+        db.run(&format!(
+            "SELECT 1 FROM pg_stat_activity WHERE datname = '{}' AND state LIKE 'idle in transaction%'",
+            db.name
+        ))
+        .is_empty(),
+        "a connection was left inside a transaction"
+    );
+    // The next write on that connection commits for everyone to see, at once.
+    let (seq, version) = store
+        .apply_at(
+            Change::SetProjectKeys {
+                integrator: &owner,
+                project: &id,
+                keys: &keys,
+            },
+            before.0 as u64,
+            &event(&owner, "project.secret.regenerated"),
+        )
+        .unwrap();
+    assert_eq!(version, before.0 as u64 + 1);
+    assert_eq!(committed(), (before.0 + 1, before.1 + 1));
+    let last: i64 = db.run("SELECT max(seq) FROM audit")[0].get(0);
+    assert_eq!(seq, last as u64);
+}
+
 #[test]
 fn each_change_is_announced_with_its_sequence_number() {
     let db = TestDb::new();

@@ -154,7 +154,7 @@ async fn call(
     f: fn(&dyn Follow) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let follower = Arc::clone(follower);
-    match tokio::task::spawn_blocking(move || f(&*follower)).await {
+    match tokio::task::spawn_blocking(move || super::on_blocking_thread(|| f(&*follower))).await {
         Ok(result) => result,
         Err(e) => Err(StoreError::Unavailable {
             reason: format!("the follower stopped: {e}"),

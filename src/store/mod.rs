@@ -35,6 +35,15 @@ pub(crate) use model::{INTEGRATOR_KEYS, PROJECT_KEYS, UPSTREAM_KEYS};
 pub use postgres::{PostgresOptions, PostgresStore, CHANGES_CHANNEL, PG_SCHEMA_VERSION};
 pub use sqlite::{SqliteStore, SCHEMA_VERSION};
 
+/// Runs `f` telling the stores this is a blocking thread (one of `spawn_blocking`'s): a store
+/// that waits on a runtime of its own (PostgreSQL) may then wait on this thread, not on a
+/// thread it starts for the call. Never on an async worker thread.
+pub(crate) fn on_blocking_thread<T>(f: impl FnOnce() -> T) -> T {
+    #[cfg(feature = "postgres")]
+    let _marked = postgres::BlockingThread::mark();
+    f()
+}
+
 /// One change to a store; [`Store::apply`] commits it with its audit event or not at all.
 #[derive(Debug, Clone, Copy)]
 #[non_exhaustive]

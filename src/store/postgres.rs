@@ -4,11 +4,12 @@
 //! The [`Store`] trait is synchronous and is called from plain threads (`main`, the CLI) and
 //! from `spawn_blocking` threads; tokio-postgres is asynchronous. The store owns a small
 //! runtime (two worker threads: the connections' I/O and the change feed's listener) and
-//! blocks on it: directly from a thread outside any runtime, and from a scoped thread when
-//! called inside one (a runtime's own `block_on` must not nest). A write waits for a commit,
-//! which costs far more than the thread.
+//! blocks on it: directly from a thread outside any runtime or marked blocking
+//! ([`super::on_blocking_thread`]: the admin routes' and the feed's `spawn_blocking` threads),
+//! and from a scoped thread when called inside an async task (a runtime's own `block_on` must
+//! not nest there).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::str::FromStr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,6 +43,7 @@ use writes::*;
 const MIGRATIONS: &[&str] = &[
     include_str!("postgres/0001_schema.sql"),
     include_str!("postgres/0002_upstream.sql"),
+    include_str!("postgres/0003_refuse.sql"),
 ];
 
 /// The newest schema version this build writes (`webhook_guard_schema`).
@@ -493,15 +495,35 @@ impl Drop for PinnedWrites {
     }
 }
 
-/// Runs `future` on `runtime` and waits for it, from any thread: directly outside a runtime,
-/// on a scoped thread of its own inside one (an async task, a `spawn_blocking` thread), where a
-/// nested `block_on` would panic.
+thread_local! {
+    /// Whether this thread is a blocking one ([`super::on_blocking_thread`]).
+    static BLOCKING_THREAD: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Marks this thread as a blocking one while it lives.
+pub(super) struct BlockingThread(bool);
+
+impl BlockingThread {
+    pub(super) fn mark() -> Self {
+        Self(BLOCKING_THREAD.replace(true))
+    }
+}
+
+impl Drop for BlockingThread {
+    fn drop(&mut self) {
+        BLOCKING_THREAD.set(self.0);
+    }
+}
+
+/// Runs `future` on `runtime` and waits for it, from any thread: directly outside a runtime and
+/// on a thread marked blocking ([`super::on_blocking_thread`]), on a scoped thread of its own
+/// elsewhere inside a runtime (an async task), where a nested `block_on` would panic.
 fn block_on<F>(runtime: &tokio::runtime::Handle, future: F) -> F::Output
 where
     F: Future + Send,
     F::Output: Send,
 {
-    if tokio::runtime::Handle::try_current().is_err() {
+    if tokio::runtime::Handle::try_current().is_err() || BLOCKING_THREAD.get() {
         return runtime.block_on(future);
     }
     std::thread::scope(

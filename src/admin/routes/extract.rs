@@ -11,7 +11,9 @@ pub(super) async fn blocking<T: Send + 'static>(
     admin: Admin,
     call: impl FnOnce(&Admin) -> Result<T, AdminError> + Send + 'static,
 ) -> Result<T, AdminError> {
-    match tokio::task::spawn_blocking(move || call(&admin)).await {
+    match tokio::task::spawn_blocking(move || crate::store::on_blocking_thread(|| call(&admin)))
+        .await
+    {
         Ok(result) => result,
         Err(e) => Err(AdminError::Interrupted(e.to_string())),
     }

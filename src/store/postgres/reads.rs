@@ -409,7 +409,7 @@ impl Store for PostgresStore {
             if removed > 0 {
                 let mut event = event.clone();
                 event.count = Some(removed);
-                append_event(&tx, &event).await?;
+                event_step(&tx, &event).await?.run(&tx).await?;
             }
             tx.commit().await.map_err(pg)?;
             Ok(removed)
