@@ -19,7 +19,8 @@
 //!    and the resident memory the process grew by.
 //!
 //! Needs PostgreSQL at 127.0.0.1:5432 (user `postgres`, trust; `WG_TEST_POSTGRES` overrides).
-//! `PROPAGATION_N` (default 200) and `PROPAGATION_KILLED_N` (default 20) set the counts.
+//! `PROPAGATION_N` (default 200) and `PROPAGATION_KILLED_N` (default 20) set the counts;
+//! `PROPAGATION_NO_FEED=1` stops both listeners before part 3.
 
 #[path = "../tests/pg_support/mod.rs"]
 mod pg_support;
@@ -111,8 +112,8 @@ fn report(name: &str, mut samples: Vec<Duration>) -> Duration {
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is taken.
     let db = TestDb::new();
-    let (a, _a_listener) = instance(&db);
-    let (b, _b_listener) = instance(&db);
+    let (a, a_listener) = instance(&db);
+    let (b, b_listener) = instance(&db);
     let who = a.create_integrator().unwrap();
     let caller: Caller = a
         .credentials()
@@ -154,6 +155,12 @@ fn main() {
         std::thread::sleep(Duration::from_millis(600));
     }
 
+    // `PROPAGATION_NO_FEED=1`: without the listeners (and the reloads each change sets off on
+    // both instances), what the write itself costs.
+    if std::env::var_os("PROPAGATION_NO_FEED").is_some() {
+        drop((a_listener, b_listener));
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // Regeneration vs the database's own commit, interleaved.
     db.run("CREATE TABLE bare (id bigserial PRIMARY KEY, body text NOT NULL)");
     let runtime = tokio::runtime::Builder::new_current_thread()
