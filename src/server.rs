@@ -676,6 +676,30 @@ mod tests {
         assert_eq!(limits.max_buffered, 16 * 1024 * 1024);
     }
 
+    #[test]
+    fn only_a_refused_reset_or_aborted_connection_is_that_connection_s_error() {
+        use std::io::{Error, ErrorKind};
+        for kind in [
+            ErrorKind::ConnectionRefused,
+            ErrorKind::ConnectionAborted,
+            ErrorKind::ConnectionReset,
+        ] {
+            assert!(is_connection_error(&Error::from(kind)), "{kind:?}");
+        }
+        // Out of file descriptors and the like concern the listener: `serve` waits and retries.
+        for kind in [
+            ErrorKind::Other,
+            ErrorKind::OutOfMemory,
+            ErrorKind::PermissionDenied,
+        ] {
+            assert!(!is_connection_error(&Error::from(kind)), "{kind:?}");
+        }
+        assert!(
+            !is_connection_error(&Error::from_raw_os_error(24)),
+            "EMFILE"
+        );
+    }
+
     #[tokio::test]
     async fn a_request_over_time_gets_a_408_problem() {
         let response = request_timeout();

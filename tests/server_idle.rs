@@ -2,7 +2,9 @@
 //! flight, and caps the connections one client address may hold (review finding, issue 19,
 //! item 4): idle HTTP/2 connections that answer pings, an attacker that reconnects as soon as
 //! it is dropped, an idle HTTP/1 keep-alive connection, a connection that never sends a byte,
-//! and an HTTP/2 connection that sends only its preface and SETTINGS. Every server here runs
+//! and an HTTP/2 connection that sends only its preface and SETTINGS; a full server makes room
+//! by closing the connection idle the longest, never one with a request in flight; a request
+//! longer than the idle timeout keeps its connection. Every server here runs
 //! on a free loopback port; the "attacker" connects from 127.0.0.2 and the honest client from
 //! 127.0.0.1, so the per-client cap tells them apart.
 
@@ -23,6 +25,9 @@ const ATTACKER: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
 /// How much later than a timeout a test allows the server to act on it.
 const MARGIN: Duration = Duration::from_secs(3);
 
+/// How long `GET /slow` takes to answer.
+const SLOW: Duration = Duration::from_millis(1500);
+
 /// A running `serve`, stopped when dropped.
 struct Server {
     addr: SocketAddr,
@@ -42,7 +47,13 @@ async fn start(limits: Limits) -> Server {
         .await
         .expect("a free loopback port");
     let addr = listener.local_addr().expect("bound");
-    let app = Router::new().route("/", get(|| async { "ok" }));
+    let app = Router::new().route("/", get(|| async { "ok" })).route(
+        "/slow",
+        get(|| async {
+            tokio::time::sleep(SLOW).await;
+            "slow"
+        }),
+    );
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve(listener, app, limits, async {
         let _ = stopped.await;
@@ -108,21 +119,57 @@ async fn get_from(source: IpAddr, to: SocketAddr, within: Duration) -> Option<St
 /// client connection does), held until the server closes it; returned once the server has
 /// answered a ping on it, so it holds a slot. The task ends with the connection's outcome.
 async fn idle_http2(source: IpAddr, to: SocketAddr) -> JoinHandle<Result<(), h2::Error>> {
-    let stream = connect_from(source, to).await.expect("connects");
-    let (send, mut connection) = h2::client::handshake(stream)
+    try_idle_http2(source, to)
         .await
-        .expect("HTTP/2 handshake");
+        .expect("an idle HTTP/2 connection the server answers pings on")
+}
+
+/// [`idle_http2`], or `None` when the server closes it before answering a ping.
+async fn try_idle_http2(
+    source: IpAddr,
+    to: SocketAddr,
+) -> Option<JoinHandle<Result<(), h2::Error>>> {
+    let stream = connect_from(source, to).await.ok()?;
+    let (send, mut connection) = tokio::time::timeout(MARGIN, h2::client::handshake(stream))
+        .await
+        .ok()?
+        .ok()?;
     let mut ping_pong = connection.ping_pong().expect("the connection's ping-pong");
     let held = tokio::spawn(async move {
         // The client closes a connection nothing can send on: keep the handle.
         let _send = send;
         connection.await
     });
-    tokio::time::timeout(MARGIN, ping_pong.ping(h2::Ping::opaque()))
-        .await
-        .expect("the server answers a ping")
-        .expect("a pong");
-    held
+    match tokio::time::timeout(MARGIN, ping_pong.ping(h2::Ping::opaque())).await {
+        Ok(Ok(_)) => Some(held),
+        _ => {
+            held.abort();
+            None
+        }
+    }
+}
+
+/// Sends `request` on `stream` and reads one HTTP/1.1 answer whose body is `body`: its head and
+/// body as text. Panics if the connection closes first or it takes longer than `SLOW + MARGIN`.
+async fn exchange(stream: &mut TcpStream, request: &str, body: &str) -> String {
+    stream.write_all(request.as_bytes()).await.expect("writes");
+    let end = format!("\r\n\r\n{body}");
+    let mut answer = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !answer.ends_with(end.as_bytes()) {
+        let n = tokio::time::timeout(SLOW + MARGIN, stream.read(&mut buf))
+            .await
+            .expect("answered in time")
+            .expect("reads");
+        assert_ne!(
+            n,
+            0,
+            "closed before answering: {}",
+            String::from_utf8_lossy(&answer)
+        );
+        answer.extend_from_slice(&buf[..n]);
+    }
+    String::from_utf8_lossy(&answer).into_owned()
 }
 
 #[tokio::test]
@@ -310,4 +357,152 @@ async fn connections_over_the_per_client_cap_are_refused_while_other_clients_are
         again.is_ok(),
         "the client was not served once one of its connections closed"
     );
+}
+
+#[tokio::test]
+async fn a_full_server_closes_the_connection_idle_the_longest_for_a_new_client() {
+    // The idle timeout is far away: only making room can serve the new client in time.
+    let limits = Limits::new()
+        .max_connections(3)
+        .max_connections_per_client(3)
+        .idle(Duration::from_secs(60));
+    let server = start(limits).await;
+    let oldest = idle_http2(ATTACKER, server.addr).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let second = idle_http2(ATTACKER, server.addr).await;
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let third = idle_http2(ATTACKER, server.addr).await;
+
+    let answer = get_from(HONEST, server.addr, MARGIN).await;
+    let answer = answer.expect("a new client is served long before the idle timeout");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let closed = tokio::time::timeout(MARGIN, oldest)
+        .await
+        .expect("the connection idle the longest is closed")
+        .expect("its task ends");
+    assert!(closed.is_ok(), "closed with an error: {closed:?}");
+    assert!(
+        !second.is_finished() && !third.is_finished(),
+        "only the one idle the longest is closed"
+    );
+    second.abort();
+    third.abort();
+}
+
+#[tokio::test]
+async fn a_full_server_never_closes_a_connection_with_a_request_in_flight() {
+    let limits = Limits::new()
+        .max_connections(2)
+        .max_connections_per_client(2)
+        .idle(Duration::from_secs(60));
+    let server = start(limits).await;
+    // The busy connection is the older one: age alone would pick it.
+    let mut busy = connect_from(ATTACKER, server.addr).await.expect("connects");
+    let request = "GET /slow HTTP/1.1\r\nhost: localhost\r\n\r\n";
+    busy.write_all(request.as_bytes()).await.expect("writes");
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let idle = idle_http2(ATTACKER, server.addr).await;
+
+    let answer = get_from(HONEST, server.addr, MARGIN).await;
+    let answer = answer.expect("a new client is served");
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    let closed = tokio::time::timeout(MARGIN, idle)
+        .await
+        .expect("the idle connection is the one closed")
+        .expect("its task ends");
+    assert!(closed.is_ok(), "closed with an error: {closed:?}");
+    // The busy one finishes its request and stays open for the next.
+    let slow = exchange(&mut busy, "", "slow").await;
+    assert!(slow.starts_with("HTTP/1.1 200"), "{slow}");
+    assert!(!slow.contains("connection: close"), "{slow}");
+    let next = exchange(&mut busy, "GET / HTTP/1.1\r\nhost: localhost\r\n\r\n", "ok").await;
+    assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+}
+
+#[tokio::test]
+async fn a_client_that_closes_a_connection_gets_back_exactly_one_place() {
+    let limits = Limits::new()
+        .max_connections(16)
+        .max_connections_per_client(2)
+        .idle(Duration::from_secs(60));
+    let server = start(limits).await;
+    let first = idle_http2(ATTACKER, server.addr).await;
+    let second = idle_http2(ATTACKER, server.addr).await;
+    first.abort();
+    // Once the server has seen it close, the client may open one connection more, not two.
+    let mut third = None;
+    let deadline = tokio::time::Instant::now() + MARGIN;
+    while third.is_none() && tokio::time::Instant::now() < deadline {
+        third = try_idle_http2(ATTACKER, server.addr).await;
+        if third.is_none() {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    let third = third.expect("the closed connection's place is given back");
+    let fourth = get_from(ATTACKER, server.addr, MARGIN).await;
+    assert_eq!(
+        fourth.as_deref(),
+        Some(""),
+        "the client holds its two places again: a third connection is closed unanswered"
+    );
+    second.abort();
+    third.abort();
+}
+
+#[tokio::test]
+async fn a_request_longer_than_the_idle_timeout_keeps_its_connection_open() {
+    let idle = Duration::from_millis(300);
+    let limits = Limits::new()
+        .idle(idle)
+        .header_read(Duration::from_secs(30));
+    let server = start(limits).await;
+    let mut stream = connect_from(HONEST, server.addr).await.expect("connects");
+    // Five idle timeouts long, but a request in flight is not idleness.
+    let slow = exchange(
+        &mut stream,
+        "GET /slow HTTP/1.1\r\nhost: localhost\r\n\r\n",
+        "slow",
+    )
+    .await;
+    assert!(slow.starts_with("HTTP/1.1 200"), "{slow}");
+    assert!(!slow.contains("connection: close"), "{slow}");
+    // Idleness counts from the end of that request: the next one, sent at once, is served.
+    let next = exchange(
+        &mut stream,
+        "GET / HTTP/1.1\r\nhost: localhost\r\n\r\n",
+        "ok",
+    )
+    .await;
+    assert!(next.starts_with("HTTP/1.1 200"), "{next}");
+    assert!(!next.contains("connection: close"), "{next}");
+    let rest = read_until_closed(&mut stream, idle + MARGIN).await;
+    assert_eq!(rest.as_deref(), Some(&b""[..]), "then closed when idle");
+}
+
+#[tokio::test]
+async fn a_request_over_its_time_is_answered_408_with_its_length() {
+    let limits = Limits::new().request(Duration::from_millis(300));
+    let server = start(limits).await;
+    let mut stream = connect_from(HONEST, server.addr).await.expect("connects");
+    stream
+        .write_all(b"GET /slow HTTP/1.1\r\nhost: localhost\r\n\r\n")
+        .await
+        .expect("writes");
+    let answer = read_until_closed(&mut stream, SLOW + MARGIN)
+        .await
+        .expect("answered and closed");
+    let answer = String::from_utf8_lossy(&answer);
+    let (head, body) = answer.split_once("\r\n\r\n").expect("a head and a body");
+    assert!(head.starts_with("HTTP/1.1 408"), "{head}");
+    let head = head.to_ascii_lowercase();
+    assert!(head.contains("connection: close"), "{head}");
+    assert!(!head.contains("transfer-encoding"), "{head}");
+    let length: usize = head
+        .lines()
+        .find_map(|line| line.strip_prefix("content-length: "))
+        .expect("a Content-Length")
+        .parse()
+        .expect("a number");
+    assert_eq!(length, body.len(), "{body}");
+    assert!(body.contains("request-timeout"), "{body}");
 }

@@ -50,13 +50,34 @@ impl Default for FeedOptions {
 }
 
 impl FeedOptions {
-    /// How often to catch up without a notification.
+    /// How often to catch up without a notification; never more often than every 10 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_guard::store::feed::FeedOptions;
+    ///
+    /// let options = FeedOptions::default().poll(Duration::from_millis(200));
+    /// assert_eq!(options.poll, Duration::from_millis(200));
+    /// assert_eq!(options.reconnect, Duration::from_millis(500), "the other setting is kept");
+    /// assert_eq!(FeedOptions::default().poll(Duration::ZERO).poll, Duration::from_millis(10));
+    /// ```
     pub fn poll(mut self, every: Duration) -> Self {
         self.poll = every.max(Duration::from_millis(10));
         self
     }
 
-    /// How long to wait before connecting again.
+    /// How long to wait before connecting again; at least 10 ms.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use webhook_guard::store::feed::FeedOptions;
+    ///
+    /// let options = FeedOptions::default().reconnect(Duration::from_secs(2));
+    /// assert_eq!(options.reconnect, Duration::from_secs(2));
+    /// assert_eq!(options.poll, Duration::from_millis(500), "the other setting is kept");
+    /// let eager = FeedOptions::default().reconnect(Duration::from_millis(1));
+    /// assert_eq!(eager.reconnect, Duration::from_millis(10));
+    /// ```
     pub fn reconnect(mut self, after: Duration) -> Self {
         self.reconnect = after.max(Duration::from_millis(10));
         self
