@@ -506,3 +506,62 @@ fn a_retry_holding_the_writers_off_needs_no_second_connection() {
         "nobody waited for the pool's timeout"
     );
 }
+
+#[test]
+fn a_dropped_listener_stops_following_and_closes_its_connection() {
+    let db = TestDb::new();
+    let listeners = || {
+        db.admin(&format!(
+            "SELECT pid FROM pg_stat_activity
+             WHERE datname = '{}' AND application_name = '{LISTENER_APPLICATION_NAME}'",
+            db.name
+        ))
+        .len()
+    };
+    let a = instance(&db);
+    let b = instance(&db);
+    assert_eq!(listeners(), 2);
+    let who = a.admin.create_integrator().unwrap();
+    let created = a
+        .admin
+        .create_project(&caller(&a.admin, &who), None, "github")
+        .unwrap();
+    let project = created.project.id.clone();
+    within(BOUND, "B follows", || {
+        b.admin.projects().get(project.as_str()).is_some()
+    });
+
+    let Instance {
+        admin: b_admin,
+        listener,
+    } = b;
+    drop(listener);
+    within(BOUND, "the dropped listener's connection is gone", || {
+        listeners() == 1
+    });
+    // What A changes now stays unknown to B: nothing follows for it any more.
+    let old = created.signing_secret.to_string();
+    a.admin
+        .regenerate_project_secret(&caller(&a.admin, &who), &project, Duration::ZERO)
+        .unwrap();
+    std::thread::sleep(2 * FeedOptions::default().poll);
+    assert!(
+        accepts(&b_admin, &project, &old),
+        "B applied a change it no longer follows"
+    );
+    assert!(!accepts(&a.admin, &project, &old));
+}
+
+#[test]
+fn a_feed_source_shows_where_it_connects_and_never_the_password() {
+    let db = TestDb::new();
+    // Trust authentication ignores the password; the settings still carry it.
+    let url = format!("{} password=hunter2-not-shown", db.url());
+    let store =
+        PostgresStore::connect(&url, Sealer::plaintext(), PostgresOptions::default()).unwrap();
+    let shown = format!("{:?}", store.feed());
+    assert!(shown.starts_with("FeedSource"), "{shown}");
+    assert!(shown.contains(&db.name), "{shown}");
+    assert!(shown.contains("127.0.0.1"), "{shown}");
+    assert!(!shown.contains("hunter2"), "{shown}");
+}
