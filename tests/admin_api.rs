@@ -961,3 +961,28 @@ fn api_key_bounds_hold_for_library_callers_at_and_past_each_limit() {
     );
     assert!(limited.record.expires_at.is_some());
 }
+
+#[tokio::test]
+async fn a_body_of_exactly_the_largest_size_is_read_and_one_byte_more_is_refused() {
+    use webhook_guard::admin::MAX_ADMIN_BODY;
+    assert_eq!(MAX_ADMIN_BODY, 16 * 1024, "the documented 16 KiB");
+    let f = Fixture::new("body-limit");
+    let key = f.alice.api_key.key.to_string();
+    let (project, _) = f.project(&f.alice);
+    let path = format!("/v1/external-support/{project}/secret/regenerate");
+    let padded = |len: usize| {
+        let mut body = String::from(r#"{"oldSecretValidForSeconds": 0}"#);
+        body.push_str(&" ".repeat(len - body.len()));
+        body
+    };
+    let (status, _, body) = f
+        .send(post_json(&path, &key, Some(&padded(MAX_ADMIN_BODY))))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(body["signingSecret"].is_string(), "{body}");
+    let (status, _, body) = f
+        .send(post_json(&path, &key, Some(&padded(MAX_ADMIN_BODY + 1))))
+        .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    assert_eq!(body["type"], "tag:webhook-guard,2026:body-too-large");
+}

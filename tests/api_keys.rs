@@ -758,3 +758,41 @@ fn assert_challenges_name_the_api_key_first(headers: &HeaderMap) {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_layer_renamed_after_its_failure_limit_is_set_keeps_that_limit() {
+    let setup = Setup::new();
+    let app = Router::new()
+        .route("/v1/whoami", get(|| async { "ok" }))
+        .route_layer(
+            ApiKeyLayer::new(setup.credentials.clone())
+                .failed_attempts(1, 3)
+                .realm("elsewhere")
+                .scope("tools"),
+        );
+    let attempt = || {
+        let mut request = Request::get("/v1/whoami")
+            .header("x-api-key", "wgk_not-a-key")
+            .body(Body::empty())
+            .unwrap();
+        let from: std::net::SocketAddr = "192.0.2.7:40000".parse().unwrap();
+        request
+            .extensions_mut()
+            .insert(axum::extract::ConnectInfo(from));
+        request
+    };
+    for i in 0..3 {
+        let response = app.clone().oneshot(attempt()).await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "attempt {i}");
+        let challenge = response.headers()[header::WWW_AUTHENTICATE]
+            .to_str()
+            .unwrap();
+        assert!(challenge.contains(r#"realm="elsewhere""#), "{challenge}");
+    }
+    let response = app.oneshot(attempt()).await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::TOO_MANY_REQUESTS,
+        "a burst of 3, kept through realm() and scope()"
+    );
+}

@@ -43,7 +43,8 @@ const DEFAULT_AUDIT_PAGE: usize = 50;
 ///
 /// ```
 /// let at_once = webhook_guard::admin::max_concurrent_admin_requests();
-/// assert!(at_once >= 1);
+/// let cpus = std::thread::available_parallelism().map_or(1, usize::from);
+/// assert_eq!(at_once, (cpus / 2).max(1), "half the CPUs, at least one");
 /// ```
 pub fn max_concurrent_admin_requests() -> usize {
     std::thread::available_parallelism().map_or(1, |cpus| (cpus.get() / 2).max(1))

@@ -124,4 +124,26 @@ mod tests {
         assert!(buckets.take(&3, at(5000)).is_ok());
         assert!(buckets.take(&3, at(5000)).is_err());
     }
+
+    #[test]
+    fn a_full_table_never_grows_and_drops_exactly_the_refilled_buckets() {
+        let mut buckets = Buckets::new(2, 2, 2);
+        for key in [1, 2] {
+            assert!(buckets.take(&key, at(0)).is_ok());
+            assert!(buckets.take(&key, at(0)).is_ok());
+        }
+        // A quarter of a second on, each holds half a token of two: both still hold back, so
+        // a third key goes untracked, however often it comes.
+        for _ in 0..3 {
+            assert!(buckets.take(&3, at(250)).is_ok());
+            assert_eq!(buckets.buckets.len(), 2, "never more buckets than max_keys");
+        }
+        assert!(buckets.take(&1, at(250)).is_err());
+        // A second on, both have refilled exactly (2 tokens at 2 per second): dropped, and the
+        // third key gets a bucket of its own, which runs dry.
+        assert!(buckets.take(&3, at(1000)).is_ok());
+        assert_eq!(buckets.buckets.len(), 1);
+        assert!(buckets.take(&3, at(1000)).is_ok());
+        assert!(buckets.take(&3, at(1000)).is_err());
+    }
 }
