@@ -131,6 +131,18 @@ async fn integral_numbers_are_whole_numbers_and_fractions_are_refused() {
             .end_previous_secrets(&f.caller(&f.alice), &project)
             .unwrap();
     }
+    // Zero written as a float (either sign) is zero: the old secret ends at once.
+    for n in ["0.0", "-0.0", "0e0"] {
+        let body = format!(r#"{{"oldSecretValidForSeconds": {n}}}"#);
+        let (status, _, answer) = f
+            .send(post_json(
+                &regenerate_path(project.as_str()),
+                key,
+                Some(&body),
+            ))
+            .await;
+        assert_eq!(status, StatusCode::OK, "{n}: {answer}");
+    }
     let before = f.digest();
     for n in ["600.5", "-1", "-0.5", "1e400", "3601.0"] {
         let body = format!(r#"{{"oldSecretValidForSeconds": {n}}}"#);
