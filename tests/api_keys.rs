@@ -796,3 +796,41 @@ async fn a_layer_renamed_after_its_failure_limit_is_set_keeps_that_limit() {
         "a burst of 3, kept through realm() and scope()"
     );
 }
+
+/// A service that is never ready (a full concurrency limit, a pool with no connection).
+#[derive(Clone)]
+struct NeverReady;
+
+impl tower::Service<Request<Body>> for NeverReady {
+    type Response = Response;
+    type Error = Infallible;
+    type Future = std::future::Ready<Result<Response, Infallible>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Infallible>> {
+        std::task::Poll::Pending
+    }
+
+    fn call(&mut self, _: Request<Body>) -> Self::Future {
+        unreachable!("never ready, never called")
+    }
+}
+
+#[test]
+fn the_layer_is_ready_only_when_the_service_behind_it_is() {
+    use tower::Service as _;
+    let setup = Setup::new();
+    let mut service = ApiKeyLayer::new(setup.credentials.clone()).layer(NeverReady);
+    let mut cx = std::task::Context::from_waker(std::task::Waker::noop());
+    assert!(service.poll_ready(&mut cx).is_pending());
+    let mut ready =
+        ApiKeyLayer::new(setup.credentials.clone()).layer(service_fn(|_: Request<Body>| async {
+            Ok::<_, Infallible>(Response::new(Body::empty()))
+        }));
+    assert!(matches!(
+        ready.poll_ready(&mut cx),
+        std::task::Poll::Ready(Ok(()))
+    ));
+}
