@@ -138,7 +138,8 @@ mod tests {
             assert!(buckets.take(&3, at(250)).is_ok());
             assert_eq!(buckets.buckets.len(), 2, "never more buckets than max_keys");
         }
-        assert!(buckets.take(&1, at(250)).is_err());
+        // Half a token there, half a token to come: a quarter of a second at 2 per second.
+        assert_eq!(buckets.take(&1, at(250)), Err(Duration::from_millis(250)));
         // A second on, both have refilled exactly (2 tokens at 2 per second): dropped, and the
         // third key gets a bucket of its own, which runs dry.
         assert!(buckets.take(&3, at(1000)).is_ok());
