@@ -260,6 +260,27 @@ fn check_token(token: &str, prefix: &'static str, len: usize) -> Result<(), ApiK
 mod tests {
     use super::*;
 
+    #[test]
+    fn ids_draw_every_base62_character_equally_often() {
+        // 10 000 ids, 120 000 characters: each character expected 1 935.5 times (σ ≈ 43.6).
+        // A byte of 248 taken as `0` (248 % 62) would give `0` about 2 410.
+        let mut counts = [0u32; 128];
+        for _ in 0..10_000 {
+            for b in random_id().unwrap().as_str().bytes() {
+                counts[usize::from(b)] += 1;
+            }
+        }
+        let expected = 120_000.0 / 62.0;
+        for &c in BASE62 {
+            let drawn = f64::from(counts[usize::from(c)]);
+            assert!(
+                (drawn - expected).abs() < 8.0 * 43.6,
+                "{} drawn {drawn} times, expected about {expected:.0}",
+                char::from(c)
+            );
+        }
+    }
+
     /// Reads base62 digits back as a big-endian number of `len` bytes (the inverse of
     /// `encode_base62`, for the tests only).
     fn decode_base62(digits: &[u8], len: usize) -> Vec<u8> {
