@@ -289,3 +289,61 @@ async fn two_content_type_headers_are_refused() {
     assert_problem(status, &headers, &body, 400, "bad-request");
     assert_eq!(f.digest(), before);
 }
+
+/// A request body whose stream fails after its first bytes (a client gone mid-upload).
+struct Broken(bool);
+
+impl http_body::Body for Broken {
+    type Data = bytes::Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<bytes::Bytes>, std::io::Error>>> {
+        let sent = std::mem::replace(&mut self.0, true);
+        std::task::Poll::Ready(Some(match sent {
+            false => Ok(http_body::Frame::data(bytes::Bytes::from_static(
+                b"{\"name\"",
+            ))),
+            true => Err(std::io::Error::from(std::io::ErrorKind::ConnectionReset)),
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_body_that_cannot_be_read_or_is_not_an_object_is_a_400_about_the_body() {
+    let f = Fixture::new("whole-body");
+    let key = f.alice.api_key.key.as_str();
+    let projects = f.admin.store().load().unwrap().projects.len();
+    let broken = Request::post("/v1/projects")
+        .header("x-api-key", key)
+        .header("content-type", "application/json")
+        .body(Body::new(Broken(false)))
+        .unwrap();
+    let (status, headers, answer) = f.send(broken).await;
+    assert_problem(status, &headers, &answer, 400, "bad-request");
+    assert_eq!(answer["detail"], "the body could not be read", "{answer}");
+    assert_eq!(f.admin.store().load().unwrap().projects.len(), projects);
+    // An object without the member the endpoint needs: the body as a whole is wrong, no
+    // member to name.
+    let (project, _) = f.project(&f.alice);
+    let before = f.digest();
+    let upstream = format!("/v1/projects/{project}/upstream");
+    for body in ["{}", r#"{"resign": true}"#] {
+        let request = Request::put(upstream.as_str())
+            .header("x-api-key", key)
+            .header("content-type", "application/json")
+            .body(Body::from(body))
+            .unwrap();
+        let (status, headers, answer) = f.send(request).await;
+        assert_problem(status, &headers, &answer, 400, "bad-request");
+        assert!(answer.get("field").is_none(), "{body}: {answer}");
+        let detail = answer["detail"].as_str().unwrap();
+        assert!(
+            detail.starts_with("the body is not what this endpoint takes: "),
+            "{body}: {detail}"
+        );
+    }
+    assert_eq!(f.digest(), before);
+}
