@@ -5,37 +5,18 @@
 //! capturing subscriber must be the global one from the first event on.
 
 mod admin_support;
+mod log_support;
 
-use std::io::Write;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex};
 
 use admin_support::*;
 use axum::body::Body;
 use http::Request;
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use log_support::Captured;
 
 #[tokio::test]
 async fn no_secret_reaches_a_log_line() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = Captured::init(tracing::Level::TRACE);
 
     let f = Fixture::new("logs");
     let mut secrets: Vec<String> = vec![
@@ -110,7 +91,7 @@ async fn no_secret_reaches_a_log_line() {
     f.send(post_json(&regen, &key, None)).await;
     f.failing.store(false, Ordering::SeqCst);
 
-    let logs = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let logs = captured.text();
     assert!(
         logs.contains("admin request failed"),
         "the store failure was not logged:\n{logs}"

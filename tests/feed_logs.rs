@@ -6,38 +6,17 @@
 //! Alone in its test binary: tracing caches each callsite's interest per process, so the
 //! capturing subscriber must be the global one from the first event on.
 
+mod log_support;
 mod pg_support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use log_support::Captured;
 use pg_support::TestDb;
 use webhook_guard::admin::Admin;
 use webhook_guard::store::crypt::Sealer;
 use webhook_guard::store::feed::FeedOptions;
 use webhook_guard::store::{PostgresOptions, PostgresStore};
-
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Captured {
-    fn count(&self, needle: &str) -> usize {
-        String::from_utf8_lossy(&self.0.lock().unwrap())
-            .matches(needle)
-            .count()
-    }
-}
 
 fn until(what: &str, done: impl Fn() -> bool) {
     let started = Instant::now();
@@ -49,13 +28,7 @@ fn until(what: &str, done: impl Fn() -> bool) {
 
 #[test]
 fn each_outage_and_each_recovery_of_the_feed_is_logged_once() {
-    let captured = Captured::default();
-    let writer = captured.clone();
-    tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_ansi(false)
-        .with_writer(move || writer.clone())
-        .init();
+    let captured = Captured::init(tracing::Level::INFO);
 
     let db = TestDb::new();
     let store =
