@@ -57,23 +57,18 @@ impl PostgresStore {
                     project.as_str(),
                     &UpstreamRow::secret_records(upstream),
                 )?;
-                steps.push(
-                    Step::prepare(
-                        client,
-                        "WITH hit AS (
-                             UPDATE projects SET upstream_url = $1 WHERE id = $2 AND integrator = $3
-                             RETURNING 1)
-                         SELECT CASE WHEN EXISTS (SELECT 1 FROM hit) THEN 0
-                                ELSE webhook_guard_refuse('WG404', 'project') END",
-                        vec![
-                            Box::new(upstream.map(|u| u.url.as_str().to_owned())),
-                            Box::new(project.as_str().to_owned()),
-                            Box::new(integrator.as_str().to_owned()),
-                        ],
-                        Failure::Refused("project"),
-                    )
-                    .await?,
-                );
+                touching(
+                    client,
+                    &mut steps,
+                    "project",
+                    "UPDATE projects SET upstream_url = $1 WHERE id = $2 AND integrator = $3",
+                    vec![
+                        Box::new(upstream.map(|u| u.url.as_str().to_owned())),
+                        Box::new(project.as_str().to_owned()),
+                        Box::new(integrator.as_str().to_owned()),
+                    ],
+                )
+                .await?;
                 write_keys(client, &mut steps, UPSTREAM, project.as_str(), sealed).await?;
                 None
             }
@@ -187,21 +182,17 @@ impl PostgresStore {
                 integrator,
                 project,
             } => {
-                steps.push(
-                    Step::prepare(
-                        client,
-                        "WITH hit AS (
-                             DELETE FROM projects WHERE id = $1 AND integrator = $2 RETURNING 1)
-                         SELECT CASE WHEN EXISTS (SELECT 1 FROM hit) THEN 0
-                                ELSE webhook_guard_refuse('WG404', 'project') END",
-                        vec![
-                            Box::new(project.as_str().to_owned()),
-                            Box::new(integrator.as_str().to_owned()),
-                        ],
-                        Failure::Refused("project"),
-                    )
-                    .await?,
-                );
+                touching(
+                    client,
+                    &mut steps,
+                    "project",
+                    "DELETE FROM projects WHERE id = $1 AND integrator = $2",
+                    vec![
+                        Box::new(project.as_str().to_owned()),
+                        Box::new(integrator.as_str().to_owned()),
+                    ],
+                )
+                .await?;
                 steps.push(
                     Step::prepare(
                         client,
@@ -245,21 +236,17 @@ impl PostgresStore {
                 Some(1)
             }
             Change::DeleteApiKey { integrator, id } => {
-                steps.push(
-                    Step::prepare(
-                        client,
-                        "WITH hit AS (
-                             DELETE FROM api_keys WHERE id = $1 AND integrator = $2 RETURNING 1)
-                         SELECT CASE WHEN EXISTS (SELECT 1 FROM hit) THEN 0
-                                ELSE webhook_guard_refuse('WG404', 'API key') END",
-                        vec![
-                            Box::new(id.as_str().to_owned()),
-                            Box::new(integrator.as_str().to_owned()),
-                        ],
-                        Failure::Refused("API key"),
-                    )
-                    .await?,
-                );
+                touching(
+                    client,
+                    &mut steps,
+                    "API key",
+                    "DELETE FROM api_keys WHERE id = $1 AND integrator = $2",
+                    vec![
+                        Box::new(id.as_str().to_owned()),
+                        Box::new(integrator.as_str().to_owned()),
+                    ],
+                )
+                .await?;
                 None
             }
         };
@@ -401,6 +388,25 @@ impl Step {
             _ => None,
         })
     }
+}
+
+/// A step running `dml` (an `UPDATE` or `DELETE` of `what`'s row) that fails the transaction
+/// with `WG404` when it touches no row: the row is not there, or not the caller's.
+async fn touching<C: GenericClient>(
+    client: &C,
+    steps: &mut Vec<Step>,
+    what: &'static str,
+    dml: &str,
+    params: Vec<Param>,
+) -> Result<(), StoreError> {
+    // `what` is one of this file's constants, never a caller's text.
+    let sql = format!(
+        "WITH hit AS ({dml} RETURNING 1)
+         SELECT CASE WHEN EXISTS (SELECT 1 FROM hit) THEN 0
+                ELSE webhook_guard_refuse('WG404', '{what}') END"
+    );
+    steps.push(Step::prepare(client, &sql, params, Failure::Refused(what)).await?);
+    Ok(())
 }
 
 /// Replaces the keys of (`kind`, `owner`) with `keys`: a delete, then every key in one insert.
