@@ -1,14 +1,12 @@
 //! [`MemoryGuard`]: the replay guard in this process's memory.
 
-use std::collections::{hash_map, HashMap};
-use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{Claim, DeliveryKey, GuardError, GuardFuture, ReplayGuard, Token};
 
-/// Default for [`MemoryGuard::default`]: one million entries, about 50 MB.
+/// Default for [`MemoryGuard::default`]: one million entries, about 20 MB when full.
 pub const DEFAULT_MAX_ENTRIES: usize = 1_000_000;
 
 /// Most shards; fewer when the guard is small, so each holds at least [`MIN_PER_SHARD`], and
@@ -21,27 +19,44 @@ const SHARDS_PER_CPU: usize = 4;
 
 /// A full shard whose last scan for expired entries freed little (under a sixteenth of it) and
 /// that has taken in little since scans again at most this often (milliseconds), so a flood of
-/// new deliveries into a full guard costs one scan of a shard per second, not one per delivery. A scan that freed more
-/// pays for itself: the room it made takes that many deliveries to fill.
+/// new deliveries into a full guard costs one scan of a shard per second, not one per delivery.
+/// A scan that freed more pays for itself: the room it made takes that many deliveries to fill.
 const SWEEP_EVERY_MS: u64 = 1000;
 
-/// A shard that is not full is also swept when it has doubled since its last sweep (and holds
-/// at least this many entries) and an entry may have expired: expired entries then never
-/// outnumber live ones by much, so a guard whose deliveries come and go (a short retention, a
-/// steady rate) keeps a map the size of what is live, in cache, instead of filling to its
-/// bound with the dead. Each sweep is paid for by the insertions that doubled the shard.
-const GROWN_SWEEP_MIN: usize = 64;
+/// Slots per bucket: four of 16 bytes, one cache line, what one probe reads.
+const SLOTS: usize = 4;
+/// A shard's table starts with this many buckets (1 KiB), or its most if fewer.
+const MIN_BUCKETS: usize = 16;
+/// A table below its largest size is rebuilt when this share of its slots (sixteenths) is used,
+/// live or not: linear probing over four-slot buckets stays near one cache line per lookup.
+const FILL_16THS: usize = 13;
+/// A rebuilt table is sized so its live entries use this share of it (sixteenths): the room
+/// left pays for the rebuild.
+const REBUILT_16THS: usize = 10;
 
-/// Remembers deliveries in this process: a map split into shards, each behind its own lock,
-/// keyed by 128 bits of the [`DeliveryKey`], each entry expiring with its lease or retention.
+/// Bits of a slot's `meta` holding the reservation's token; the rest hold the expiry.
+const TOKEN_BITS: u32 = 24;
+const TOKEN_MASK: u64 = (1 << TOKEN_BITS) - 1;
+/// The latest expiry a slot can hold: 2^40 ms, 34 years after the guard started.
+const MAX_EXPIRY: u64 = (1 << (64 - TOKEN_BITS)) - 1;
+
+/// Remembers deliveries in this process: a table split into shards, each behind its own lock,
+/// each entry expiring with its lease or retention.
+///
+/// Each shard is an open-addressing table of 64-byte buckets of four 16-byte entries (64 bits of
+/// the [`DeliveryKey`], its expiry and the reservation's token), probed one bucket after the
+/// next: looking a delivery up reads one cache line, rarely two adjacent ones. Two different
+/// deliveries are confused only when these 64 bits agree: with a million live entries, a
+/// chance of 5·10⁻¹⁴ per delivery. A table grows with what it holds and is rebuilt without
+/// its expired entries when it fills; full, it takes 16 × 16 / 13 ≈ 20 bytes per entry.
 ///
 /// It holds at most `max` entries (each of its shards a share of them). When a shard is full
 /// and none of its entries has expired, a new delivery is refused ([`GuardError::Full`],
 /// answered 503 `over-capacity` by the layer) rather than forgetting a delivery still within
-/// its window, which would let its replay through. Expired entries are dropped when their key
-/// comes again, when a shard has doubled since its last scan, or when a full shard needs room
-/// (a scan of the shard, at most once a second unless the last one freed a sixteenth of it or
-/// more).
+/// its window, which would let its replay through. The room of an expired or released entry is
+/// taken by the next delivery that probes it; a shard's table is rebuilt without expired
+/// entries when it fills (a full shard at its largest size at most once a second, unless the
+/// last rebuild freed a sixteenth of it or more).
 ///
 /// Not shared between processes and forgotten on a restart: for several instances use
 /// `PostgresGuard` or `RedisGuard`.
@@ -65,6 +80,8 @@ const GROWN_SWEEP_MIN: usize = 64;
 pub struct MemoryGuard {
     shards: Box<[Padded]>,
     per_shard: usize,
+    /// A shard's largest table: room for `per_shard` entries with an empty slot left.
+    max_buckets: usize,
     epoch: Instant,
     tokens: AtomicU64,
 }
@@ -73,49 +90,74 @@ pub struct MemoryGuard {
 #[repr(align(64))]
 struct Padded(Mutex<Shard>);
 
-#[derive(Default)]
 struct Shard {
-    map: HashMap<u128, Entry, BuildHasherDefault<PrefixHasher>>,
+    buckets: Vec<Bucket>,
+    /// Slots not empty: live entries, and expired or released ones not dropped yet.
+    used: usize,
     /// No entry expires before this (milliseconds since the epoch); `u64::MAX` when empty.
     next_expiry: u64,
+    /// Entries released since the last rebuild (their room is free before they expire).
+    released: usize,
     last_sweep: Option<u64>,
-    /// Entries the last sweep dropped.
+    /// Entries the last rebuild dropped.
     freed: usize,
-    /// Entries the last sweep kept.
+    /// Entries the last rebuild kept.
     kept: usize,
 }
 
-/// 16 bytes: the expiry in milliseconds since the guard's epoch, and the reservation's token
-/// (0 once done).
-#[derive(Clone, Copy)]
-struct Entry {
-    expires: u64,
-    token: u64,
+#[derive(Clone, Copy, Default)]
+#[repr(align(64))]
+struct Bucket([Slot; SLOTS]);
+
+/// 16 bytes: the key's `tag` (0 for an empty slot) and its `meta`: the expiry in milliseconds
+/// since the guard's epoch (the high 40 bits) and the reservation's token (the low 24; 0 once
+/// done). A released entry keeps its tag with an expiry of 0, so probes still pass it.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    tag: u64,
+    meta: u64,
 }
 
-/// The keys are SHA-256 output: their low 64 bits are already a hash. (The shard is chosen by
-/// the high bits.)
-#[derive(Default)]
-struct PrefixHasher(u64);
-
-impl Hasher for PrefixHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+impl Slot {
+    fn new(tag: u64, expires: u64, token: u64) -> Self {
+        Self {
+            tag,
+            meta: (expires.min(MAX_EXPIRY) << TOKEN_BITS) | token,
         }
     }
 
-    fn write_u128(&mut self, i: u128) {
-        self.0 = i as u64;
+    fn expires(self) -> u64 {
+        self.meta >> TOKEN_BITS
+    }
+
+    fn token(self) -> u64 {
+        self.meta & TOKEN_MASK
+    }
+
+    fn live(self, now: u64) -> bool {
+        self.tag != 0 && self.expires() > now
     }
 }
 
+/// Where a key is, or where it would go.
+enum Probe {
+    /// Its slot (live or not): bucket, slot.
+    Held(usize, usize),
+    /// Not held: the first expired or released slot on its way, else the empty one ending it.
+    Free {
+        reuse: Option<(usize, usize)>,
+        empty: (usize, usize),
+    },
+}
+
+/// The key's 64 bits the guard keeps: its bytes 8 to 16, which also choose the shard (their low
+/// bits) and the bucket (their high bits). Never 0, which marks an empty slot.
+fn tag(key: &DeliveryKey) -> u64 {
+    ((key.prefix() >> 64) as u64).max(1)
+}
+
 impl MemoryGuard {
-    /// A guard holding at most `max` entries (at least 1), about 50 bytes each.
+    /// A guard holding at most `max` entries (at least 1), about 20 bytes each when full.
     pub fn new(max: usize) -> Self {
         let max = max.max(1);
         let cpus = std::thread::available_parallelism().map_or(1, usize::from);
@@ -123,18 +165,29 @@ impl MemoryGuard {
         let shards = (max / MIN_PER_SHARD).clamp(1, most);
         // A power of two, so the shard is a mask of the key.
         let shards = 1 << shards.ilog2();
+        let per_shard = max / shards;
+        // Room for `per_shard` entries at most 13/16 of the slots, and one empty slot besides,
+        // so every probe ends.
+        let slots = (per_shard * 16).div_ceil(FILL_16THS).max(per_shard + 1);
+        let max_buckets = slots.div_ceil(SLOTS);
         Self {
             shards: (0..shards)
                 .map(|_| {
                     Padded(Mutex::new(Shard {
+                        buckets: vec![Bucket::default(); MIN_BUCKETS.min(max_buckets)],
+                        used: 0,
                         next_expiry: u64::MAX,
-                        ..Shard::default()
+                        released: 0,
+                        last_sweep: None,
+                        freed: 0,
+                        kept: 0,
                     }))
                 })
                 .collect(),
-            per_shard: max / shards,
+            per_shard,
+            max_buckets,
             epoch: Instant::now(),
-            tokens: AtomicU64::new(1),
+            tokens: AtomicU64::new(0),
         }
     }
 
@@ -145,7 +198,7 @@ impl MemoryGuard {
 
     /// Entries held now, expired ones not dropped yet included.
     pub fn len(&self) -> usize {
-        self.shards.iter().map(|s| lock(s).map.len()).sum()
+        self.shards.iter().map(|s| lock(s).used).sum()
     }
 
     /// True when it holds no entry.
@@ -160,54 +213,36 @@ impl MemoryGuard {
     /// [`GuardError::Full`].
     pub fn try_reserve(&self, key: &DeliveryKey, lease: Duration) -> Result<Claim, GuardError> {
         let now = self.now();
-        let k = key.prefix();
-        let mut shard = self.shard(k);
+        let tag = tag(key);
+        let mut shard = self.shard(tag);
         let expires = now.saturating_add(millis(lease));
-        let len = shard.map.len();
-        let full = len >= self.per_shard;
-        let grown = len >= (2 * shard.kept).max(GROWN_SWEEP_MIN) && now >= shard.next_expiry;
-        if !full && !grown {
-            // The usual case, one probe of the map: no room to make first.
-            let token = match shard.map.entry(k) {
-                hash_map::Entry::Occupied(mut held) => {
-                    let entry = held.get_mut();
-                    if entry.expires > now {
-                        return Ok(claimed(entry, now));
-                    }
-                    let token = self.tokens.fetch_add(1, Ordering::Relaxed);
-                    *entry = Entry { expires, token };
-                    token
+        let at = match shard.probe(tag, now) {
+            Probe::Held(b, s) => {
+                let slot = shard.buckets[b].0[s];
+                if slot.live(now) {
+                    return Ok(claimed(slot, now));
                 }
-                hash_map::Entry::Vacant(free) => {
-                    let token = self.tokens.fetch_add(1, Ordering::Relaxed);
-                    free.insert(Entry { expires, token });
-                    token
+                (b, s)
+            }
+            Probe::Free {
+                reuse: Some(at), ..
+            } => at,
+            Probe::Free { empty, .. } => {
+                if shard.used < shard.limit(self.per_shard, self.max_buckets) {
+                    shard.used += 1;
+                    empty
+                } else if let Some(at) = shard.make_room(tag, now, self.per_shard, self.max_buckets)
+                {
+                    at
+                } else {
+                    return Err(GuardError::Full {
+                        max: self.max_entries(),
+                    });
                 }
-            };
-            shard.note(expires);
-            return Ok(Claim::Reserved(Token::from_u128(token.into())));
-        }
-        if let Some(entry) = shard.map.get_mut(&k) {
-            if entry.expires > now {
-                return Ok(claimed(entry, now));
             }
-            let token = self.tokens.fetch_add(1, Ordering::Relaxed);
-            *entry = Entry { expires, token };
-            shard.note(expires);
-            return Ok(Claim::Reserved(Token::from_u128(token.into())));
-        }
-        if full {
-            if !shard.sweep(now, self.per_shard) {
-                return Err(GuardError::Full {
-                    max: self.max_entries(),
-                });
-            }
-        } else {
-            shard.collect(now);
-        }
-        let token = self.tokens.fetch_add(1, Ordering::Relaxed);
-        shard.map.insert(k, Entry { expires, token });
-        shard.note(expires);
+        };
+        let token = self.token();
+        shard.put(at, Slot::new(tag, expires, token));
         Ok(Claim::Reserved(Token::from_u128(token.into())))
     }
 
@@ -216,36 +251,51 @@ impl MemoryGuard {
     pub fn try_complete(&self, key: &DeliveryKey, token: Token, retention: Duration) {
         let _ = token;
         let now = self.now();
-        let k = key.prefix();
-        let mut shard = self.shard(k);
-        let expires = now.saturating_add(millis(retention));
-        let done = Entry { expires, token: 0 };
-        if let Some(entry) = shard.map.get_mut(&k) {
-            *entry = done;
-        } else if shard.map.len() < self.per_shard {
-            shard.map.insert(k, done);
-        } else {
-            return;
-        }
-        shard.note(expires);
+        let tag = tag(key);
+        let mut shard = self.shard(tag);
+        let done = Slot::new(tag, now.saturating_add(millis(retention)), 0);
+        let at = match shard.probe(tag, now) {
+            Probe::Held(b, s) => (b, s),
+            Probe::Free {
+                reuse: Some(at), ..
+            } => at,
+            Probe::Free { empty, .. } => {
+                if shard.used < shard.limit(self.per_shard, self.max_buckets) {
+                    shard.used += 1;
+                    empty
+                } else if let Some(at) = shard.make_room(tag, now, self.per_shard, self.max_buckets)
+                {
+                    at
+                } else {
+                    return;
+                }
+            }
+        };
+        shard.put(at, done);
     }
 
     /// [`ReplayGuard::release`], done at once: the entry goes if `token` still holds it.
     pub fn try_release(&self, key: &DeliveryKey, token: Token) {
-        let k = key.prefix();
-        let mut shard = self.shard(k);
-        if shard
-            .map
-            .get(&k)
-            .is_some_and(|e| e.token != 0 && u128::from(e.token) == token.as_u128())
-        {
-            shard.map.remove(&k);
+        let tag = tag(key);
+        let mut shard = self.shard(tag);
+        if let Probe::Held(b, s) = shard.probe(tag, 0) {
+            let slot = shard.buckets[b].0[s];
+            if slot.token() != 0 && u128::from(slot.token()) == token.as_u128() {
+                // Its tag stays, so the probes passing it still go on.
+                shard.buckets[b].0[s].meta = 0;
+                shard.released += 1;
+            }
         }
     }
 
-    fn shard(&self, k: u128) -> MutexGuard<'_, Shard> {
-        let index = (k >> 64) as usize & (self.shards.len() - 1);
-        lock(&self.shards[index])
+    fn shard(&self, tag: u64) -> MutexGuard<'_, Shard> {
+        lock(&self.shards[tag as usize & (self.shards.len() - 1)])
+    }
+
+    /// A new reservation's token, 1 to 2^24 - 1: two reservations of one key confuse their
+    /// tokens only if 16 million others were made between them.
+    fn token(&self) -> u64 {
+        self.tokens.fetch_add(1, Ordering::Relaxed) % TOKEN_MASK + 1
     }
 
     fn now(&self) -> u64 {
@@ -254,11 +304,11 @@ impl MemoryGuard {
 }
 
 /// What a key held and live answers: done, or in progress until its lease ends.
-fn claimed(entry: &Entry, now: u64) -> Claim {
-    match entry.token {
+fn claimed(slot: Slot, now: u64) -> Claim {
+    match slot.token() {
         0 => Claim::Done,
         _ => Claim::InProgress {
-            retry_after: Duration::from_millis(entry.expires - now),
+            retry_after: Duration::from_millis(slot.expires() - now),
         },
     }
 }
@@ -273,44 +323,121 @@ fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The first bucket of `tag` in a table of `buckets`: its high bits, scaled.
+fn home(tag: u64, buckets: usize) -> usize {
+    ((u128::from(tag) * buckets as u128) >> 64) as usize
+}
+
 impl Shard {
-    fn note(&mut self, expires: u64) {
-        self.next_expiry = self.next_expiry.min(expires);
-    }
-
-    /// Drops expired entries if any may have expired and the last sweep is a second old; true
-    /// when there is room afterwards.
-    fn sweep(&mut self, now: u64, per_shard: usize) -> bool {
-        let recent = self
-            .last_sweep
-            .is_some_and(|at| now < at.saturating_add(SWEEP_EVERY_MS));
-        // A recent sweep that freed little is not repeated, unless the shard has taken in a
-        // sixteenth of itself since (entries that may have expired by now).
-        let grown = self.map.len().saturating_sub(self.kept);
-        if now < self.next_expiry
-            || (recent && self.freed < per_shard / 16 && grown < per_shard / 16)
-        {
-            return false;
-        }
-        self.collect(now);
-        self.map.len() < per_shard
-    }
-
-    /// Drops every expired entry.
-    fn collect(&mut self, now: u64) {
-        let before = self.map.len();
-        let mut next = u64::MAX;
-        self.map.retain(|_, e| {
-            let live = e.expires > now;
-            if live {
-                next = next.min(e.expires);
+    /// Finds `tag`, from its home bucket to the first bucket with an empty slot (slots are never
+    /// emptied but by a rebuild, so a key is never past one). `now` tells which slots are free
+    /// to take.
+    fn probe(&self, tag: u64, now: u64) -> Probe {
+        let n = self.buckets.len();
+        let mut b = home(tag, n);
+        let mut reuse = None;
+        loop {
+            for (s, slot) in self.buckets[b].0.iter().enumerate() {
+                if slot.tag == tag {
+                    return Probe::Held(b, s);
+                }
+                if slot.tag == 0 {
+                    return Probe::Free {
+                        reuse,
+                        empty: (b, s),
+                    };
+                }
+                if reuse.is_none() && !slot.live(now) {
+                    reuse = Some((b, s));
+                }
             }
-            live
-        });
+            b = if b + 1 == n { 0 } else { b + 1 };
+        }
+    }
+
+    fn put(&mut self, (b, s): (usize, usize), slot: Slot) {
+        self.buckets[b].0[s] = slot;
+        self.next_expiry = self.next_expiry.min(slot.expires());
+    }
+
+    /// Slots it may use: `per_shard` at its largest size, 13/16 of them below it.
+    fn limit(&self, per_shard: usize, max_buckets: usize) -> usize {
+        if self.buckets.len() >= max_buckets {
+            per_shard
+        } else {
+            (self.buckets.len() * SLOTS * FILL_16THS / 16).min(per_shard)
+        }
+    }
+
+    /// Room for one more entry, `tag`'s: the table rebuilt without its expired and released
+    /// entries (and grown if its live ones need it). Below its largest size always; at it, only
+    /// if entries may have expired or been released and the last rebuild is a second old (or
+    /// freed a sixteenth or more, or the shard has taken in a sixteenth since). The slot to
+    /// take, counted as used; `None` when there is no room.
+    fn make_room(
+        &mut self,
+        tag: u64,
+        now: u64,
+        per_shard: usize,
+        max_buckets: usize,
+    ) -> Option<(usize, usize)> {
+        if self.buckets.len() >= max_buckets {
+            let recent = self
+                .last_sweep
+                .is_some_and(|at| now < at.saturating_add(SWEEP_EVERY_MS));
+            let grown = self.used.saturating_sub(self.kept);
+            let nothing_dead = now < self.next_expiry && self.released == 0;
+            if nothing_dead || (recent && self.freed < per_shard / 16 && grown < per_shard / 16) {
+                return None;
+            }
+        }
+        self.rebuild(now, max_buckets);
+        if self.used >= self.limit(per_shard, max_buckets) {
+            return None;
+        }
+        match self.probe(tag, now) {
+            Probe::Free { empty, .. } => {
+                self.used += 1;
+                Some(empty)
+            }
+            // A rebuilt table holds only live entries, and this key was not among them.
+            Probe::Held(..) => None,
+        }
+    }
+
+    /// Moves the live entries into a table sized for them (10/16 of its slots, at most the
+    /// largest), dropping the others.
+    fn rebuild(&mut self, now: u64, max_buckets: usize) {
+        let live: Vec<Slot> = self
+            .buckets
+            .iter()
+            .flat_map(|b| b.0)
+            .filter(|slot| slot.live(now))
+            .collect();
+        let want = (live.len() * 16).div_ceil(REBUILT_16THS * SLOTS);
+        let n = want
+            .clamp(MIN_BUCKETS, MIN_BUCKETS.max(max_buckets))
+            .min(max_buckets);
+        // A new table of exactly `n` (a resized one would keep its doubled capacity).
+        self.buckets = vec![Bucket::default(); n];
+        let mut next = u64::MAX;
+        for slot in &live {
+            let mut b = home(slot.tag, n);
+            loop {
+                if let Some(free) = self.buckets[b].0.iter_mut().find(|s| s.tag == 0) {
+                    *free = *slot;
+                    break;
+                }
+                b = if b + 1 == n { 0 } else { b + 1 };
+            }
+            next = next.min(slot.expires());
+        }
+        self.freed = self.used - live.len();
+        self.used = live.len();
+        self.kept = live.len();
         self.next_expiry = next;
+        self.released = 0;
         self.last_sweep = Some(now);
-        self.freed = before - self.map.len();
-        self.kept = self.map.len();
     }
 }
 
@@ -385,7 +512,7 @@ mod tests {
             }
         }
         assert!(
-            guard.len() <= shards * 2 * GROWN_SWEEP_MIN + 10_000,
+            guard.len() <= shards * MIN_BUCKETS * SLOTS,
             "{} entries held for none live",
             guard.len()
         );
@@ -404,6 +531,80 @@ mod tests {
                 Ok(Claim::InProgress { .. })
             ));
         }
+    }
+
+    /// A key whose 64 kept bits start alike: every one has the same home bucket.
+    fn crowded(n: u64) -> DeliveryKey {
+        let mut bytes = [0u8; 32];
+        bytes[8..16].copy_from_slice(&((0xabcd_u64 << 48) | n).to_le_bytes());
+        DeliveryKey::from_bytes(bytes)
+    }
+
+    /// Keys sharing a home bucket spill into the next ones; releasing the first leaves the
+    /// later ones found, and a new key takes a released slot rather than a new one.
+    #[test]
+    fn probes_pass_released_entries_and_reuse_them() {
+        let guard = MemoryGuard::new(1000);
+        assert_eq!(guard.shards.len(), 1);
+        let tokens: Vec<Token> = (1..=10)
+            .map(|n| match guard.try_reserve(&crowded(n), LEASE) {
+                Ok(Claim::Reserved(token)) => token,
+                other => panic!("{n}: {other:?}"),
+            })
+            .collect();
+        for (n, token) in (1..=5).zip(&tokens) {
+            guard.try_release(&crowded(n), *token);
+        }
+        for n in 6..=10 {
+            assert!(
+                matches!(
+                    guard.try_reserve(&crowded(n), LEASE),
+                    Ok(Claim::InProgress { .. })
+                ),
+                "{n} is still held past the released ones"
+            );
+        }
+        assert_eq!(guard.len(), 10);
+        for n in 11..=15 {
+            assert!(matches!(
+                guard.try_reserve(&crowded(n), LEASE),
+                Ok(Claim::Reserved(_))
+            ));
+        }
+        assert_eq!(guard.len(), 10, "five released slots taken again");
+        for n in (6..=15).chain(1..=1) {
+            let held = guard.try_reserve(&crowded(n), LEASE);
+            if n == 1 {
+                assert!(matches!(held, Ok(Claim::Reserved(_))), "1 was released");
+            } else {
+                assert!(matches!(held, Ok(Claim::InProgress { .. })), "{n}");
+            }
+        }
+    }
+
+    /// Entries survive the rebuilds that grow a table, and an endless retention stays done.
+    #[test]
+    fn entries_survive_growth_and_the_longest_retention() {
+        let guard = MemoryGuard::new(100_000);
+        for n in 0..60_000 {
+            let Ok(Claim::Reserved(token)) = guard.try_reserve(&key(n), LEASE) else {
+                panic!("{n} is free")
+            };
+            if n % 2 == 0 {
+                guard.try_complete(&key(n), token, Duration::MAX);
+            }
+        }
+        for n in 0..60_000 {
+            let claim = guard.try_reserve(&key(n), LEASE);
+            if n % 2 == 0 {
+                assert_eq!(claim, Ok(Claim::Done), "{n}");
+            } else {
+                assert!(matches!(claim, Ok(Claim::InProgress { .. })), "{n}");
+            }
+        }
+        assert_eq!(guard.len(), 60_000);
+        let largest = guard.shards.iter().map(|s| lock(s).buckets.len()).max();
+        assert!(largest <= Some(guard.max_buckets));
     }
 
     #[test]
