@@ -243,34 +243,47 @@ impl MemoryGuard {
         };
         let token = self.token();
         shard.put(at, Slot::new(tag, expires, token));
-        Ok(Claim::Reserved(Token::from_u128(token.into())))
+        Ok(Claim::Reserved(Token::from_u128(
+            (u128::from(now) << 64) | u128::from(token),
+        )))
     }
 
-    /// [`ReplayGuard::complete`], done at once. A key whose entry is gone (its lease ended and
-    /// a full shard dropped it) is remembered again if there is room.
+    /// [`ReplayGuard::complete`], done at once: the entry is kept for `retention` from its
+    /// reservation (read from `token`, so no clock is read when the reservation still holds the
+    /// key). A key whose entry is gone (its lease ended and a full shard dropped it) is
+    /// remembered again, for `retention` from now, if there is room.
     pub fn try_complete(&self, key: &DeliveryKey, token: Token, retention: Duration) {
-        let _ = token;
-        let now = self.now();
         let tag = tag(key);
+        let (reserved_at, value) = split(token);
         let mut shard = self.shard(tag);
-        let done = Slot::new(tag, now.saturating_add(millis(retention)), 0);
-        let at = match shard.probe(tag, now) {
-            Probe::Held(b, s) => (b, s),
-            Probe::Free {
-                reuse: Some(at), ..
-            } => at,
-            Probe::Free { empty, .. } => {
-                if shard.used < shard.limit(self.per_shard, self.max_buckets) {
-                    shard.used += 1;
-                    empty
-                } else if let Some(at) = shard.make_room(tag, now, self.per_shard, self.max_buckets)
-                {
-                    at
-                } else {
-                    return;
-                }
+        let at = match shard.probe(tag, reserved_at) {
+            Probe::Held(b, s) if value != 0 && shard.buckets[b].0[s].token() == value => {
+                let done = Slot::new(tag, reserved_at.saturating_add(millis(retention)), 0);
+                shard.put((b, s), done);
+                return;
             }
+            Probe::Held(b, s) => (b, s),
+            // Its reservation is gone: free slots are judged by the clock.
+            Probe::Free { .. } => match shard.probe(tag, self.now()) {
+                Probe::Held(b, s) => (b, s),
+                Probe::Free {
+                    reuse: Some(at), ..
+                } => at,
+                Probe::Free { empty, .. } => {
+                    if shard.used < shard.limit(self.per_shard, self.max_buckets) {
+                        shard.used += 1;
+                        empty
+                    } else if let Some(at) =
+                        shard.make_room(tag, self.now(), self.per_shard, self.max_buckets)
+                    {
+                        at
+                    } else {
+                        return;
+                    }
+                }
+            },
         };
+        let done = Slot::new(tag, self.now().saturating_add(millis(retention)), 0);
         shard.put(at, done);
     }
 
@@ -280,7 +293,7 @@ impl MemoryGuard {
         let mut shard = self.shard(tag);
         if let Probe::Held(b, s) = shard.probe(tag, 0) {
             let slot = shard.buckets[b].0[s];
-            if slot.token() != 0 && u128::from(slot.token()) == token.as_u128() {
+            if slot.token() != 0 && slot.token() == split(token).1 {
                 // Its tag stays, so the probes passing it still go on.
                 shard.buckets[b].0[s].meta = 0;
                 shard.released += 1;
@@ -301,6 +314,13 @@ impl MemoryGuard {
     fn now(&self) -> u64 {
         u64::try_from(self.epoch.elapsed().as_millis()).unwrap_or(u64::MAX)
     }
+}
+
+/// A token's parts: when its reservation was made (milliseconds since the epoch, the high 64
+/// bits) and its value (the low 64).
+fn split(token: Token) -> (u64, u64) {
+    let token = token.as_u128();
+    ((token >> 64) as u64, token as u64)
 }
 
 /// What a key held and live answers: done, or in progress until its lease ends.
@@ -605,6 +625,24 @@ mod tests {
         assert_eq!(guard.len(), 60_000);
         let largest = guard.shards.iter().map(|s| lock(s).buckets.len()).max();
         assert!(largest <= Some(guard.max_buckets));
+    }
+
+    /// The retention runs from the reservation its token names; a token that names none of the
+    /// key's reservations is kept from now.
+    #[test]
+    fn retention_runs_from_the_reservation() {
+        let guard = MemoryGuard::new(10);
+        let Ok(Claim::Reserved(token)) = guard.try_reserve(&key(1), LEASE) else {
+            panic!()
+        };
+        std::thread::sleep(Duration::from_millis(30));
+        guard.try_complete(&key(1), token, Duration::from_millis(20));
+        assert!(
+            matches!(guard.try_reserve(&key(1), LEASE), Ok(Claim::Reserved(_))),
+            "reserved 30 ms ago, kept 20 ms"
+        );
+        guard.try_complete(&key(1), Token::from_u128(7), Duration::from_millis(20));
+        assert_eq!(guard.try_reserve(&key(1), LEASE), Ok(Claim::Done));
     }
 
     #[test]

@@ -481,7 +481,9 @@ pub trait ReplayGuard: fmt::Debug + Send + Sync + 'static {
     /// Reserves `key` for `lease` unless it is reserved or done: one atomic check-and-set.
     fn reserve(&self, key: &DeliveryKey, lease: Duration) -> GuardFuture<Claim>;
 
-    /// Marks `key` done, kept for `retention`: the delivery was handled.
+    /// Marks `key` done, kept for `retention`: the delivery was handled. A guard may count the
+    /// retention from the reservation rather than from now ([`MemoryGuard`] does): the default
+    /// retention covers the tolerance window both ways from the moment the delivery verified.
     fn complete(&self, key: &DeliveryKey, token: Token, retention: Duration) -> GuardFuture<()>;
 
     /// Gives up the reservation `token` holds on `key`, so a retry is handled; a reservation
