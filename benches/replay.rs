@@ -120,6 +120,29 @@ fn memory(c: &mut Criterion) {
             black_box(guard.try_reserve(&key(m), LEASE).unwrap())
         })
     });
+    // The floor under the row above: one random line of a table the guard's size, each read
+    // waiting for the one before (as each delivery's lookup waits for its own), no guard.
+    let lines = held / 64;
+    let mut next = vec![0u64; lines * 8];
+    let mut order: Vec<u64> = (0..lines as u64).collect();
+    for i in (1..order.len()).rev() {
+        let j = (key(i as u64).as_bytes()[0] as usize
+            | (key(i as u64).as_bytes()[1] as usize) << 8
+            | (key(i as u64).as_bytes()[2] as usize) << 16)
+            % (i + 1);
+        order.swap(i, j);
+    }
+    for w in 0..lines {
+        next[order[w] as usize * 8] = order[(w + 1) % lines];
+    }
+    let mut line = 0u64;
+    group.bench_function("memory-floor/one-random-line-of-the-1M-live-table", |b| {
+        b.iter(|| {
+            line = next[line as usize * 8];
+            black_box(line)
+        })
+    });
+    drop(next);
     // What the layer bench below does to its guard: new deliveries reserved and done with a
     // retention of 0, on a guard of a million entries that holds none live.
     let fresh = MemoryGuard::new(LIVE as usize);
