@@ -16,6 +16,7 @@
 //! closed loop, `GATEWAY_BENCH_SECS` seconds, default 5, after 1 s of warm-up: deliveries/s,
 //! p50, p99) and a latency phase (one connection, 3 s: p50, p99). `GATEWAY_BENCH_ROUNDS`
 //! (default 2) rounds run the four targets in turn, so drift on a shared machine shows.
+//! `GATEWAY_BENCH_WORKERS` sets `serve --workers` (default: one per CPU).
 //!
 //! ```sh
 //! cargo bench --features cli --bench gateway
@@ -261,6 +262,9 @@ fn main() {
         .args(["--upstream-allow", "127.0.0.1", "--data-dir"])
         .arg(&data)
         .env_remove("WEBHOOK_GUARD_MASTER_KEYS");
+    if let Ok(workers) = std::env::var("GATEWAY_BENCH_WORKERS") {
+        serve.args(["--workers", &workers]);
+    }
     let (serve, printed) = start(serve, |l| l.starts_with("webhook-guard serving on"));
     let serve_pid = serve.0.id();
     let var = |name: &str| {

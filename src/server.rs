@@ -138,6 +138,13 @@ pub struct Limits {
     /// [`WebhookLayer::max_buffered_bytes`](crate::middleware::WebhookLayer::max_buffered_bytes);
     /// not enforced by [`serve`]. Default 16 MiB.
     pub max_buffered: usize,
+    /// Threads serving connections, each running its own single-threaded Tokio runtime:
+    /// connections are handed to them in turn as they are accepted, and each is then served
+    /// wholly on its thread (its requests, the router, a forward upstream), with no hand-off
+    /// between threads. They stop when [`serve`] returns, closing the connections still open.
+    /// 0 (the default): connections are spawned on the runtime `serve` runs on.
+    /// `webhook-guard serve` uses one per CPU (`--workers`).
+    pub workers: usize,
 }
 
 impl Limits {
@@ -154,6 +161,7 @@ impl Limits {
             http2_streams: 32,
             max_body: 64 * 1024,
             max_buffered: 16 * 1024 * 1024,
+            workers: 0,
         }
     }
 
@@ -211,6 +219,58 @@ impl Limits {
     pub const fn max_buffered(mut self, bytes: usize) -> Self {
         self.max_buffered = bytes;
         self
+    }
+
+    /// Sets [`workers`](Limits::workers).
+    #[must_use]
+    pub const fn workers(mut self, threads: usize) -> Self {
+        self.workers = threads;
+        self
+    }
+}
+
+/// The threads of [`Limits::workers`], each running a single-threaded runtime until dropped.
+struct Workers {
+    handles: Vec<tokio::runtime::Handle>,
+    next: usize,
+    /// Dropped with `Workers`: each thread's runtime then stops.
+    _stop: Vec<tokio::sync::oneshot::Sender<()>>,
+}
+
+impl Workers {
+    fn start(threads: usize) -> std::io::Result<Self> {
+        let mut handles = Vec::with_capacity(threads);
+        let mut stop = Vec::with_capacity(threads);
+        for n in 0..threads {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let (stopping, stopped) = tokio::sync::oneshot::channel::<()>();
+            handles.push(runtime.handle().clone());
+            stop.push(stopping);
+            std::thread::Builder::new()
+                .name(format!("webhook-guard-worker-{n}"))
+                .spawn(move || {
+                    runtime.block_on(async {
+                        let _ = stopped.await;
+                    });
+                })?;
+        }
+        Ok(Self {
+            handles,
+            next: 0,
+            _stop: stop,
+        })
+    }
+
+    /// Runs `task` on the next worker in turn, or on the current runtime when there is none.
+    fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
+        if self.handles.is_empty() {
+            tokio::spawn(task);
+        } else {
+            self.handles[self.next].spawn(task);
+            self.next = (self.next + 1) % self.handles.len();
+        }
     }
 }
 
@@ -282,6 +342,7 @@ pub async fn serve(
         .max_concurrent_streams(limits.http2_streams)
         .keep_alive_interval(limits.header_read);
     let builder = Arc::new(builder);
+    let mut workers = Workers::start(limits.workers)?;
     let (stopping, _) = watch::channel(false);
     let mut shutdown = std::pin::pin!(shutdown);
     'serving: loop {
@@ -332,7 +393,7 @@ pub async fn serve(
         ));
         let builder = Arc::clone(&builder);
         let mut stop = stopping.subscribe();
-        tokio::spawn(async move {
+        workers.spawn(async move {
             let stopped = async move {
                 // Also when `serve` is gone without sending: then it stops too.
                 let _ = stop.wait_for(|stopping| *stopping).await;
@@ -381,6 +442,7 @@ pub async fn serve(
     }
     stopping.send_replace(true);
     let _ = tokio::time::timeout(limits.request, stopping.closed()).await;
+    drop(workers);
     Ok(())
 }
 

@@ -1,8 +1,9 @@
 //! [`Gateway`]: forwards a verified delivery to its project's [`Upstream`] and passes the
 //! upstream's answer back.
 
+use std::cell::RefCell;
 use std::fmt;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -135,14 +136,26 @@ impl Delivered {
 /// (`upstream-refused`) when the destination is not allowed; when it does not answer within the
 /// timeout, `504` (`upstream-timeout`); all `application/problem+json`.
 ///
-/// Cloning is cheap; clones share the pool.
+/// Cloning is cheap; clones share the pool. On a single-threaded runtime (the server's
+/// [`workers`](crate::server::Limits::workers)) each thread keeps a pool of its own, so a
+/// forward is sent and answered on the thread that received the delivery.
 #[derive(Clone)]
 pub struct Gateway {
     inner: Arc<Inner>,
 }
 
+type UpstreamClient = Client<CheckedConnector, Full<Bytes>>;
+
+thread_local! {
+    /// This thread's own pools, one per gateway, when it runs a single-threaded runtime.
+    static THREAD_POOLS: RefCell<Vec<(Weak<Inner>, UpstreamClient)>> =
+        const { RefCell::new(Vec::new()) };
+}
+
 struct Inner {
-    client: Client<CheckedConnector, Full<Bytes>>,
+    client: UpstreamClient,
+    connector: CheckedConnector,
+    pool_idle: Duration,
     policy: Arc<UpstreamPolicy>,
     timeout: Duration,
     max_response_body: usize,
@@ -211,13 +224,11 @@ impl GatewayBuilder {
         let policy = Arc::new(self.policy);
         let tls = Arc::new(tls_config(&self.tls_roots)?);
         let connector = CheckedConnector::new(Arc::clone(&policy), self.connect_timeout, tls);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(self.pool_idle)
-            .build(connector);
         Ok(Gateway {
             inner: Arc::new(Inner {
-                client,
+                client: pool(connector.clone(), self.pool_idle),
+                connector,
+                pool_idle: self.pool_idle,
                 policy,
                 timeout: self.timeout,
                 max_response_body: self.max_response_body,
@@ -226,7 +237,35 @@ impl GatewayBuilder {
     }
 }
 
+/// A client with a pool of its own.
+fn pool(connector: CheckedConnector, idle: Duration) -> UpstreamClient {
+    Client::builder(TokioExecutor::new())
+        .pool_timer(TokioTimer::new())
+        .pool_idle_timeout(idle)
+        .build(connector)
+}
+
 impl Gateway {
+    /// The client to forward with: this thread's own on a single-threaded runtime (its pooled
+    /// connections' tasks run on this thread too), else the shared one.
+    fn client(&self) -> UpstreamClient {
+        let flavor = tokio::runtime::Handle::try_current().map(|h| h.runtime_flavor());
+        if !matches!(flavor, Ok(tokio::runtime::RuntimeFlavor::CurrentThread)) {
+            return self.inner.client.clone();
+        }
+        THREAD_POOLS.with(|pools| {
+            let mut pools = pools.borrow_mut();
+            pools.retain(|(gateway, _)| gateway.strong_count() > 0);
+            let ours = Arc::as_ptr(&self.inner);
+            if let Some((_, client)) = pools.iter().find(|(g, _)| std::ptr::eq(g.as_ptr(), ours)) {
+                return client.clone();
+            }
+            let client = pool(self.inner.connector.clone(), self.inner.pool_idle);
+            pools.push((Arc::downgrade(&self.inner), client.clone()));
+            client
+        })
+    }
+
     /// A gateway that forwards where `policy` allows.
     pub fn builder(policy: UpstreamPolicy) -> GatewayBuilder {
         GatewayBuilder {
@@ -291,7 +330,7 @@ impl Gateway {
         *request.version_mut() = Version::HTTP_11;
         *request.headers_mut() = headers;
         let exchange = async {
-            let response = self.inner.client.request(request).await.map_err(|e| {
+            let response = self.client().request(request).await.map_err(|e| {
                 tracing::debug!(error = %error_chain(&e), "upstream request failed");
                 classify(&e)
             })?;

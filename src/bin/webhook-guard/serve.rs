@@ -452,6 +452,10 @@ pub struct ServeArgs {
     /// closed at once. Behind a proxy that connects from one address, raise it.
     #[arg(long, value_name = "N", default_value_t = Limits::new().max_connections_per_client)]
     pub max_connections_per_client: usize,
+    /// Threads serving connections, each with its own single-threaded runtime; a connection
+    /// is served wholly on the thread it was handed to. Default: one per CPU.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    pub workers: Option<u16>,
     /// Seconds a connection may stay open with no request in flight (keep-alive, HTTP/2 with
     /// no stream, nothing sent yet) before it is closed (HTTP/2: GOAWAY).
     #[arg(long, value_name = "SECS", default_value_t = Limits::new().idle.as_secs(),
@@ -593,6 +597,10 @@ impl ServeArgs {
             .idle(Duration::from_secs(self.idle_timeout_secs))
             .request(Duration::from_secs(self.request_timeout_secs))
             .header_read(Duration::from_secs(self.header_read_timeout_secs))
+            .workers(self.workers.map_or_else(
+                || std::thread::available_parallelism().map_or(1, usize::from),
+                usize::from,
+            ))
     }
 
     /// What the hourly pruning removes, as of `now`.
