@@ -539,6 +539,20 @@ fn only<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a Head
 mod tests {
     use super::*;
 
+    /// Debug counts what is held and shows no secret.
+    #[test]
+    fn debug_counts_and_hides_the_secrets() {
+        let credentials = Credentials::new();
+        let secret = crate::Secret::from_bytes("integrator-api-secret-0123456789").unwrap();
+        credentials.insert_integrator(IntegratorId::random(), Keyring::new(secret));
+        let shown = format!("{credentials:?}");
+        assert!(
+            shown.starts_with("Credentials { api_keys: 0, integrators: 1, clock: "),
+            "{shown}"
+        );
+        assert!(!shown.contains("integrator-api-secret"), "{shown}");
+    }
+
     #[test]
     fn basic_schemes_are_told_apart_from_others() {
         let credentials = Credentials::new();
