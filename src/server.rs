@@ -82,7 +82,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::service::TowerToHyperService;
 use pin_project_lite::pin_project;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{watch, Notify, Semaphore};
 use tokio::time::Instant;
 use tower::ServiceExt;
@@ -226,6 +226,22 @@ impl Limits {
     pub const fn workers(mut self, threads: usize) -> Self {
         self.workers = threads;
         self
+    }
+}
+
+/// An accepted connection: on the runtime that accepted it, or taken off it for a worker.
+enum Accepted {
+    Here(TcpStream),
+    Moved(std::net::TcpStream),
+}
+
+impl Accepted {
+    /// The connection on the current runtime's reactor.
+    fn register(self) -> std::io::Result<TcpStream> {
+        match self {
+            Self::Here(stream) => Ok(stream),
+            Self::Moved(stream) => TcpStream::from_std(stream),
+        }
     }
 }
 
@@ -393,7 +409,26 @@ pub async fn serve(
         ));
         let builder = Arc::clone(&builder);
         let mut stop = stopping.subscribe();
+        // On a worker, the connection's readiness must come from the worker's own reactor, not
+        // this runtime's (each event would wake another thread).
+        let stream = match workers.handles.is_empty() {
+            true => Accepted::Here(stream),
+            false => match stream.into_std() {
+                Ok(stream) => Accepted::Moved(stream),
+                Err(e) => {
+                    tracing::debug!(error = %e, "connection dropped: cannot hand it to a worker");
+                    continue;
+                }
+            },
+        };
         workers.spawn(async move {
+            let stream = match stream.register() {
+                Ok(stream) => stream,
+                Err(e) => {
+                    tracing::debug!(error = %e, "connection dropped: cannot register it");
+                    return;
+                }
+            };
             let stopped = async move {
                 // Also when `serve` is gone without sending: then it stops too.
                 let _ = stop.wait_for(|stopping| *stopping).await;
