@@ -490,3 +490,53 @@ fn upstream_of(row: &ProjectRow) -> Option<Arc<crate::gateway::Upstream>> {
         .and_then(|u| super::plane::upstream_from(u).ok())
         .map(Arc::new)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(n: u8) -> Row {
+        Row::Integrator(IntegratorId::new(&format!("int_{n}")))
+    }
+
+    /// Memory's version of a row: 1 until loaded or advanced, then only ever newer.
+    #[test]
+    fn a_rows_version_only_moves_forward() {
+        let followed = Followed::new(0);
+        assert_eq!(followed.version(&row(1)), 1, "never loaded: a new row");
+        followed.loaded(row(1), 7);
+        assert_eq!(followed.version(&row(1)), 7);
+        assert!(!followed.advance(row(1), 6), "an older version");
+        assert!(!followed.advance(row(1), 7), "the version held");
+        assert_eq!(followed.version(&row(1)), 7);
+        assert!(followed.advance(row(1), 8));
+        assert_eq!(followed.version(&row(1)), 8);
+        assert!(followed.advance(row(2), 1), "a row not held yet");
+        assert_eq!(followed.version(&row(2)), 1);
+    }
+
+    /// The store's readiness is reported changed once per change, not at every probe.
+    #[test]
+    fn readiness_is_reported_changed_once_per_change() {
+        let dir = std::env::temp_dir().join(format!(
+            "wg-readiness-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos())
+        ));
+        let store = crate::store::SqliteStore::open(
+            dir.join("wg.db"),
+            crate::store::crypt::Sealer::plaintext(),
+        )
+        .unwrap();
+        let admin = Admin::builder().open(store).unwrap();
+        assert!(!admin.readiness_changed(true), "ready from the start");
+        assert!(admin.readiness_changed(false));
+        assert!(!admin.readiness_changed(false));
+        assert!(admin.readiness_changed(true));
+        assert!(!admin.readiness_changed(true));
+        drop(admin);
+        std::fs::remove_dir_all(dir).unwrap();
+    }
+}
