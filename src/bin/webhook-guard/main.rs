@@ -8,6 +8,11 @@ use chrono::{DateTime, Utc};
 use clap::{Parser, Subcommand, ValueEnum};
 use webhook_guard::Secret;
 
+/// mimalloc: fewer cycles per request than the system allocator under `serve`'s load
+/// (BENCHMARKS.md, run T).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod admin;
 mod diagnose;
 mod expected;
