@@ -565,3 +565,43 @@ fn a_feed_source_shows_where_it_connects_and_never_the_password() {
     assert!(shown.contains("127.0.0.1"), "{shown}");
     assert!(!shown.contains("hunter2"), "{shown}");
 }
+
+/// An instance that does not follow (its listener never started) is brought up to date by
+/// `catch_up`, which counts the events it applied, and by `reload_all`, which also drops what
+/// was deleted elsewhere.
+#[test]
+fn catch_up_counts_what_it_applied_and_reload_all_drops_what_was_deleted() {
+    let db = TestDb::new();
+    let (a, _b, who, project, secret) = two_with_a_project(&db);
+    let still = |name: &str| {
+        let store =
+            PostgresStore::connect(&db.url(), Sealer::plaintext(), PostgresOptions::default())
+                .unwrap();
+        let admin = Admin::builder().open(store).unwrap();
+        assert!(
+            accepts(&admin, &project, &secret),
+            "{name} loads the project"
+        );
+        admin
+    };
+    let (c, d) = (still("C"), still("D"));
+    let who_a = caller(&a.admin, &who);
+    let second = a.admin.create_project(&who_a, None, "github").unwrap();
+    let second_secret = second.signing_secret.to_string();
+    a.admin.delete_project(&who_a, &project).unwrap();
+    let pending = c
+        .store()
+        .changes_since(c.applied_seq(), 1000)
+        .unwrap()
+        .len();
+    assert!(pending >= 2, "a creation and a deletion: {pending} events");
+    assert_eq!(c.catch_up().unwrap(), pending);
+    assert_eq!(c.catch_up().unwrap(), 0, "nothing new");
+    assert!(accepts(&c, &second.project.id, &second_secret));
+    assert!(!accepts(&c, &project, &secret), "deleted on A");
+    // D reloads everything instead: the same state.
+    assert!(accepts(&d, &project, &secret), "D has applied nothing yet");
+    d.reload_all().unwrap();
+    assert!(accepts(&d, &second.project.id, &second_secret));
+    assert!(!accepts(&d, &project, &secret), "deleted on A");
+}
