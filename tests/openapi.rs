@@ -76,4 +76,27 @@ async fn the_document_is_served_without_credentials_and_describes_every_route() 
         scheme_names.as_array().unwrap().len(),
         webhook_guard::admin::SCHEMES.len()
     );
+    // The audit filter's `action` lists every action, and only it has that list.
+    let parameters = document["paths"]["/v1/audit"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    let actions: Vec<&str> = webhook_guard::store::AuditAction::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    let mut seen = 0;
+    for parameter in parameters {
+        let listed = &parameter["schema"]["enum"];
+        if parameter["name"] == "action" {
+            seen += 1;
+            assert_eq!(*listed, serde_json::json!(actions));
+        } else {
+            assert_ne!(*listed, serde_json::json!(actions), "{}", parameter["name"]);
+        }
+    }
+    assert_eq!(seen, 1, "one `action` parameter");
+    assert!(
+        parameters.len() > 1,
+        "the audit filter has other parameters"
+    );
 }
