@@ -13,7 +13,7 @@ use admin_support::*;
 use axum::body::Body;
 use axum::extract::ConnectInfo;
 use http::{Request, StatusCode};
-use webhook_guard::admin::{Admin, AdminError, MAX_API_KEYS};
+use webhook_guard::admin::{Admin, AdminError, MAX_API_KEYS, MAX_PROJECTS};
 use webhook_guard::store::crypt::Sealer;
 use webhook_guard::store::{AuditQuery, AuditRetention, SqliteStore};
 use webhook_guard::{Clock, ManualClock};
@@ -314,4 +314,32 @@ async fn expired_api_keys_do_not_count_toward_the_cap() {
         ))
         .await;
     assert_eq!(status, StatusCode::CREATED, "{body}");
+}
+
+/// An integrator holds at most `MAX_PROJECTS` projects: one more is a conflict that changes
+/// nothing, a deletion makes room, and another integrator's projects count for it alone.
+#[tokio::test]
+async fn an_integrator_holds_at_most_max_projects() {
+    let f = Fixture::new("project-cap");
+    let alice = f.caller(&f.alice);
+    let bob = f.caller(&f.bob);
+    // Past its write rate a credential waits: the manual clock moves on instead.
+    let create = |caller| loop {
+        match f.admin.create_project(caller, None, "github") {
+            Err(AdminError::RateLimited { retry_after }) => f.clock.advance(retry_after),
+            created => return created,
+        }
+    };
+    let first = create(&alice).unwrap().project.id;
+    for _ in 1..MAX_PROJECTS {
+        create(&alice).unwrap();
+    }
+    let full = create(&alice);
+    assert!(matches!(full, Err(AdminError::Conflict(_))), "{full:?}");
+    create(&bob).unwrap();
+    f.clock.advance(Duration::from_secs(60));
+    f.admin.delete_project(&alice, &first).unwrap();
+    create(&alice).unwrap();
+    let again = create(&alice);
+    assert!(matches!(again, Err(AdminError::Conflict(_))), "{again:?}");
 }
