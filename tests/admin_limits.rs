@@ -70,6 +70,9 @@ async fn projects_are_listed_a_page_at_a_time_and_every_one_once() {
     assert_eq!(sorted.len(), listed.len(), "no project twice");
     assert_eq!(sorted, made, "every project of Alice's, none of Bob's");
     assert!(listed.windows(2).all(|w| w[0] < w[1]), "in id order");
+    // A last page that is exactly full names no next page.
+    let pages = walk(&f, "/v1/projects?limit=125", "projects", "projectId", key).await;
+    assert_eq!(pages.iter().map(Vec::len).collect::<Vec<_>>(), [125, 125]);
     // Without a limit: the default page of 100.
     let (_, _, body) = f.send(get("/v1/projects", key)).await;
     assert_eq!(body["projects"].as_array().unwrap().len(), 100);
@@ -342,4 +345,39 @@ async fn an_integrator_holds_at_most_max_projects() {
     create(&alice).unwrap();
     let again = create(&alice);
     assert!(matches!(again, Err(AdminError::Conflict(_))), "{again:?}");
+}
+
+/// The management plane's `Debug` says what it holds and never a secret: the admin counts its
+/// projects, a project shows its id and key ids, a builder its settings.
+#[tokio::test]
+async fn debug_output_names_what_is_held_and_no_secret() {
+    let f = Fixture::new("debug");
+    let caller = f.caller(&f.alice);
+    let before = format!("{:?}", f.admin);
+    let created = f.admin.create_project(&caller, None, "github").unwrap();
+    let after = format!("{:?}", f.admin);
+    let count = |shown: &str| -> usize {
+        let rest = shown
+            .strip_prefix("Admin { projects: ")
+            .unwrap_or_else(|| panic!("{shown}"));
+        rest[..rest.find(|c: char| !c.is_ascii_digit()).unwrap()]
+            .parse()
+            .unwrap()
+    };
+    assert_eq!(count(&after), count(&before) + 1, "{before} / {after}");
+    let project = f.admin.project(&caller, &created.project.id).unwrap();
+    let shown = format!("{project:?}");
+    assert!(shown.starts_with("Project { id: "), "{shown}");
+    assert!(shown.contains(created.project.id.as_str()), "{shown}");
+    assert!(shown.contains(project.keys()[0].id.as_str()), "{shown}");
+    let secret = created.signing_secret.to_string();
+    assert!(
+        !shown.contains(&secret) && !after.contains(&secret),
+        "{shown}"
+    );
+    let builder = format!("{:?}", Admin::builder().max_keys(5));
+    assert!(
+        builder.starts_with("AdminBuilder { max_keys: 5"),
+        "{builder}"
+    );
 }
