@@ -319,32 +319,55 @@ async fn expired_api_keys_do_not_count_toward_the_cap() {
     assert_eq!(status, StatusCode::CREATED, "{body}");
 }
 
-/// An integrator holds at most `MAX_PROJECTS` projects: one more is a conflict that changes
-/// nothing, a deletion makes room, and another integrator's projects count for it alone.
+/// An integrator holds at most `max_projects` projects (default `MAX_PROJECTS`): one more is a
+/// conflict that changes nothing, a deletion makes room, and another integrator's projects count
+/// for it alone.
 #[tokio::test]
 async fn an_integrator_holds_at_most_max_projects() {
-    let f = Fixture::new("project-cap");
-    let alice = f.caller(&f.alice);
-    let bob = f.caller(&f.bob);
+    let dir = TempDir::new("project-cap");
+    let clock = ManualClock::at_unix(NOW);
+    let admin = Admin::builder()
+        .clock(clock.clone())
+        .max_projects(25)
+        .open(SqliteStore::open(dir.db(), Sealer::plaintext()).unwrap())
+        .unwrap();
+    let key = |who: &webhook_guard::admin::NewIntegrator| {
+        admin
+            .credentials()
+            .authenticate_api_key(&who.api_key.key)
+            .unwrap()
+    };
+    let (alice, bob) = (
+        key(&admin.create_integrator().unwrap()),
+        key(&admin.create_integrator().unwrap()),
+    );
     // Past its write rate a credential waits: the manual clock moves on instead.
     let create = |caller| loop {
-        match f.admin.create_project(caller, None, "github") {
-            Err(AdminError::RateLimited { retry_after }) => f.clock.advance(retry_after),
+        match admin.create_project(caller, None, "github") {
+            Err(AdminError::RateLimited { retry_after }) => clock.advance(retry_after),
             created => return created,
         }
     };
     let first = create(&alice).unwrap().project.id;
-    for _ in 1..MAX_PROJECTS {
+    for _ in 1..25 {
         create(&alice).unwrap();
     }
     let full = create(&alice);
     assert!(matches!(full, Err(AdminError::Conflict(_))), "{full:?}");
+    let listed = admin.list_projects(&alice, None, 100).unwrap();
+    assert_eq!(listed.items.len(), 25, "the refused one was not made");
     create(&bob).unwrap();
-    f.clock.advance(Duration::from_secs(60));
-    f.admin.delete_project(&alice, &first).unwrap();
+    clock.advance(Duration::from_secs(60));
+    admin.delete_project(&alice, &first).unwrap();
     create(&alice).unwrap();
     let again = create(&alice);
     assert!(matches!(again, Err(AdminError::Conflict(_))), "{again:?}");
+    // The default cap.
+    let default = format!("{:?}", Admin::builder());
+    assert!(
+        default.contains(&format!("max_projects: {MAX_PROJECTS}")),
+        "{default}"
+    );
 }
 
 /// The management plane's `Debug` says what it holds and never a secret: the admin counts its

@@ -38,7 +38,7 @@ use crate::store::{
 };
 use crate::verify::Verifier;
 
-/// Most projects one integrator may hold.
+/// Most projects one integrator may hold, unless [`AdminBuilder::max_projects`] says otherwise.
 pub const MAX_PROJECTS: usize = 10_000;
 
 /// Most API keys one integrator may hold.
@@ -253,6 +253,7 @@ pub(super) struct Inner {
     pub(super) credentials: Credentials,
     clock: Arc<dyn Clock>,
     max_keys: usize,
+    pub(super) max_projects: usize,
     pub(super) public_base_url: Option<String>,
     /// What the change feed has applied (admin/feed.rs).
     pub(super) followed: super::feed::Followed,
@@ -270,6 +271,7 @@ pub(super) struct Inner {
 pub struct AdminBuilder {
     clock: Arc<dyn Clock>,
     max_keys: usize,
+    max_projects: usize,
     public_base_url: Option<String>,
     writes_per_second: u32,
     write_burst: u32,
@@ -281,6 +283,7 @@ impl fmt::Debug for AdminBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AdminBuilder")
             .field("max_keys", &self.max_keys)
+            .field("max_projects", &self.max_projects)
             .finish_non_exhaustive()
     }
 }
@@ -329,6 +332,13 @@ impl AdminBuilder {
     /// Most live keys per project, current included. Default: 8.
     pub fn max_keys(mut self, max: usize) -> Self {
         self.max_keys = max.max(1);
+        self
+    }
+
+    /// Most projects one integrator may hold (at least 1): creating one more is a conflict
+    /// (409) until one is deleted. Default: [`MAX_PROJECTS`].
+    pub fn max_projects(mut self, max: usize) -> Self {
+        self.max_projects = max.max(1);
         self
     }
 
@@ -397,6 +407,7 @@ impl AdminBuilder {
                 credentials,
                 clock: self.clock,
                 max_keys: self.max_keys,
+                max_projects: self.max_projects,
                 public_base_url: self.public_base_url,
                 followed,
                 upstream_policy: self.upstream_policy,
@@ -427,6 +438,7 @@ impl Admin {
         AdminBuilder {
             clock: Arc::new(SystemClock),
             max_keys: crate::keyring::DEFAULT_MAX_KEYS,
+            max_projects: MAX_PROJECTS,
             public_base_url: None,
             writes_per_second: DEFAULT_WRITES_PER_SECOND,
             write_burst: DEFAULT_WRITE_BURST,

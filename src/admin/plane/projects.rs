@@ -72,7 +72,7 @@ impl Admin {
     /// [`AdminError::Forbidden`] for a key limited to some projects,
     /// [`AdminError::Field`] for an unknown scheme or a name that is empty, longer than
     /// [`MAX_NAME_CHARS`] or holds control, bidirectional or invisible characters,
-    /// [`AdminError::Conflict`] past [`MAX_PROJECTS`], [`AdminError::RateLimited`], store and
+    /// [`AdminError::Conflict`] past [`AdminBuilder::max_projects`](super::AdminBuilder::max_projects), [`AdminError::RateLimited`], store and
     /// random failures.
     pub fn create_project(
         &self,
@@ -139,9 +139,10 @@ impl Admin {
         .project(&id)
         .new_key(project.keyring.current_id());
         let _turn = self.write_lock();
-        if self.inner.catalog.load().count(caller.integrator()) >= MAX_PROJECTS {
+        let most = self.inner.max_projects;
+        if self.inner.catalog.load().count(caller.integrator()) >= most {
             return Err(AdminError::Conflict(format!(
-                "the integrator has {MAX_PROJECTS} projects, the most allowed; delete one first"
+                "the integrator has {most} projects, the most allowed; delete one first"
             )));
         }
         self.inner
