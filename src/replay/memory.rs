@@ -224,20 +224,14 @@ impl MemoryGuard {
                 }
                 (b, s)
             }
-            Probe::Free {
-                reuse: Some(at), ..
-            } => at,
-            Probe::Free { empty, .. } => {
-                if shard.used < shard.limit(self.per_shard, self.max_buckets) {
-                    shard.used += 1;
-                    empty
-                } else if let Some(at) = shard.make_room(tag, now, self.per_shard, self.max_buckets)
-                {
-                    at
-                } else {
-                    return Err(GuardError::Full {
-                        max: self.max_entries(),
-                    });
+            Probe::Free { reuse, empty } => {
+                match self.free_slot(&mut shard, tag, now, reuse, empty) {
+                    Some(at) => at,
+                    None => {
+                        return Err(GuardError::Full {
+                            max: self.max_entries(),
+                        })
+                    }
                 }
             }
         };
@@ -264,24 +258,18 @@ impl MemoryGuard {
             }
             Probe::Held(b, s) => (b, s),
             // Its reservation is gone: free slots are judged by the clock.
-            Probe::Free { .. } => match shard.probe(tag, self.now()) {
-                Probe::Held(b, s) => (b, s),
-                Probe::Free {
-                    reuse: Some(at), ..
-                } => at,
-                Probe::Free { empty, .. } => {
-                    if shard.used < shard.limit(self.per_shard, self.max_buckets) {
-                        shard.used += 1;
-                        empty
-                    } else if let Some(at) =
-                        shard.make_room(tag, self.now(), self.per_shard, self.max_buckets)
-                    {
-                        at
-                    } else {
-                        return;
+            Probe::Free { .. } => {
+                let now = self.now();
+                match shard.probe(tag, now) {
+                    Probe::Held(b, s) => (b, s),
+                    Probe::Free { reuse, empty } => {
+                        match self.free_slot(&mut shard, tag, now, reuse, empty) {
+                            Some(at) => at,
+                            None => return,
+                        }
                     }
                 }
-            },
+            }
         };
         let done = Slot::new(tag, self.now().saturating_add(millis(retention)), 0);
         shard.put(at, done);
@@ -299,6 +287,27 @@ impl MemoryGuard {
                 shard.released += 1;
             }
         }
+    }
+
+    /// The slot a key not held takes: an expired or released one on its way, else the empty
+    /// one ending its probe while the shard has room, else one a rebuild makes; `None` when the
+    /// shard is full of live entries.
+    fn free_slot(
+        &self,
+        shard: &mut Shard,
+        tag: u64,
+        now: u64,
+        reuse: Option<(usize, usize)>,
+        empty: (usize, usize),
+    ) -> Option<(usize, usize)> {
+        if reuse.is_some() {
+            return reuse;
+        }
+        if shard.used < shard.limit(self.per_shard, self.max_buckets) {
+            shard.used += 1;
+            return Some(empty);
+        }
+        shard.make_room(tag, now, self.per_shard, self.max_buckets)
     }
 
     fn shard(&self, tag: u64) -> MutexGuard<'_, Shard> {
