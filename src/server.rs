@@ -279,6 +279,16 @@ impl Workers {
         })
     }
 
+    /// `stream`, ready to be handed to [`spawn`](Workers::spawn): taken off this runtime's
+    /// reactor when a worker will serve it, so its readiness comes from the worker's own (each
+    /// event would otherwise wake another thread).
+    fn take(&self, stream: TcpStream) -> std::io::Result<Accepted> {
+        match self.handles.is_empty() {
+            true => Ok(Accepted::Here(stream)),
+            false => stream.into_std().map(Accepted::Moved),
+        }
+    }
+
     /// Runs `task` on the next worker in turn, or on the current runtime when there is none.
     fn spawn(&mut self, task: impl Future<Output = ()> + Send + 'static) {
         if self.handles.is_empty() {
@@ -409,17 +419,12 @@ pub async fn serve(
         ));
         let builder = Arc::clone(&builder);
         let mut stop = stopping.subscribe();
-        // On a worker, the connection's readiness must come from the worker's own reactor, not
-        // this runtime's (each event would wake another thread).
-        let stream = match workers.handles.is_empty() {
-            true => Accepted::Here(stream),
-            false => match stream.into_std() {
-                Ok(stream) => Accepted::Moved(stream),
-                Err(e) => {
-                    tracing::debug!(error = %e, "connection dropped: cannot hand it to a worker");
-                    continue;
-                }
-            },
+        let stream = match workers.take(stream) {
+            Ok(stream) => stream,
+            Err(e) => {
+                tracing::debug!(error = %e, "connection dropped: cannot hand it to a worker");
+                continue;
+            }
         };
         workers.spawn(async move {
             let stream = match stream.register() {

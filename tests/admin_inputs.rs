@@ -111,16 +111,18 @@ async fn integral_numbers_are_whole_numbers_and_fractions_are_refused() {
     let f = Fixture::new("integral");
     let (project, _) = f.project(&f.alice);
     let key = f.alice.api_key.key.as_str();
+    // A regeneration whose grace period is written `n`.
+    let regenerate = |n: &str| {
+        let body = format!(r#"{{"oldSecretValidForSeconds": {n}}}"#);
+        f.send(post_json(
+            &regenerate_path(project.as_str()),
+            key,
+            Some(&body),
+        ))
+    };
     for n in ["600", "600.0", "6e2", "6.0E+2"] {
         f.clock.advance(Duration::from_secs(1));
-        let body = format!(r#"{{"oldSecretValidForSeconds": {n}}}"#);
-        let (status, _, answer) = f
-            .send(post_json(
-                &regenerate_path(project.as_str()),
-                key,
-                Some(&body),
-            ))
-            .await;
+        let (status, _, answer) = regenerate(n).await;
         assert_eq!(status, StatusCode::OK, "{n}: {answer}");
         let at = DateTime::parse_from_rfc3339(answer["regeneratedAt"].as_str().unwrap()).unwrap();
         let ends =
@@ -133,26 +135,12 @@ async fn integral_numbers_are_whole_numbers_and_fractions_are_refused() {
     }
     // Zero written as a float (either sign) is zero: the old secret ends at once.
     for n in ["0.0", "-0.0", "0e0"] {
-        let body = format!(r#"{{"oldSecretValidForSeconds": {n}}}"#);
-        let (status, _, answer) = f
-            .send(post_json(
-                &regenerate_path(project.as_str()),
-                key,
-                Some(&body),
-            ))
-            .await;
+        let (status, _, answer) = regenerate(n).await;
         assert_eq!(status, StatusCode::OK, "{n}: {answer}");
     }
     let before = f.digest();
     for n in ["600.5", "-1", "-0.5", "1e400", "3601.0"] {
-        let body = format!(r#"{{"oldSecretValidForSeconds": {n}}}"#);
-        let (status, headers, answer) = f
-            .send(post_json(
-                &regenerate_path(project.as_str()),
-                key,
-                Some(&body),
-            ))
-            .await;
+        let (status, headers, answer) = regenerate(n).await;
         assert_problem(status, &headers, &answer, 400, "bad-request");
         assert_eq!(answer["field"], "oldSecretValidForSeconds", "{n}: {answer}");
     }

@@ -255,11 +255,12 @@ impl Gateway {
         }
         THREAD_POOLS.with(|pools| {
             let mut pools = pools.borrow_mut();
-            pools.retain(|(gateway, _)| gateway.strong_count() > 0);
             let ours = Arc::as_ptr(&self.inner);
             if let Some((_, client)) = pools.iter().find(|(g, _)| std::ptr::eq(g.as_ptr(), ours)) {
                 return client.clone();
             }
+            // A new pool: the pools of gateways dropped since go first.
+            pools.retain(|(gateway, _)| gateway.strong_count() > 0);
             let client = pool(self.inner.connector.clone(), self.inner.pool_idle);
             pools.push((Arc::downgrade(&self.inner), client.clone()));
             client

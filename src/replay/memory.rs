@@ -153,7 +153,9 @@ enum Probe {
 /// The key's 64 bits the guard keeps: its bytes 8 to 16, which also choose the shard (their low
 /// bits) and the bucket (their high bits). Never 0, which marks an empty slot.
 fn tag(key: &DeliveryKey) -> u64 {
-    ((key.prefix() >> 64) as u64).max(1)
+    let mut bits = [0u8; 8];
+    bits.copy_from_slice(&key.as_bytes()[8..16]);
+    u64::from_le_bytes(bits).max(1)
 }
 
 impl MemoryGuard {

@@ -340,13 +340,6 @@ impl DeliveryKey {
     pub fn to_hex(&self) -> String {
         hex::encode(self.0)
     }
-
-    /// The key's first 16 bytes as a number, for a guard that keeps 128 bits.
-    pub(crate) fn prefix(&self) -> u128 {
-        let mut first = [0u8; 16];
-        first.copy_from_slice(&self.0[..16]);
-        u128::from_le_bytes(first)
-    }
 }
 
 impl fmt::Debug for DeliveryKey {
