@@ -45,6 +45,11 @@
 //! lenient, during a rotation a header carries several), of an unsigned header, or of the body
 //! alone when a timestamp is signed.
 //!
+//! The bytes hashed (format 2): the byte `0x02`; the namespace, the project (empty without
+//! one) and the scheme's name, each after its length in LEB128; then `i` and the signed id, or
+//! `c` and the signed content. Instances sharing a PostgreSQL or Redis guard must use one
+//! format; a later format will change the first byte.
+//!
 //! | scheme | the delivery is identified by |
 //! |---|---|
 //! | Standard Webhooks | `webhook-id` (signed) |
@@ -153,6 +158,11 @@ pub const DEFAULT_LEASE: Duration = Duration::from_secs(60);
 /// Added to the verifier's tolerance window for the default retention
 /// ([`ReplayProtection::retention`]): 60 s, for clocks that drift.
 pub const RETENTION_MARGIN: Duration = Duration::from_secs(60);
+
+/// The first byte hashed into a [`DeliveryKey`]: the version of its format. Guards shared by
+/// instances (PostgreSQL, Redis) hold keys of one version; a change of format is a change of
+/// this byte.
+const KEY_FORMAT: u8 = 2;
 
 /// The header on the 200 answered for a delivery already handled.
 pub const DUPLICATE_HEADER: &str = "webhook-guard-duplicate";
@@ -279,8 +289,10 @@ impl DeliveryKey {
         ))
     }
 
-    /// Every field but the last is prefixed with its length (LEB128), so no two inputs share a
-    /// key; a signed id of up to 30-odd bytes makes the whole input one SHA-256 block.
+    /// The format's version byte, then the namespace, project and scheme name, each prefixed
+    /// with its length (LEB128), then `i` and the signed id or `c` and the signed content: no
+    /// two inputs share a key. Up to 55 bytes is one SHA-256 block: a Svix id (31 bytes) under
+    /// `standard-webhooks` without a namespace or project is 53.
     fn hash(
         namespace: &str,
         project: Option<&str>,
@@ -288,8 +300,7 @@ impl DeliveryKey {
         delivery: &Delivery<'_>,
         body: &[u8],
     ) -> Self {
-        let mut hash = Sha256::new();
-        let mut field = |bytes: &[u8]| {
+        let field = |hash: &mut Sha256, bytes: &[u8]| {
             let mut len = bytes.len();
             let mut prefix = arrayvec::ArrayVec::<u8, 10>::new();
             loop {
@@ -304,21 +315,19 @@ impl DeliveryKey {
             hash.update(&prefix);
             hash.update(bytes);
         };
-        field(b"wg1");
-        field(namespace.as_bytes());
-        match project {
-            Some(project) => field(project.as_bytes()),
-            // No project id is empty (`ProjectId` refuses it): "none" cannot be confused.
-            None => field(b""),
-        }
-        field(scheme.name().as_bytes());
+        let mut hash = Sha256::new();
+        hash.update([KEY_FORMAT]);
+        field(&mut hash, namespace.as_bytes());
+        // No project id is empty (`ProjectId` refuses it): "none" cannot be confused.
+        field(&mut hash, project.unwrap_or("").as_bytes());
+        field(&mut hash, scheme.name().as_bytes());
         match scheme.identity(delivery) {
             Identity::Id(id) => {
-                field(b"i");
+                hash.update(b"i");
                 hash.update(id.as_bytes());
             }
             Identity::Content => {
-                field(b"c");
+                hash.update(b"c");
                 scheme.signed_content(delivery, body, &mut |part| hash.update(part));
             }
         }
@@ -894,6 +903,39 @@ mod tests {
         assert_ne!(p("a", Some("b")), a);
         assert_ne!(p("", Some("a")), p("a", None));
         assert_ne!(p("a", Some("b")), p("ab", None));
+    }
+
+    /// The key's format, pinned by digests computed outside this crate (Python's `hashlib`
+    /// over the bytes the format documents): instances sharing a guard must agree on it.
+    #[test]
+    fn key_format_2() {
+        let secret = Secret::from_bytes("s").unwrap();
+        let at = chrono::Utc::now();
+        let verifier = Verifier::new(StandardWebhooks, Keyring::new(secret.clone()));
+        let headers = Signer::new(StandardWebhooks, secret.clone())
+            .sign_at(b"{}", "msg_1", at)
+            .unwrap();
+        // sha256(b"\x02" b"\x00" b"\x00" b"\x11standard-webhooks" b"i" b"msg_1")
+        assert_eq!(
+            key(&verifier, &headers, b"{}", "").to_hex(),
+            "d79fc9791e04991ea4773486add68dae92fa19cd4f6c614dba67bb94f229dde3"
+        );
+        let verifier = Verifier::new(GitHub, Keyring::new(secret.clone()));
+        let headers = Signer::new(GitHub, secret).sign(b"{}").unwrap();
+        let mut request = http::Request::post("/").body(()).unwrap();
+        *request.headers_mut() = headers;
+        let scope = KeyScope {
+            namespace: "n",
+            project: Some("prj_1"),
+        };
+        let parts = request.into_parts().0;
+        // sha256(b"\x02" b"\x01n" b"\x05prj_1" b"\x06github" b"c" b"{}")
+        assert_eq!(
+            DeliveryKey::of_request_in(&verifier, &parts, b"{}", scope)
+                .unwrap()
+                .to_hex(),
+            "a55b0cb5666c510964fe492e1bef0020893bf436851ee82c4e6dc35914e5636a"
+        );
     }
 
     /// The layer takes the key verification computed from the headers it parsed; it must be
