@@ -1,6 +1,5 @@
 //! [`MemoryGuard`]: the replay guard in this process's memory.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
@@ -88,7 +87,6 @@ pub struct MemoryGuard {
     /// A shard's largest table: room for `per_shard` entries with an empty slot left.
     max_buckets: usize,
     epoch: coarsetime::Instant,
-    tokens: AtomicU64,
 }
 
 /// A shard on its own cache line, so two cores locking neighbouring shards do not contend.
@@ -108,6 +106,8 @@ struct Shard {
     freed: usize,
     /// Entries the last rebuild kept.
     kept: usize,
+    /// The last reservation's token.
+    tokens: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -188,13 +188,13 @@ impl MemoryGuard {
                         last_sweep: None,
                         freed: 0,
                         kept: 0,
+                        tokens: 0,
                     }))
                 })
                 .collect(),
             per_shard,
             max_buckets,
             epoch: coarsetime::Instant::now_without_cache_update(),
-            tokens: AtomicU64::new(0),
         }
     }
 
@@ -242,7 +242,7 @@ impl MemoryGuard {
                 }
             }
         };
-        let token = self.token();
+        let token = shard.token();
         shard.put(at, Slot::new(tag, expires, token));
         Ok(Claim::Reserved(Token::from_u128(
             (u128::from(now) << 64) | u128::from(token),
@@ -321,12 +321,6 @@ impl MemoryGuard {
         lock(&self.shards[tag as usize & (self.shards.len() - 1)])
     }
 
-    /// A new reservation's token, 1 to 2^24 - 1: two reservations of one key confuse their
-    /// tokens only if 16 million others were made between them.
-    fn token(&self) -> u64 {
-        self.tokens.fetch_add(1, Ordering::Relaxed) % TOKEN_MASK + 1
-    }
-
     /// Milliseconds since the guard's epoch, on the coarse monotonic clock.
     fn now(&self) -> u64 {
         coarsetime::Instant::now_without_cache_update()
@@ -392,6 +386,14 @@ impl Shard {
             }
             b = if b + 1 == n { 0 } else { b + 1 };
         }
+    }
+
+    /// A new reservation's token, 1 to 2^24 - 1, counted in the shard (under its lock, and a
+    /// key's reservations are all in one shard): two reservations of one key confuse their
+    /// tokens only if 16 million others were made in its shard between them.
+    fn token(&mut self) -> u64 {
+        self.tokens = self.tokens % TOKEN_MASK + 1;
+        self.tokens
     }
 
     fn put(&mut self, (b, s): (usize, usize), slot: Slot) {

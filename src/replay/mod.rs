@@ -164,6 +164,69 @@ pub const RETENTION_MARGIN: Duration = Duration::from_secs(60);
 /// this byte.
 const KEY_FORMAT: u8 = 2;
 
+/// The longest message SHA-256 hashes in one block: 64 bytes less the padding's `0x80` and the
+/// 8-byte length.
+const ONE_BLOCK: usize = 55;
+
+/// SHA-256's initial state (FIPS 180-4, 5.3.3).
+const SHA256_IV: [u32; 8] = [
+    0x6a09_e667,
+    0xbb67_ae85,
+    0x3c6e_f372,
+    0xa54f_f53a,
+    0x510e_527f,
+    0x9b05_688c,
+    0x1f83_d9ab,
+    0x5be0_cd19,
+];
+
+/// Feeds a [`DeliveryKey`]'s input up to its identity to `out`: the format byte; the
+/// namespace, project and scheme name, each after its length in LEB128; `marker`.
+fn key_input(
+    namespace: &str,
+    project: &str,
+    scheme: &str,
+    marker: u8,
+    out: &mut impl FnMut(&[u8]),
+) {
+    out(&[KEY_FORMAT]);
+    for field in [namespace, project, scheme] {
+        let mut len = field.len();
+        let mut prefix = arrayvec::ArrayVec::<u8, 10>::new();
+        loop {
+            let low = (len & 0x7f) as u8;
+            len >>= 7;
+            if len == 0 {
+                prefix.push(low);
+                break;
+            }
+            prefix.push(low | 0x80);
+        }
+        out(&prefix);
+        out(field.as_bytes());
+    }
+    out(&[marker]);
+}
+
+/// The SHA-256 of a message of at most [`ONE_BLOCK`] bytes: padded here (FIPS 180-4, 5.1.1)
+/// and compressed once by `sha2`, without the streaming hasher's buffering and state copies,
+/// which cost more than the compression itself for a message this short.
+fn one_block(message: &[u8]) -> [u8; 32] {
+    debug_assert!(message.len() <= ONE_BLOCK);
+    let mut block = [0u8; 64];
+    block[..message.len()].copy_from_slice(message);
+    block[message.len()] = 0x80;
+    let bits = (message.len() as u64) * 8;
+    block[56..].copy_from_slice(&bits.to_be_bytes());
+    let mut state = SHA256_IV;
+    sha2::block_api::compress256(&mut state, &[block]);
+    let mut digest = [0u8; 32];
+    for (out, word) in digest.chunks_exact_mut(4).zip(state) {
+        out.copy_from_slice(&word.to_be_bytes());
+    }
+    digest
+}
+
 /// The header on the 200 answered for a delivery already handled.
 pub const DUPLICATE_HEADER: &str = "webhook-guard-duplicate";
 
@@ -291,8 +354,9 @@ impl DeliveryKey {
 
     /// The format's version byte, then the namespace, project and scheme name, each prefixed
     /// with its length (LEB128), then `i` and the signed id or `c` and the signed content: no
-    /// two inputs share a key. Up to 55 bytes is one SHA-256 block: a Svix id (31 bytes) under
-    /// `standard-webhooks` without a namespace or project is 53.
+    /// two inputs share a key. An input of up to 55 bytes is one SHA-256 block (a Svix id of 31
+    /// bytes under `standard-webhooks` without a namespace or project is 53), hashed with
+    /// [`one_block`]; a longer one with the streaming hasher.
     fn hash(
         namespace: &str,
         project: Option<&str>,
@@ -300,34 +364,33 @@ impl DeliveryKey {
         delivery: &Delivery<'_>,
         body: &[u8],
     ) -> Self {
-        let field = |hash: &mut Sha256, bytes: &[u8]| {
-            let mut len = bytes.len();
-            let mut prefix = arrayvec::ArrayVec::<u8, 10>::new();
-            loop {
-                let low = (len & 0x7f) as u8;
-                len >>= 7;
-                if len == 0 {
-                    prefix.push(low);
-                    break;
-                }
-                prefix.push(low | 0x80);
-            }
-            hash.update(&prefix);
-            hash.update(bytes);
-        };
-        let mut hash = Sha256::new();
-        hash.update([KEY_FORMAT]);
-        field(&mut hash, namespace.as_bytes());
         // No project id is empty (`ProjectId` refuses it): "none" cannot be confused.
-        field(&mut hash, project.unwrap_or("").as_bytes());
-        field(&mut hash, scheme.name().as_bytes());
-        match scheme.identity(delivery) {
+        let project = project.unwrap_or("");
+        let name = scheme.name();
+        let identity = scheme.identity(delivery);
+        if let Identity::Id(id) = &identity {
+            let mut short = arrayvec::ArrayVec::<u8, ONE_BLOCK>::new();
+            let mut fits = true;
+            key_input(namespace, project, name, b'i', &mut |part| {
+                fits &= short.try_extend_from_slice(part).is_ok();
+            });
+            fits &= short.try_extend_from_slice(id.as_bytes()).is_ok();
+            if fits {
+                return Self(one_block(&short));
+            }
+        }
+        let mut hash = Sha256::new();
+        match identity {
             Identity::Id(id) => {
-                hash.update(b"i");
+                key_input(namespace, project, name, b'i', &mut |part| {
+                    hash.update(part)
+                });
                 hash.update(id.as_bytes());
             }
             Identity::Content => {
-                hash.update(b"c");
+                key_input(namespace, project, name, b'c', &mut |part| {
+                    hash.update(part)
+                });
                 scheme.signed_content(delivery, body, &mut |part| hash.update(part));
             }
         }
@@ -672,10 +735,10 @@ impl ReplayProtection {
 impl Shared {
     /// Logs a change between reachable and unreachable, once each way.
     fn observe<T>(&self, result: &Result<T, GuardError>) {
-        let backend = self.guard.name();
         match result {
             Err(GuardError::Unavailable { reason, .. }) => {
                 if self.available.swap(false, Ordering::Relaxed) {
+                    let backend = self.guard.name();
                     let policy = match self.outage {
                         Outage::FailClosed => "failing closed: verified deliveries are answered 503 until it is back",
                         Outage::FailOpen => "failing open: verified deliveries are handled without the duplicate check until it is back",
@@ -687,6 +750,7 @@ impl Shared {
                 if !self.available.load(Ordering::Relaxed)
                     && !self.available.swap(true, Ordering::Relaxed)
                 {
+                    let backend = self.guard.name();
                     tracing::warn!(backend, "replay guard available again");
                 }
             }
@@ -905,6 +969,24 @@ mod tests {
         assert_ne!(p("a", Some("b")), p("ab", None));
     }
 
+    /// The one-block SHA-256 against FIPS 180-2's published vector and against `sha2`'s
+    /// streaming hasher at every length it takes.
+    #[test]
+    fn one_block_is_sha256() {
+        assert_eq!(
+            hex::encode(one_block(b"abc")),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+        for len in 0..=ONE_BLOCK {
+            let message: Vec<u8> = (0..len).map(|i| (i * 37 + 11) as u8).collect();
+            assert_eq!(
+                one_block(&message)[..],
+                Sha256::digest(&message)[..],
+                "{len} bytes"
+            );
+        }
+    }
+
     /// The key's format, pinned by digests computed outside this crate (Python's `hashlib`
     /// over the bytes the format documents): instances sharing a guard must agree on it.
     #[test]
@@ -915,10 +997,19 @@ mod tests {
         let headers = Signer::new(StandardWebhooks, secret.clone())
             .sign_at(b"{}", "msg_1", at)
             .unwrap();
-        // sha256(b"\x02" b"\x00" b"\x00" b"\x11standard-webhooks" b"i" b"msg_1")
+        // sha256(b"\x02" b"\x00" b"\x00" b"\x11standard-webhooks" b"i" b"msg_1"): one block.
         assert_eq!(
             key(&verifier, &headers, b"{}", "").to_hex(),
             "d79fc9791e04991ea4773486add68dae92fa19cd4f6c614dba67bb94f229dde3"
+        );
+        // The same with an id of 40 bytes: 62 in all, two blocks.
+        let long = format!("msg_{}", "x".repeat(36));
+        let headers = Signer::new(StandardWebhooks, secret.clone())
+            .sign_at(b"{}", &long, at)
+            .unwrap();
+        assert_eq!(
+            key(&verifier, &headers, b"{}", "").to_hex(),
+            "b518baebd490e033be999a08e9ad9f5dc96828ec87bba7b0e1b36a5df44f8981"
         );
         let verifier = Verifier::new(GitHub, Keyring::new(secret.clone()));
         let headers = Signer::new(GitHub, secret).sign(b"{}").unwrap();
