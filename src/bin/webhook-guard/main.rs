@@ -143,7 +143,8 @@ fn main() -> ExitCode {
         Command::Sign(args) => sign::run(args),
         Command::Verify(args) => diagnose::run(args),
         Command::Serve(args) => {
-            init_logs();
+            // Flushes the lines still waiting when serve returns.
+            let _logs = init_logs();
             serve::run(args)
         }
         Command::Admin(command) => admin::run(command),
@@ -157,14 +158,47 @@ fn main() -> ExitCode {
     }
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_logs() {
+/// Lines waiting for the log thread before new ones are dropped (and counted: see
+/// `init_logs`).
+const LOG_LINES_WAITING: usize = 128_000;
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`). A thread of its own writes the
+/// lines, many per `write` when they come fast (as nginx's `access_log … buffer=` and Envoy's
+/// access logs do), so a delivery never waits for stderr: a log reader that stalls slows no
+/// delivery; past [`LOG_LINES_WAITING`] lines waiting, new lines are dropped, and a warning says
+/// how many within 10 s. The guard returned writes what is left when
+/// dropped.
+fn init_logs() -> tracing_appender::non_blocking::WorkerGuard {
+    let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
+    let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
+        .buffered_lines_limit(LOG_LINES_WAITING)
+        .lossy(true)
+        .thread_name("webhook-guard-log")
+        .finish(stderr);
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let dropped = writer.error_counter();
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
+        .with_writer(writer)
         .try_init();
+    let _ = std::thread::Builder::new()
+        .name("webhook-guard-log-check".into())
+        .spawn(move || {
+            let mut reported = 0;
+            loop {
+                std::thread::sleep(Duration::from_secs(10));
+                let now = dropped.dropped_lines();
+                if now > reported {
+                    tracing::warn!(
+                        dropped = now - reported,
+                        "log lines dropped: stderr did not keep up"
+                    );
+                    reported = now;
+                }
+            }
+        });
+    guard
 }
 
 fn gen_secret(format: GenFormat) -> Result<ExitCode, String> {

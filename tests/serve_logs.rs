@@ -1,0 +1,101 @@
+//! `webhook-guard serve` writes its log lines on a thread of its own: a log reader that stops
+//! reading (a stalled pipe to a log shipper) slows no delivery, and the lines waiting are
+//! written, none lost, once it reads again.
+
+use std::io::{BufRead, BufReader, Read};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+struct Server(std::process::Child);
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// More access lines than a pipe holds (64 KiB on Linux; each line is over 100 bytes).
+const DELIVERIES: usize = 3000;
+
+#[tokio::test]
+async fn deliveries_are_answered_while_nobody_reads_the_log() {
+    let mut bytes = [0u8; 8];
+    getrandom::fill(&mut bytes).unwrap();
+    let data =
+        std::env::temp_dir().join(format!("wg_serve_logs_{:016x}", u64::from_le_bytes(bytes)));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
+        .args([
+            "serve",
+            "--bootstrap",
+            "--listen",
+            "127.0.0.1:0",
+            "--data-dir",
+        ])
+        .arg(&data)
+        .env("RUST_LOG", "info")
+        .env_remove("WEBHOOK_GUARD_MASTER_KEYS")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start the server");
+    // stderr is a pipe nobody reads until every delivery is answered.
+    let stderr = child.stderr.take().unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let server = Server(child);
+    let mut project = String::new();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("the server exited before it served")
+            .unwrap();
+        if let Some(rest) = line.strip_prefix("export WG_PROJECT=") {
+            project = rest.to_owned();
+        } else if let Some(rest) = line.strip_prefix("webhook-guard serving on ") {
+            break rest.split_whitespace().next().unwrap().to_owned();
+        }
+    };
+    std::thread::spawn(move || for _ in lines {});
+
+    let addr = base.trim_start_matches("http://").to_owned();
+    let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let (mut sender, connection) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
+            .await
+            .unwrap();
+    tokio::spawn(connection);
+    for n in 0..DELIVERIES {
+        // Unsigned: answered 400 and logged, like any delivery.
+        let request = http::Request::post(format!("/webhooks/{project}"))
+            .header("host", &addr)
+            .header("webhook-id", format!("msg_{n}"))
+            .body(http_body_util::Full::new(bytes::Bytes::from_static(b"{}")))
+            .unwrap();
+        let answer = tokio::time::timeout(Duration::from_secs(10), sender.send_request(request))
+            .await
+            .unwrap_or_else(|_| panic!("delivery {n} not answered in 10 s: serve waits for stderr"))
+            .unwrap();
+        assert_eq!(answer.status(), 400, "delivery {n}");
+    }
+
+    // Read now: every delivery's line arrives.
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let mut stderr = stderr;
+        let mut buf = [0u8; 65536];
+        while text.matches("webhook_guard::access").count() < DELIVERIES {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => text.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        let _ = tx.send(text);
+    });
+    let text = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("the access lines within 30 s");
+    assert_eq!(text.matches("webhook_guard::access").count(), DELIVERIES);
+    drop(server);
+    let _ = std::fs::remove_dir_all(&data);
+}
