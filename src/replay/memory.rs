@@ -695,6 +695,31 @@ mod tests {
         assert_eq!(guard.try_reserve(&key(1), LEASE), Ok(Claim::Done));
     }
 
+    /// Each reservation of a key has a token of its own: a holder whose lease ended cannot
+    /// release the reservation the next copy took.
+    #[test]
+    fn a_stale_holders_token_releases_nothing() {
+        let guard = MemoryGuard::new(10);
+        let Ok(Claim::Reserved(stale)) = guard.try_reserve(&key(1), Duration::ZERO) else {
+            panic!()
+        };
+        // Its lease is over at once: the next copy reserves the key anew.
+        let Ok(Claim::Reserved(token)) = guard.try_reserve(&key(1), LEASE) else {
+            panic!("a reservation whose lease ended is taken over")
+        };
+        assert_ne!(stale.as_u128(), token.as_u128());
+        guard.try_release(&key(1), stale);
+        assert!(matches!(
+            guard.try_reserve(&key(1), LEASE),
+            Ok(Claim::InProgress { .. })
+        ));
+        guard.try_release(&key(1), token);
+        assert!(matches!(
+            guard.try_reserve(&key(1), LEASE),
+            Ok(Claim::Reserved(_))
+        ));
+    }
+
     #[test]
     fn a_full_guard_refuses_rather_than_forgets() {
         let guard = MemoryGuard::new(4);

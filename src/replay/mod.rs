@@ -1002,6 +1002,11 @@ mod tests {
             key(&verifier, &headers, b"{}", "").to_hex(),
             "d79fc9791e04991ea4773486add68dae92fa19cd4f6c614dba67bb94f229dde3"
         );
+        // A namespace of 200 bytes: its length takes two LEB128 bytes, 0xc8 0x01.
+        assert_eq!(
+            key(&verifier, &headers, b"{}", &"n".repeat(200)).to_hex(),
+            "8c7a47b4526aba44f8381ecf7512cacc8018ed238db566f6fd8691f2ad987bb7"
+        );
         // The same with an id of 40 bytes: 62 in all, two blocks.
         let long = format!("msg_{}", "x".repeat(36));
         let headers = Signer::new(StandardWebhooks, secret.clone())
