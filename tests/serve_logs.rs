@@ -2,18 +2,11 @@
 //! reading (a stalled pipe to a log shipper) slows no delivery, and the lines waiting are
 //! written, none lost, once it reads again.
 
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-struct Server(std::process::Child);
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
+mod serve_support;
 
 /// More access lines than a pipe holds (64 KiB on Linux; each line is over 100 bytes).
 const DELIVERIES: usize = 3000;
@@ -41,23 +34,12 @@ async fn deliveries_are_answered_while_nobody_reads_the_log() {
         .expect("start the server");
     // stderr is a pipe nobody reads until every delivery is answered.
     let stderr = child.stderr.take().unwrap();
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let server = Server(child);
-    let mut project = String::new();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("the server exited before it served")
-            .unwrap();
-        if let Some(rest) = line.strip_prefix("export WG_PROJECT=") {
-            project = rest.to_owned();
-        } else if let Some(rest) = line.strip_prefix("webhook-guard serving on ") {
-            break rest.split_whitespace().next().unwrap().to_owned();
-        }
-    };
-    std::thread::spawn(move || for _ in lines {});
+    let server = serve_support::serving(child);
+    let project = server
+        .exported("WG_PROJECT")
+        .expect("the bootstrap's project");
 
-    let addr = base.trim_start_matches("http://").to_owned();
+    let addr = server.addr.to_string();
     let stream = tokio::net::TcpStream::connect(&addr).await.unwrap();
     let (mut sender, connection) =
         hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream))
