@@ -3,7 +3,7 @@
 //! written, none lost, once it reads again.
 
 use std::io::Read;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 mod serve_support;
@@ -17,18 +17,8 @@ async fn deliveries_are_answered_while_nobody_reads_the_log() {
     getrandom::fill(&mut bytes).unwrap();
     let data =
         std::env::temp_dir().join(format!("wg_serve_logs_{:016x}", u64::from_le_bytes(bytes)));
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
-        .args([
-            "serve",
-            "--bootstrap",
-            "--listen",
-            "127.0.0.1:0",
-            "--data-dir",
-        ])
-        .arg(&data)
+    let mut child = serve_support::serve_command(&data, &["--bootstrap"])
         .env("RUST_LOG", "info")
-        .env_remove("WEBHOOK_GUARD_MASTER_KEYS")
-        .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("start the server");

@@ -16,18 +16,26 @@ use webhook_guard::{Secret, Signer};
 /// Starts `webhook-guard serve --listen 127.0.0.1:0 --data-dir <data> <extra…>` and returns the
 /// child and the address it serves on, once it serves.
 pub fn spawn_serve(data: &Path, extra: &[&str]) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_webhook-guard"))
+    let mut child = serve_command(data, extra)
+        .spawn()
+        .expect("start the server");
+    let (addr, _) = until_serving(&mut child);
+    (child, addr)
+}
+
+/// `webhook-guard serve --listen 127.0.0.1:0 --data-dir <data> <extra…>`, logging warnings to
+/// nowhere, its stdout piped (for [`serving`]), the master keys only from the data directory.
+pub fn serve_command(data: &Path, extra: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_webhook-guard"));
+    command
         .args(["serve", "--listen", "127.0.0.1:0", "--data-dir"])
         .arg(data)
         .args(extra)
         .env("RUST_LOG", "warn")
         .env_remove("WEBHOOK_GUARD_MASTER_KEYS")
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start the server");
-    let (addr, _) = until_serving(&mut child);
-    (child, addr)
+        .stderr(Stdio::null());
+    command
 }
 
 /// Reads what `child` (its stdout piped) prints until it serves: its address and the lines
