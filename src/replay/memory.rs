@@ -107,7 +107,7 @@ struct Shard {
     /// Entries the last rebuild kept.
     kept: usize,
     /// The last reservation's token.
-    tokens: u64,
+    last_token: u64,
 }
 
 #[derive(Clone, Copy, Default)]
@@ -188,7 +188,7 @@ impl MemoryGuard {
                         last_sweep: None,
                         freed: 0,
                         kept: 0,
-                        tokens: 0,
+                        last_token: 0,
                     }))
                 })
                 .collect(),
@@ -392,8 +392,8 @@ impl Shard {
     /// key's reservations are all in one shard): two reservations of one key confuse their
     /// tokens only if 16 million others were made in its shard between them.
     fn token(&mut self) -> u64 {
-        self.tokens = self.tokens % TOKEN_MASK + 1;
-        self.tokens
+        self.last_token = self.last_token % TOKEN_MASK + 1;
+        self.last_token
     }
 
     fn put(&mut self, (b, s): (usize, usize), slot: Slot) {
