@@ -1,6 +1,6 @@
 //! `webhook-guard serve` writes its log lines on a thread of its own: a log reader that stops
 //! reading (a stalled pipe to a log shipper) slows no delivery, and the lines waiting are
-//! written, none lost, once it reads again.
+//! written, none lost, once it reads again, without terminal colour codes.
 
 use std::io::Read;
 use std::process::Stdio;
@@ -68,6 +68,8 @@ async fn deliveries_are_answered_while_nobody_reads_the_log() {
         .recv_timeout(Duration::from_secs(30))
         .expect("the access lines within 30 s");
     assert_eq!(text.matches("webhook_guard::access").count(), DELIVERIES);
+    // A pipe is not a terminal: plain text, no colour codes.
+    assert!(!text.contains('\u{1b}'), "an escape code in the log");
     drop(server);
     let _ = std::fs::remove_dir_all(&data);
 }

@@ -178,8 +178,11 @@ fn init_logs() -> tracing_appender::non_blocking::WorkerGuard {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let dropped = writer.error_counter();
+    // Colours for a person at a terminal; none in a file or a pipe to a log collector.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(ansi)
         .with_writer(writer)
         .try_init();
     let _ = std::thread::Builder::new()
