@@ -208,6 +208,37 @@ fn key_input(
     out(&[marker]);
 }
 
+/// Hashes a [`DeliveryKey`]'s input in one pass: kept aside while it fits one block (then
+/// [`one_block`]), handed to the streaming hasher from the first part that does not.
+#[derive(Default)]
+struct KeyHasher {
+    short: arrayvec::ArrayVec<u8, ONE_BLOCK>,
+    long: Option<Sha256>,
+}
+
+impl KeyHasher {
+    fn update(&mut self, part: &[u8]) {
+        match &mut self.long {
+            Some(hash) => hash.update(part),
+            None => {
+                if self.short.try_extend_from_slice(part).is_err() {
+                    let mut hash = Sha256::new();
+                    hash.update(&self.short);
+                    hash.update(part);
+                    self.long = Some(hash);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> [u8; 32] {
+        match self.long {
+            Some(hash) => hash.finalize().into(),
+            None => one_block(&self.short),
+        }
+    }
+}
+
 /// The SHA-256 of a message of at most [`ONE_BLOCK`] bytes: padded here (FIPS 180-4, 5.1.1)
 /// and compressed once by `sha2`, without the streaming hasher's buffering and state copies,
 /// which cost more than the compression itself for a message this short.
@@ -356,7 +387,7 @@ impl DeliveryKey {
     /// with its length (LEB128), then `i` and the signed id or `c` and the signed content: no
     /// two inputs share a key. An input of up to 55 bytes is one SHA-256 block (a Svix id of 31
     /// bytes under `standard-webhooks` without a namespace or project is 53), hashed with
-    /// [`one_block`]; a longer one with the streaming hasher.
+    /// [`one_block`]; a longer one with the streaming hasher ([`KeyHasher`]).
     fn hash(
         namespace: &str,
         project: Option<&str>,
@@ -366,35 +397,19 @@ impl DeliveryKey {
     ) -> Self {
         // No project id is empty (`ProjectId` refuses it): "none" cannot be confused.
         let project = project.unwrap_or("");
-        let name = scheme.name();
-        let identity = scheme.identity(delivery);
-        if let Identity::Id(id) = &identity {
-            let mut short = arrayvec::ArrayVec::<u8, ONE_BLOCK>::new();
-            let mut fits = true;
-            key_input(namespace, project, name, b'i', &mut |part| {
-                fits &= short.try_extend_from_slice(part).is_ok();
-            });
-            fits &= short.try_extend_from_slice(id.as_bytes()).is_ok();
-            if fits {
-                return Self(one_block(&short));
-            }
-        }
-        let mut hash = Sha256::new();
-        match identity {
+        let mut hash = KeyHasher::default();
+        let mut out = |part: &[u8]| hash.update(part);
+        match scheme.identity(delivery) {
             Identity::Id(id) => {
-                key_input(namespace, project, name, b'i', &mut |part| {
-                    hash.update(part)
-                });
-                hash.update(id.as_bytes());
+                key_input(namespace, project, scheme.name(), b'i', &mut out);
+                out(id.as_bytes());
             }
             Identity::Content => {
-                key_input(namespace, project, name, b'c', &mut |part| {
-                    hash.update(part)
-                });
-                scheme.signed_content(delivery, body, &mut |part| hash.update(part));
+                key_input(namespace, project, scheme.name(), b'c', &mut out);
+                scheme.signed_content(delivery, body, &mut out);
             }
         }
-        Self(hash.finalize().into())
+        Self(hash.finish())
     }
 
     /// A key made of these 32 bytes, as [`as_bytes`](DeliveryKey::as_bytes) gave them (a guard
@@ -1017,20 +1032,27 @@ mod tests {
             "b518baebd490e033be999a08e9ad9f5dc96828ec87bba7b0e1b36a5df44f8981"
         );
         let verifier = Verifier::new(GitHub, Keyring::new(secret.clone()));
-        let headers = Signer::new(GitHub, secret).sign(b"{}").unwrap();
-        let mut request = http::Request::post("/").body(()).unwrap();
-        *request.headers_mut() = headers;
-        let scope = KeyScope {
-            namespace: "n",
-            project: Some("prj_1"),
-        };
-        let parts = request.into_parts().0;
-        // sha256(b"\x02" b"\x01n" b"\x05prj_1" b"\x06github" b"c" b"{}")
-        assert_eq!(
-            DeliveryKey::of_request_in(&verifier, &parts, b"{}", scope)
+        let content_key = |body: &[u8]| {
+            let mut request = http::Request::post("/").body(()).unwrap();
+            *request.headers_mut() = Signer::new(GitHub, secret.clone()).sign(body).unwrap();
+            let scope = KeyScope {
+                namespace: "n",
+                project: Some("prj_1"),
+            };
+            DeliveryKey::of_request_in(&verifier, &request.into_parts().0, body, scope)
                 .unwrap()
-                .to_hex(),
+                .to_hex()
+        };
+        // sha256(b"\x02" b"\x01n" b"\x05prj_1" b"\x06github" b"c" b"{}"): one block.
+        assert_eq!(
+            content_key(b"{}"),
             "a55b0cb5666c510964fe492e1bef0020893bf436851ee82c4e6dc35914e5636a"
+        );
+        // The same with a body of 98 bytes: the content spills into the streaming hasher.
+        let long = format!(r#"{{"a":"{}"}}"#, "x".repeat(90));
+        assert_eq!(
+            content_key(long.as_bytes()),
+            "45a943ca3f90eee64eff392ac88b0db24f2b095263101a1a51126937ce2b58cc"
         );
     }
 
