@@ -72,8 +72,9 @@ impl Admin {
     /// [`AdminError::Forbidden`] for a key limited to some projects,
     /// [`AdminError::Field`] for an unknown scheme or a name that is empty, longer than
     /// [`MAX_NAME_CHARS`] or holds control, bidirectional or invisible characters,
-    /// [`AdminError::Conflict`] past [`AdminBuilder::max_projects`](super::AdminBuilder::max_projects), [`AdminError::RateLimited`], store and
-    /// random failures.
+    /// [`AdminError::Conflict`] past
+    /// [`AdminBuilder::max_projects`](super::AdminBuilder::max_projects),
+    /// [`AdminError::RateLimited`], store and random failures.
     pub fn create_project(
         &self,
         caller: &Caller,

@@ -166,8 +166,7 @@ const LOG_LINES_WAITING: usize = 128_000;
 /// lines, many per `write` when they come fast (as nginx's `access_log … buffer=` and Envoy's
 /// access logs do), so a delivery never waits for stderr: a log reader that stalls slows no
 /// delivery; past [`LOG_LINES_WAITING`] lines waiting, new lines are dropped, and a warning says
-/// how many within 10 s. The guard returned writes what is left when
-/// dropped.
+/// how many within 10 s. The guard returned writes what is left when dropped.
 fn init_logs() -> tracing_appender::non_blocking::WorkerGuard {
     let stderr = std::io::BufWriter::with_capacity(64 * 1024, std::io::stderr());
     let (writer, guard) = tracing_appender::non_blocking::NonBlockingBuilder::default()
